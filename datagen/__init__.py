@@ -1,0 +1,1 @@
+"""Dataset generation: behaviour policies, vectorised collection, Minari writing, sources."""

@@ -1,0 +1,106 @@
+"""Vectorised rollouts into whole episodes, with a seed per episode so any episode can be replayed.
+
+Episode k of a dataset is reset with seed `base_seed + k`; episodes are numbered in the order they
+finish, which a synchronous vector env makes deterministic. The last episode is cut where the step
+budget ends and marked truncated (never terminal), as D4RL's timeouts are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+
+BatchPolicy = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Episode:
+    seed: int
+    observations: list[np.ndarray] = field(default_factory=list)  # T + 1 entries
+    actions: list[np.ndarray] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    terminations: list[bool] = field(default_factory=list)
+    truncations: list[bool] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "observations": np.asarray(self.observations, dtype=np.float32),
+            "actions": np.asarray(self.actions, dtype=np.float32),
+            "rewards": np.asarray(self.rewards, dtype=np.float64),
+            "terminations": np.asarray(self.terminations, dtype=bool),
+            "truncations": np.asarray(self.truncations, dtype=bool),
+        }
+
+    def cut(self, steps: int) -> Episode:
+        """The first `steps` steps; a cut before the end is a truncation, never a terminal."""
+        if steps >= len(self):
+            return self
+        return Episode(
+            seed=self.seed,
+            observations=self.observations[: steps + 1],
+            actions=self.actions[:steps],
+            rewards=self.rewards[:steps],
+            terminations=[*self.terminations[: steps - 1], False],
+            truncations=[*self.truncations[: steps - 1], True],
+        )
+
+    @property
+    def total_return(self) -> float:
+        return float(np.sum(self.rewards))
+
+
+def rollout_episodes(
+    env_id: str, policy: BatchPolicy, total_steps: int, base_seed: int, num_envs: int = 8
+) -> Iterator[Episode]:
+    """Yield finished episodes until exactly `total_steps` steps have been yielded."""
+    envs = gym.make_vec(
+        env_id,
+        num_envs=num_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED},
+    )
+    next_seed = base_seed
+    seeds = list(range(next_seed, next_seed + num_envs))
+    next_seed += num_envs
+    obs, _ = envs.reset(seed=seeds)  # type: ignore[arg-type]
+    running = [Episode(seed=s, observations=[o]) for s, o in zip(seeds, obs, strict=True)]
+    emitted = 0
+    try:
+        while True:
+            actions = policy(obs)
+            obs, rewards, terminated, truncated, _ = envs.step(actions)
+            finished = np.zeros(num_envs, dtype=bool)
+            for i, episode in enumerate(running):
+                episode.actions.append(np.asarray(actions[i], dtype=np.float32))
+                episode.rewards.append(float(rewards[i]))
+                episode.terminations.append(bool(terminated[i]))
+                episode.truncations.append(bool(truncated[i]) and not bool(terminated[i]))
+                episode.observations.append(obs[i])
+                budget_left = total_steps - emitted
+                if terminated[i] or truncated[i] or len(episode) >= budget_left:
+                    episode = episode.cut(budget_left)
+                    if len(episode) == budget_left and not episode.terminations[-1]:
+                        episode.truncations[-1] = True
+                    emitted += len(episode)
+                    yield episode
+                    if emitted >= total_steps:
+                        return
+                    finished[i] = True
+            if finished.any():
+                new_seeds = [next_seed + k for k in range(int(finished.sum()))]
+                next_seed += len(new_seeds)
+                seed_list: list[int | None] = [None] * num_envs
+                for i, s in zip(map(int, np.flatnonzero(finished)), new_seeds, strict=True):
+                    seed_list[i] = s
+                reset_obs, _ = envs.reset(seed=seed_list, options={"reset_mask": finished})  # type: ignore[arg-type]
+                for i in map(int, np.flatnonzero(finished)):
+                    obs[i] = reset_obs[i]
+                    running[i] = Episode(seed=int(seed_list[i] or 0), observations=[reset_obs[i]])
+    finally:
+        envs.close()

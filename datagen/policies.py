@@ -1,0 +1,87 @@
+"""Behaviour policies as batched numpy callables: uniform random and saved SAC checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from datagen.sac import SAC, SACConfig
+from offline_rl.checkpoint import load_checkpoint
+
+
+class RandomPolicy:
+    """Uniform actions from the env's box, from a seeded generator (deterministic per seed)."""
+
+    name = "random"
+
+    def __init__(self, action_space: gym.spaces.Box, seed: int) -> None:
+        self.low = action_space.low.astype(np.float32)
+        self.high = action_space.high.astype(np.float32)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.rng.uniform(self.low, self.high, size=(obs.shape[0], self.low.shape[0])).astype(
+            np.float32
+        )
+
+
+class SACPolicy:
+    """A behaviour checkpoint; stochastic by default, as D4RL's datasets sample their policies."""
+
+    def __init__(
+        self, checkpoint: str | Path, deterministic: bool = False, device: str = "cpu"
+    ) -> None:
+        payload = load_checkpoint(checkpoint, expect={"algo": "sac"})
+        self.name = Path(checkpoint).stem
+        self.checkpoint = str(checkpoint)
+        self.eval_return = float(payload.get("eval_return_mean", float("nan")))
+        self.device = torch.device(device)
+        agent = SAC(
+            payload["obs_dim"], payload["act_dim"], SACConfig(**payload["config"]), self.device
+        )
+        agent.actor.load_state_dict(payload["actor"])
+        self.actor = agent.actor.eval()
+        self.low = np.asarray(payload["action_low"], dtype=np.float32)
+        self.high = np.asarray(payload["action_high"], dtype=np.float32)
+        self.deterministic = deterministic
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            unit = (
+                self.actor(
+                    torch.as_tensor(obs, dtype=torch.float32, device=self.device),
+                    deterministic=self.deterministic,
+                )
+                .cpu()
+                .numpy()
+            )
+        return np.asarray(self.low + (unit + 1.0) * 0.5 * (self.high - self.low), dtype=np.float32)
+
+
+def actor_checkpoint(
+    agent: SAC,
+    obs_dim: int,
+    act_dim: int,
+    action_space: gym.spaces.Box,
+    step: int,
+    eval_returns: list[float],
+    env_id: str,
+) -> dict[str, Any]:
+    """What collection needs of a behaviour policy (its actor, not the optimiser state)."""
+    return {
+        "algo": "sac",
+        "env_id": env_id,
+        "step": step,
+        "obs_dim": obs_dim,
+        "act_dim": act_dim,
+        "config": agent.config.model_dump(),
+        "actor": agent.actor.state_dict(),
+        "action_low": action_space.low.tolist(),
+        "action_high": action_space.high.tolist(),
+        "eval_returns": eval_returns,
+        "eval_return_mean": float(np.mean(eval_returns)) if eval_returns else float("nan"),
+    }

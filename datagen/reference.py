@@ -1,0 +1,36 @@
+"""Reference scores for normalisation: D4RL's published values, or measured from our policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# D4RL's REF_MIN_SCORE / REF_MAX_SCORE (random and expert returns of the v2 MuJoCo tasks), keyed by
+# the environment family so that v4/v5 envs report scores on the literature's scale.
+D4RL_REFERENCE_SCORES: dict[str, tuple[float, float]] = {
+    "Hopper": (-20.272305, 3234.3),
+    "HalfCheetah": (-280.178953, 12135.0),
+    "Walker2d": (1.629008, 4592.3),
+    "Ant": (-325.6, 3879.7),
+}
+
+
+@dataclass(frozen=True)
+class ReferenceScores:
+    min_score: float
+    max_score: float
+    source: str  # "d4rl" or "measured"
+
+
+def env_family(env_id: str) -> str:
+    return env_id.split("/")[-1].split("-v")[0]
+
+
+def d4rl_reference(env_id: str) -> ReferenceScores:
+    family = env_family(env_id)
+    if family not in D4RL_REFERENCE_SCORES:
+        raise ValueError(
+            f"D4RL published no reference scores for {env_id!r} (known: "
+            f"{', '.join(sorted(D4RL_REFERENCE_SCORES))}); use ref_scores: measured"
+        )
+    low, high = D4RL_REFERENCE_SCORES[family]
+    return ReferenceScores(low, high, "d4rl")

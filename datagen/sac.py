@@ -1,0 +1,99 @@
+"""Soft Actor-Critic (Haarnoja et al., "Soft Actor-Critic Algorithms and Applications", 2018),
+the behaviour-policy learner. It follows the offline algorithm contract, so it reuses the shared
+networks and the device-resident buffer; only its batches come from a growing replay buffer.
+
+Defaults are the paper's: lr 3e-4, batch 256, tau 0.005, gamma 0.99, automatic temperature with
+target entropy -|A|. Deviation: twin critics run as one batched ensemble network.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from offline_rl.buffer import Batch
+from offline_rl.config import StrictModel
+from offline_rl.networks import EnsembleCritic, TanhGaussianActor, make_adam, soft_update
+
+
+class SACConfig(StrictModel):
+    lr: float = Field(default=3e-4, gt=0, le=1)
+    discount: float = Field(default=0.99, gt=0, le=1)
+    tau: float = Field(default=0.005, gt=0, le=1)
+    init_temperature: float = Field(default=1.0, gt=0)
+    hidden: tuple[int, ...] = (256, 256)
+
+
+class SAC:
+    def __init__(self, obs_dim: int, act_dim: int, config: SACConfig, device: torch.device) -> None:
+        self.config = config
+        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden).to(device)
+        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, ensemble_size=2).to(device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(float(config.init_temperature), device=device).log()
+        self.log_alpha.requires_grad_(True)
+        self.target_entropy = -float(act_dim)
+        self.actor_opt = make_adam(self.actor, config.lr)
+        self.critic_opt = make_adam(self.critic, config.lr)
+        self.alpha_opt = make_adam([self.log_alpha], config.lr)  # type: ignore[list-item]
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.config
+        alpha = self.log_alpha.exp().detach()
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor.sample(batch.next_observations)
+            next_q = self.critic_target(batch.next_observations, next_action).min(0).values
+            target = batch.rewards + cfg.discount * (1.0 - batch.dones) * (
+                next_q - alpha * next_log_prob
+            )
+        q = self.critic(batch.observations, batch.actions)
+        critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        action, log_prob = self.actor.sample(batch.observations)
+        q_pi = self.critic(batch.observations, action).min(0).values
+        actor_loss = (alpha * log_prob - q_pi).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        soft_update(self.critic_target, self.critic, cfg.tau)
+        return {
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "alpha": alpha,
+            "q_mean": q.detach().mean(),
+            "entropy": -log_prob.detach().mean(),
+        }
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        return self.actor(obs, deterministic=deterministic)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])

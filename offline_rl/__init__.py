@@ -1,0 +1,1 @@
+"""Offline-RL learning library: device-resident data, networks, algorithms, training, evaluation."""

@@ -1,0 +1,158 @@
+"""Policy rollouts in the real environment: returns, D4RL-style normalised scores, videos."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from offline_rl.atomic import atomic_path
+from offline_rl.transitions import TransitionsMeta
+
+log = logging.getLogger(__name__)
+
+PolicyFn = Callable[[np.ndarray], np.ndarray]
+
+
+class AgentPolicy:
+    """Wraps an algorithm for the env: normalises observations like its training data and maps
+    the [-1, 1] actions back to the env's bounds. Batched: obs (n, obs_dim) -> actions (n, act_dim)."""
+
+    def __init__(
+        self,
+        act: Callable[[torch.Tensor], torch.Tensor],
+        meta: TransitionsMeta,
+        device: torch.device,
+    ) -> None:
+        self.act = act
+        self.device = device
+        self.mean = np.asarray(meta.obs_mean, dtype=np.float32)
+        self.std = np.asarray(meta.obs_std, dtype=np.float32)
+        self.normalize = meta.normalize_observations
+        self.low = np.asarray(meta.action_low, dtype=np.float32)
+        self.high = np.asarray(meta.action_high, dtype=np.float32)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32)
+        if self.normalize:
+            obs = (obs - self.mean) / self.std
+        with torch.no_grad():
+            action = self.act(torch.as_tensor(obs, device=self.device)).float().cpu().numpy()
+        return np.asarray(self.low + (action + 1.0) * 0.5 * (self.high - self.low))
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    returns: tuple[float, ...]
+    lengths: tuple[int, ...]
+    ref_min_score: float | None
+    ref_max_score: float | None
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std_return(self) -> float:
+        return float(np.std(self.returns))
+
+    def normalized_scores(self) -> np.ndarray | None:
+        """100 * (R - random) / (expert - random), as D4RL and CORL report it."""
+        if self.ref_min_score is None or self.ref_max_score is None:
+            return None
+        span = self.ref_max_score - self.ref_min_score
+        return 100.0 * (np.asarray(self.returns) - self.ref_min_score) / span
+
+    def to_metrics(self, prefix: str = "eval") -> dict[str, float]:
+        metrics = {
+            f"{prefix}/return_mean": self.mean_return,
+            f"{prefix}/return_std": self.std_return,
+            f"{prefix}/episode_length_mean": float(np.mean(self.lengths)),
+        }
+        scores = self.normalized_scores()
+        if scores is not None:
+            metrics[f"{prefix}/normalized_score_mean"] = float(scores.mean())
+            metrics[f"{prefix}/normalized_score_std"] = float(scores.std())
+        return metrics
+
+
+def rollout_returns(
+    env_id: str, policy: PolicyFn, episodes: int, seed: int, num_envs: int | None = None
+) -> tuple[list[float], list[int]]:
+    """Run `episodes` episodes (env seeds seed, seed+1, ...) with batched policy calls."""
+    num_envs = min(episodes, num_envs or episodes)
+    returns: list[float] = []
+    lengths: list[int] = []
+    next_seed = seed
+    while len(returns) < episodes:
+        n = min(num_envs, episodes - len(returns))
+        envs = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync")
+        try:
+            obs, _ = envs.reset(seed=[next_seed + i for i in range(n)])  # type: ignore[arg-type]
+            next_seed += n
+            totals = np.zeros(n)
+            steps = np.zeros(n, dtype=np.int64)
+            active = np.ones(n, dtype=bool)
+            while active.any():
+                obs, reward, terminated, truncated, _ = envs.step(policy(obs))
+                totals += reward * active
+                steps += active
+                active &= ~(terminated | truncated)
+        finally:
+            envs.close()
+        returns.extend(float(x) for x in totals)
+        lengths.extend(int(x) for x in steps)
+    return returns, lengths
+
+
+def evaluate_policy(
+    env_id: str,
+    policy: PolicyFn,
+    episodes: int,
+    seed: int,
+    ref_min_score: float | None,
+    ref_max_score: float | None,
+) -> EvalResult:
+    returns, lengths = rollout_returns(env_id, policy, episodes, seed)
+    return EvalResult(tuple(returns), tuple(lengths), ref_min_score, ref_max_score)
+
+
+def record_video(
+    env_id: str, policy: PolicyFn, path: str | Path, seed: int, max_steps: int = 1000, fps: int = 30
+) -> Path | None:
+    """Render one episode offscreen to an mp4; returns None (and says why) where no renderer works."""
+    import imageio.v2 as imageio
+
+    try:
+        env = gym.make(env_id, render_mode="rgb_array", width=320, height=240)
+    except Exception as error:  # no GL backend, missing assets: the run goes on without video
+        log.warning(
+            "video skipped: cannot create a rendering %s (%s); set MUJOCO_GL=egl or osmesa",
+            env_id,
+            error,
+        )
+        return None
+    try:
+        obs, _ = env.reset(seed=seed)
+        frames = [env.render()]
+        for _ in range(max_steps):
+            obs, _, terminated, truncated, _ = env.step(policy(obs[None])[0])
+            frames.append(env.render())
+            if terminated or truncated:
+                break
+    except Exception as error:
+        log.warning(
+            "video skipped: rendering %s failed (%s); set MUJOCO_GL=egl or osmesa", env_id, error
+        )
+        return None
+    finally:
+        env.close()
+    path = Path(path)
+    with atomic_path(path, suffix=".mp4") as tmp:
+        imageio.mimwrite(tmp, [np.asarray(f) for f in frames], fps=fps, format="mp4")  # type: ignore[arg-type]
+    return path

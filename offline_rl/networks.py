@@ -1,0 +1,171 @@
+"""Networks shared by every algorithm: MLPs, actors and an ensemble critic run as one batched net."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Normal
+
+
+def mlp(
+    in_dim: int,
+    out_dim: int,
+    hidden: tuple[int, ...] = (256, 256),
+    layer_norm: bool = False,
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """ReLU MLP; optional LayerNorm after each hidden layer (ReBRAC, IQL-style value nets)."""
+    layers: list[nn.Module] = []
+    last = in_dim
+    for width in hidden:
+        layers.append(nn.Linear(last, width))
+        if layer_norm:
+            layers.append(nn.LayerNorm(width))
+        layers.append(nn.ReLU())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        last = width
+    layers.append(nn.Linear(last, out_dim))
+    return nn.Sequential(*layers)
+
+
+class DeterministicActor(nn.Module):
+    """a = tanh(f(s)) in [-1, 1]; actions are kept in that range by the data loader."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...] = (256, 256),
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, act_dim, hidden, layer_norm)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return torch.tanh(self.net(obs))
+
+
+class TanhGaussianActor(nn.Module):
+    """Squashed Gaussian policy (SAC, CQL, AWAC, IQL); `log_prob` accounts for the tanh."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...] = (256, 256),
+        log_std_min: float = -20.0,
+        log_std_max: float = 2.0,
+        state_dependent_std: bool = True,
+    ) -> None:
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden[-1], hidden[:-1]) if len(hidden) > 1 else nn.Identity()
+        trunk_out = hidden[-1] if len(hidden) > 1 else obs_dim
+        self.relu = nn.ReLU() if len(hidden) > 1 else nn.Identity()
+        self.mean = nn.Linear(trunk_out, act_dim)
+        self.state_dependent_std = state_dependent_std
+        if state_dependent_std:
+            self.log_std: nn.Module | nn.Parameter = nn.Linear(trunk_out, act_dim)
+        else:
+            self.log_std = nn.Parameter(torch.zeros(act_dim))
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def distribution(self, obs: Tensor) -> tuple[Normal, Tensor]:
+        """The pre-tanh Normal and its mean (tanh(mean) is the deterministic action)."""
+        features = self.relu(self.trunk(obs))
+        mean = self.mean(features)
+        if isinstance(self.log_std, nn.Parameter):
+            log_std = self.log_std.expand_as(mean)
+        else:
+            log_std = self.log_std(features)
+        log_std = log_std.clamp(self.log_std_min, self.log_std_max)
+        return Normal(mean, log_std.exp()), mean
+
+    def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Reparameterised action in [-1, 1] and its log-probability (summed over action dims)."""
+        dist, _ = self.distribution(obs)
+        pre_tanh = dist.rsample()
+        action = torch.tanh(pre_tanh)
+        log_prob = dist.log_prob(pre_tanh).sum(-1) - squash_correction(pre_tanh)
+        return action, log_prob
+
+    def log_prob(self, obs: Tensor, action: Tensor) -> Tensor:
+        """log pi(a|s) for dataset actions in [-1, 1] (clipped away from +-1 to keep atanh finite)."""
+        dist, _ = self.distribution(obs)
+        clipped = action.clamp(-1 + 1e-6, 1 - 1e-6)
+        pre_tanh = torch.atanh(clipped)
+        return dist.log_prob(pre_tanh).sum(-1) - squash_correction(pre_tanh)
+
+    def forward(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        dist, mean = self.distribution(obs)
+        return torch.tanh(mean) if deterministic else torch.tanh(dist.sample())
+
+
+def squash_correction(pre_tanh: Tensor) -> Tensor:
+    """sum log(1 - tanh(u)^2), in the numerically stable form used by SAC implementations."""
+    return (2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))).sum(-1)
+
+
+class EnsembleLinear(nn.Module):
+    """`ensemble_size` independent linear layers applied with one batched matmul."""
+
+    def __init__(self, in_dim: int, out_dim: int, ensemble_size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(ensemble_size, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(ensemble_size, 1, out_dim))
+        # Same init as nn.Linear, member by member, so an ensemble of 2 matches two Linear critics.
+        bound = 1.0 / math.sqrt(in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # x: (ensemble, batch, in) -> (ensemble, batch, out)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleCritic(nn.Module):
+    """Q_1..Q_E(s, a) computed together: returns shape (E, batch)."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...] = (256, 256),
+        ensemble_size: int = 2,
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.ensemble_size = ensemble_size
+        layers: list[nn.Module] = []
+        last = obs_dim + act_dim
+        for width in hidden:
+            layers.append(EnsembleLinear(last, width, ensemble_size))
+            if layer_norm:
+                layers.append(nn.LayerNorm(width))
+            layers.append(nn.ReLU())
+            last = width
+        layers.append(EnsembleLinear(last, 1, ensemble_size))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        x = torch.cat([obs, action], dim=-1)
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.ensemble_size, -1, -1)
+        return self.net(x).squeeze(-1)
+
+
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging target <- (1 - tau) target + tau source, with one fused foreach call."""
+    with torch.no_grad():
+        target_params = list(target.parameters())
+        source_params = list(source.parameters())
+        torch._foreach_lerp_(target_params, source_params, tau)  # type: ignore[arg-type]
+
+
+def make_adam(params: list[nn.Parameter] | nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with the foreach implementation (one kernel per step, not one per tensor)."""
+    if isinstance(params, nn.Module):
+        params = list(params.parameters())
+    return torch.optim.Adam(params, lr=lr, foreach=True)

@@ -1,0 +1,170 @@
+"""The offline training loop shared by every algorithm: sampling on device, periodic logging and
+evaluation, atomic checkpoints with RNG state, resume, and a guard against diverging losses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field
+from tqdm import tqdm
+
+from offline_rl.algos import Algorithm
+from offline_rl.buffer import ReplayBuffer
+from offline_rl.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from offline_rl.config import StrictModel
+from offline_rl.tracking import RunLogger
+
+log = logging.getLogger(__name__)
+
+
+class LoopConfig(StrictModel):
+    steps: int = Field(default=10_000, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    log_interval: int = Field(default=500, ge=1)
+    eval_interval: int = Field(default=5_000, ge=1)
+    eval_episodes: int = Field(default=5, ge=1)
+    checkpoint_interval: int = Field(default=5_000, ge=1)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN/inf; the message names the step and the last good checkpoint."""
+
+
+@dataclass
+class TrainState:
+    step: int
+    wandb_run_id: str | None
+    history: dict[str, list[dict[str, float]]]
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    """Stable hash of everything that defines a run, so a checkpoint of another run is not resumed."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def try_resume(path: Path, run_fingerprint: str, algo_name: str) -> dict[str, Any] | None:
+    """The checkpoint at `path` if it belongs to this exact run, else None (start afresh)."""
+    if not path.exists():
+        return None
+    try:
+        payload = load_checkpoint(path, expect={"algo": algo_name})
+    except CheckpointError as error:
+        log.warning("ignoring checkpoint: %s", error)
+        return None
+    if payload.get("fingerprint") != run_fingerprint:
+        log.info("%s belongs to another configuration; training from scratch", path)
+        return None
+    return payload
+
+
+EvalFn = Callable[[int], dict[str, float]]
+
+
+def train(
+    algo: Algorithm,
+    algo_name: str,
+    buffer: ReplayBuffer,
+    loop: LoopConfig,
+    seed: int,
+    checkpoint_path: Path,
+    run_fingerprint: str,
+    logger_factory: Callable[[str | None], RunLogger],
+    evaluate: EvalFn,
+    progress: bool = True,
+) -> tuple[RunLogger, dict[str, float]]:
+    """Run (or resume) `loop.steps` gradient steps; returns the open logger and the last eval."""
+    seed_everything(seed)
+    start_step, run_id, history = 0, None, {}
+    resumed = try_resume(checkpoint_path, run_fingerprint, algo_name)
+    if resumed is not None:
+        algo.load_state_dict(resumed["algo_state"])
+        buffer.generator.set_state(resumed["sampler_rng"])
+        set_rng_state(resumed["rng"])
+        start_step, run_id, history = resumed["step"], resumed["wandb_run_id"], resumed["history"]
+        log.info("resuming %s from step %d (%s)", algo_name, start_step, checkpoint_path)
+    logger = logger_factory(run_id)
+    logger.restore(history, start_step)
+
+    last_eval: dict[str, float] = dict(history.get("eval", [{}])[-1]) if history.get("eval") else {}
+    last_eval.pop("step", None)
+    timer = {"sample": 0.0, "update": 0.0}
+    window_start, window_steps = time.perf_counter(), 0
+    bar = tqdm(
+        range(start_step + 1, loop.steps + 1),
+        initial=start_step,
+        total=loop.steps,
+        desc=f"train {algo_name}",
+        disable=not progress,
+        mininterval=2.0,
+    )
+    for step in bar:
+        t0 = time.perf_counter()
+        batch = buffer.sample(loop.batch_size)
+        t1 = time.perf_counter()
+        metrics = algo.update(batch)
+        timer["sample"] += t1 - t0
+        timer["update"] += time.perf_counter() - t1
+        window_steps += 1
+        is_last = step == loop.steps
+        log_now = step % loop.log_interval == 0 or is_last
+        checkpoint_now = step % loop.checkpoint_interval == 0 or is_last
+        if log_now or checkpoint_now:
+            values = {k: float(v) for k, v in metrics.items()}  # the only device sync
+            bad = [k for k, v in values.items() if not math.isfinite(v)]
+            if bad:  # checked before any checkpoint is written, so the last one stays good
+                last_good = checkpoint_path if checkpoint_path.exists() else "none"
+                raise TrainingDiverged(
+                    f"{algo_name}: {', '.join(bad)} became non-finite at step {step}; "
+                    f"last good checkpoint: {last_good}. Lower the learning rate or check the data."
+                )
+        if log_now:
+            elapsed = time.perf_counter() - window_start
+            values |= {
+                "perf/grad_steps_per_s": window_steps / max(elapsed, 1e-9),
+                "perf/sample_fraction": timer["sample"] / max(sum(timer.values()), 1e-9),
+            }
+            logger.log("train", step, values)
+            window_start, window_steps = time.perf_counter(), 0
+            timer = {"sample": 0.0, "update": 0.0}
+        if step % loop.eval_interval == 0 or is_last:
+            last_eval = evaluate(step)
+            logger.log("eval", step, last_eval)
+        if checkpoint_now:
+            save_checkpoint(
+                checkpoint_path,
+                {
+                    "algo": algo_name,
+                    "fingerprint": run_fingerprint,
+                    "step": step,
+                    "algo_state": algo.state_dict(),
+                    "sampler_rng": buffer.generator.get_state(),
+                    "rng": rng_state(),
+                    "wandb_run_id": logger.run_id,
+                    "history": logger.history,
+                },
+            )
+    bar.close()
+    return logger, last_eval
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

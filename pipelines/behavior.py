@@ -1,0 +1,48 @@
+"""Stage `behavior`: train the SAC behaviour policy online and save its checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datagen.behavior import BehaviorConfig, train_behavior
+from pipelines.common import (
+    global_params,
+    known_env,
+    load_params,
+    make_logger_factory,
+    progress_enabled,
+    run_stage,
+    section,
+)
+
+OUT_DIR = Path("models/behavior")
+PLOTS = Path("plots/behavior")
+
+
+def main() -> None:
+    params = load_params()
+    g = global_params(params)
+    config = section(params, "behavior", BehaviorConfig)
+    known_env(g.env)
+    logger = make_logger_factory(
+        params,
+        "behavior",
+        {
+            "train": PLOTS / "episodes.csv",
+            "losses": PLOTS / "losses.csv",
+            "eval": PLOTS / "eval.csv",
+        },
+        {"stage": "behavior"},
+    )(None)
+    try:
+        result = train_behavior(g.env, config, g.seed, OUT_DIR, logger, progress_enabled())
+        logger.summary(
+            {f"behavior/step_{s}_return": r for s, r in result.checkpoints.items()},
+            Path("metrics/behavior.json"),
+        )
+    finally:
+        logger.finish()
+
+
+if __name__ == "__main__":
+    run_stage(main)

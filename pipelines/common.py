@@ -1,0 +1,143 @@
+"""What every stage entry shares: reading its params, the wandb logger, paths and logging.
+
+This is the only place that reads params.yaml or environment variables for settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import Field
+
+from offline_rl.config import ConfigError, StrictModel, parse_config
+from offline_rl.tracking import RunLogger, WandbConfig
+
+PARAMS_FILE = Path(os.environ.get("OFFLINE_RL_PARAMS", "params.yaml"))
+ModelT = TypeVar("ModelT", bound=StrictModel)
+log = logging.getLogger("pipelines")
+
+
+class Globals(StrictModel):
+    """Top-level keys of params.yaml that several stages read."""
+
+    env: str = Field(default="Hopper-v5", min_length=1)
+    seed: int = Field(default=0, ge=0, lt=2**31)
+    lr: float = Field(default=3e-4, gt=0, le=1)
+
+
+def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run from the repository root)") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML ({error})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def section(params: dict[str, Any], name: str, model: type[ModelT]) -> ModelT:
+    value = params.get(name)
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError(f"{PARAMS_FILE}: {name} must be a mapping, got {value!r}")
+    return parse_config(model, value, name, str(PARAMS_FILE))
+
+
+def global_params(params: dict[str, Any]) -> Globals:
+    keys = {k: params[k] for k in Globals.model_fields if k in params}
+    return parse_config(Globals, keys, "", str(PARAMS_FILE))
+
+
+def known_env(env_id: str) -> None:
+    import gymnasium as gym
+
+    from offline_rl.config import choice_error
+
+    if env_id not in gym.registry:
+        mujoco = [
+            k
+            for k, spec in gym.registry.items()
+            if "mujoco" in str(spec.entry_point) and k.endswith("-v5")
+        ]
+        raise ConfigError(f"{PARAMS_FILE}: env: {choice_error('environment', env_id, mujoco)}")
+
+
+def dataset_namespace(env_id: str) -> str:
+    """Hopper-v5 -> hopper: datasets live at data/datasets/<namespace>/<kind>-v0."""
+    return env_id.split("/")[-1].split("-v")[0].lower()
+
+
+def wandb_mode(config: WandbConfig) -> Literal["online", "offline", "disabled"]:
+    mode = os.environ.get("WANDB_MODE") or config.mode
+    if mode in ("online", "offline", "disabled"):
+        return mode  # type: ignore[return-value]
+    if mode == "dryrun":
+        return "offline"
+    has_key = bool(os.environ.get("WANDB_API_KEY")) or _netrc_has_wandb()
+    return "online" if has_key else "offline"
+
+
+def _netrc_has_wandb() -> bool:
+    netrc = Path.home() / ".netrc"
+    return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def make_logger_factory(
+    params: dict[str, Any], job_type: str, curves: dict[str, Path], run_config: dict[str, Any]
+) -> Callable[[str | None], RunLogger]:
+    """A logger constructor taking the wandb run id to resume (None starts a new run)."""
+    config = section(params, "wandb", WandbConfig)
+    experiment = os.environ.get("DVC_EXP_NAME")
+    name = f"{experiment}-{job_type}" if experiment else None
+    full_config = {**params, "git_commit": git_commit(), "dvc_experiment": experiment}
+    full_config.update(run_config)
+
+    def factory(run_id: str | None) -> RunLogger:
+        return RunLogger(
+            config,
+            mode=wandb_mode(config),
+            job_type=job_type,
+            name=name,
+            group=experiment or "workspace",
+            run_config=full_config,
+            run_id=run_id,
+            wandb_dir=Path(os.environ.get("WANDB_DIR", ".")),
+            curves=curves,
+        )
+
+    return factory
+
+
+def progress_enabled() -> bool:
+    return not os.environ.get("CI") and sys.stderr.isatty()
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage entry: config errors and bad inputs end in one clear line, not a traceback."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    try:
+        main()
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
+        if os.environ.get("OFFLINE_RL_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
