@@ -1,0 +1,99 @@
+"""`dvc repro` of the whole pipeline on tiny params in a temporary copy of the repository, then the
+literal `dvc exp run -S lr=3e-4`, which must rerun only train and evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import minari
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def sh(cmd: list[str], cwd: Path) -> str:
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "PYTHONPATH": str(cwd),
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def copy_repo(dest: Path) -> Path:
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in files:
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    shutil.copy(REPO / "tests/fixtures/tiny_params.yaml", dest / "params.yaml")
+    sh(["git", "init", "-q"], dest)
+    sh(["git", "add", "-A"], dest)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("repo"))
+    sh(["dvc", "repro"], repo)
+    return repo
+
+
+def test_repro_writes_every_output(repro: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(repro / "data/datasets"))
+    for kind, steps in (("random", 1000), ("medium", 1500), ("expert", 1000)):
+        dataset = minari.load_dataset(f"hopper/{kind}-v0")
+        assert dataset.total_steps == steps
+        with h5py.File(repro / f"data/datasets/hopper/{kind}-v0/data/main_data.hdf5") as f:
+            assert sum(f[e]["rewards"].shape[0] for e in f) == steps
+    with h5py.File(repro / "data/transitions/train.h5") as f:
+        assert f["observations"].shape[0] == 1500
+    for stage in ("behavior", "collect", "preprocess", "train", "evaluate"):
+        json.loads((repro / f"metrics/{stage}.json").read_text())
+    evaluation = json.loads((repro / "metrics/evaluate.json").read_text())
+    assert "evaluate/normalized_score_mean" in evaluation
+    assert (repro / "models/train/agent.pt").exists()
+    runs = list((repro / "wandb").glob("offline-run-*"))
+    assert len(runs) >= 3  # behavior, train, evaluate
+    shown = sh(["dvc", "metrics", "show"], repro)
+    assert "evaluate/normalized_score_mean" in shown
+    assert "up to date" in sh(["dvc", "status"], repro)
+
+
+def test_lr_experiment_reruns_only_training(repro: Path) -> None:
+    out = sh(["dvc", "exp", "run", "-S", "lr=3e-4", "-n", "lr-test"], repro)
+    for skipped in ("behavior", "collect", "preprocess"):
+        assert f"Stage '{skipped}' didn't change, skipping" in out, out
+    for rerun in ("train", "evaluate"):
+        assert f"Running stage '{rerun}'" in out, out
+    table = json.loads(
+        sh(["dvc", "exp", "show", "--json"], repro).split("\n", 1)[-1]
+        if False
+        else _exp_json(repro)
+    )
+    names = json.dumps(table)
+    assert "lr-test" in names and "normalized_score_mean" in names
+
+
+def _exp_json(repo: Path) -> str:
+    return sh(["dvc", "exp", "show", "--json"], repo)

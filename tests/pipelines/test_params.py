@@ -1,0 +1,55 @@
+"""Every stage validates its params before doing any work, and names what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from datagen.behavior import BehaviorConfig
+from offline_rl.config import ConfigError
+from pipelines.common import global_params, load_params, section
+from pipelines.train import TrainConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_default_params_validate() -> None:
+    params = load_params(REPO / "params.yaml")
+    global_params(params)
+    section(params, "behavior", BehaviorConfig)
+    section(params, "train", TrainConfig)
+
+
+def test_unknown_key_is_named_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError) as error:
+        section({"train": {"stpes": 10}}, "train", TrainConfig)
+    message = str(error.value)
+    assert "train.stpes" in message and "did you mean 'steps'" in message
+
+
+def test_unknown_algorithm_lists_choices() -> None:
+    with pytest.raises(ConfigError, match=r"train.algo = 'td3bc'.*did you mean 'td3_bc'"):
+        section({"train": {"algo": "td3bc"}}, "train", TrainConfig)
+
+
+def test_out_of_range_value_names_key_and_value() -> None:
+    with pytest.raises(ConfigError, match=r"behavior.steps = -5: .*greater than or equal to 1"):
+        section({"behavior": {"steps": -5}}, "behavior", BehaviorConfig)
+
+
+def test_bad_yaml_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: invalid YAML"):
+        load_params(bad)
+
+
+def test_tiny_params_fixture_is_the_default_with_smaller_numbers() -> None:
+    default = yaml.safe_load((REPO / "params.yaml").read_text())
+    tiny = yaml.safe_load((REPO / "tests/fixtures/tiny_params.yaml").read_text())
+    assert default.keys() == tiny.keys()
+    for name, value in default.items():
+        if isinstance(value, dict):
+            assert value.keys() == tiny[name].keys(), name
