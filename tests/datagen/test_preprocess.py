@@ -83,7 +83,7 @@ def test_transforms_applied_on_load(random_dataset: Path, tmp_path: Path) -> Non
 
 
 def test_missing_dataset_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(PreprocessError, match="metadata.json.*not found"):
+    with pytest.raises(PreprocessError, match=r"metadata.json.*not found"):
         preprocess([("hopper/none-v0", tmp_path / "none")], tmp_path / "t.h5", PreprocessConfig())
     assert not (tmp_path / "t.h5").exists()
 

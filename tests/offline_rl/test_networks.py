@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from offline_rl.networks import EnsembleCritic, TanhGaussianActor, soft_update
+from offline_rl.networks import EnsembleCritic, EnsembleLinear, TanhGaussianActor, soft_update
 
 
 def test_ensemble_critic_equals_separate_critics() -> None:
@@ -15,7 +15,7 @@ def test_ensemble_critic_equals_separate_critics() -> None:
     x = torch.cat([obs, act], -1)
     for member in range(3):
         h = x
-        layers = [m for m in critic.net if hasattr(m, "weight")]
+        layers = [m for m in critic.net if isinstance(m, EnsembleLinear)]
         for i, layer in enumerate(layers):
             h = h @ layer.weight[member] + layer.bias[member]
             if i < len(layers) - 1:
