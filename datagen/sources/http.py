@@ -94,10 +94,12 @@ def _attempt(url: str, tmp: Path, policy: RetryPolicy, progress: bool) -> None:
                     out.write(block)
                     bar.update(len(block))
             except (http.client.HTTPException, OSError) as error:
-                raise _Retryable(f"connection lost ({type(error).__name__})") from None
+                raise _Retryable(
+                    f"connection lost after {tmp.stat().st_size} bytes ({error!r})"
+                ) from None
     size = tmp.stat().st_size
     if total is not None and size != total:
-        raise _Retryable(f"received {size} of {total} bytes")
+        raise _Retryable(f"connection closed after {size} of {total} bytes")
 
 
 def download(
