@@ -30,7 +30,9 @@ __all__ = [
     "import_entry",
 ]
 
-DATASET_ID = r"^[a-z0-9_.-]+(/[a-z0-9_.-]+)*-v\d+$"  # Minari's namespace/name-vN, lower case
+# Minari's namespace/name-vN with the namespace required: preprocess.datasets tells an imported id
+# from a generated kind ("medium") by its "/".
+DATASET_ID = r"^[-\w]+(?:/[-\w]+)+-v\d+$"
 
 
 class MinariSource(StrictModel):
