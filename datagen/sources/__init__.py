@@ -100,6 +100,26 @@ def import_entry(
     progress: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """Bring one entry into `root`; returns its dataset id and a summary for the metrics."""
+    dataset_id, summary = _import(entry, root, config, default_env, progress)
+    from datagen.sources.minari_folder import read_metadata
+
+    metadata = read_metadata(root / dataset_id)
+    summary.update(
+        episodes=metadata.get("total_episodes"),
+        steps=metadata.get("total_steps"),
+        ref_min_score=metadata.get("ref_min_score"),
+        ref_max_score=metadata.get("ref_max_score"),
+    )
+    return dataset_id, summary
+
+
+def _import(
+    entry: MinariSource | D4RLSource | FolderSource,
+    root: Path,
+    config: DownloadConfig,
+    default_env: str,
+    progress: bool,
+) -> tuple[str, dict[str, Any]]:
     # Imported lazily: each source pulls in a different heavy library.
     if isinstance(entry, MinariSource):
         from datagen.sources.minari_remote import fetch_minari

@@ -89,14 +89,17 @@ def _attempt(url: str, tmp: Path, policy: RetryPolicy, progress: bool) -> None:
                 disable=not progress,
             ) as bar,
         ):
-            try:
-                while block := response.read(CHUNK_BYTES):
-                    out.write(block)
-                    bar.update(len(block))
-            except (http.client.HTTPException, OSError) as error:
-                raise _Retryable(
-                    f"connection lost after {tmp.stat().st_size} bytes ({error!r})"
-                ) from None
+            while True:
+                try:
+                    block = response.read(CHUNK_BYTES)
+                except (http.client.HTTPException, OSError) as error:
+                    raise _Retryable(
+                        f"connection lost after {out.tell()} bytes ({error!r})"
+                    ) from None
+                if not block:
+                    break
+                out.write(block)  # a local write error (disk full) is not retried
+                bar.update(len(block))
     size = tmp.stat().st_size
     if total is not None and size != total:
         raise _Retryable(f"connection closed after {size} of {total} bytes")

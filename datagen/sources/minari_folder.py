@@ -54,6 +54,10 @@ def _box_dim(metadata: dict[str, Any], key: str, folder: Path) -> int:
 def validate(folder: Path) -> dict[str, Any]:
     """Return the metadata of a readable, self-consistent Minari dataset folder."""
     metadata = read_metadata(folder)
+    if metadata.get("data_format", "hdf5") != "hdf5":
+        raise SourceError(
+            f"{folder}: stored as {metadata['data_format']!r}; the pipeline reads HDF5 datasets only"
+        )
     obs_dim = _box_dim(metadata, "observation_space", folder)
     act_dim = _box_dim(metadata, "action_space", folder)
     data_file = folder / "data" / DATA_FILE

@@ -288,3 +288,11 @@ def test_minari_remote_without_storage_client_says_what_to_install(
     monkeypatch.setitem(remotes._registry, "hf", missing)
     with pytest.raises(SourceError, match=r"not installed.*install minari\[hf\]"):
         fetch_minari("mujoco/hopper/medium-v0", tmp_path / "root", "hf://farama-minari")
+
+
+def test_minari_folder_in_arrow_format_is_refused(tmp_path: Path) -> None:
+    folder = make_random_dataset(tmp_path / "src", steps=50, num_envs=1)
+    meta_file = folder / "data" / "metadata.json"
+    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "data_format": "arrow"}))
+    with pytest.raises(SourceError, match=r"stored as 'arrow'; the pipeline reads HDF5"):
+        import_folder(folder, tmp_path / "root", "hopper/random-v0")
