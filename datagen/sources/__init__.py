@@ -17,8 +17,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from datagen.sources.d4rl import import_d4rl
 from datagen.sources.errors import SourceError
-from datagen.sources.http import RetryPolicy
+from datagen.sources.http import RetryPolicy, download
+from datagen.sources.minari_folder import import_folder, read_metadata
+from datagen.sources.minari_remote import fetch_minari
 from offline_rl.config import StrictModel
 
 __all__ = [
@@ -101,8 +104,6 @@ def import_entry(
 ) -> tuple[str, dict[str, Any]]:
     """Bring one entry into `root`; returns its dataset id and a summary for the metrics."""
     dataset_id, summary = _import(entry, root, config, default_env, progress)
-    from datagen.sources.minari_folder import read_metadata
-
     metadata = read_metadata(root / dataset_id)
     summary.update(
         episodes=metadata.get("total_episodes"),
@@ -120,24 +121,16 @@ def _import(
     default_env: str,
     progress: bool,
 ) -> tuple[str, dict[str, Any]]:
-    # Imported lazily: each source pulls in a different heavy library.
     if isinstance(entry, MinariSource):
-        from datagen.sources.minari_remote import fetch_minari
-
         fetch_minari(entry.id, root, entry.remote)
         return entry.id, {"source": "minari", "remote": entry.remote}
     if isinstance(entry, FolderSource):
-        from datagen.sources.minari_folder import import_folder, read_metadata
-
         folder = Path(entry.path)
         dataset_id = entry.id or str(read_metadata(folder).get("dataset_id", ""))
         if not re.match(DATASET_ID, dataset_id):
             raise SourceError(f"{folder}: dataset id {dataset_id!r} unusable; set the entry's id")
         import_folder(folder, root, dataset_id, entry.link)
         return dataset_id, {"source": "folder", "path": str(folder)}
-    from datagen.sources.d4rl import import_d4rl
-    from datagen.sources.http import download
-
     env_id = entry.env or default_env
     if entry.path is not None:
         summary = import_d4rl(Path(entry.path), root, entry.id, env_id, entry.sha256)
