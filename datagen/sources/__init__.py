@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from datagen.sources.d4rl import import_d4rl
 from datagen.sources.errors import SourceError
@@ -38,19 +38,38 @@ __all__ = [
 DATASET_ID = r"^[-\w]+(?:/[-\w]+)+-v\d+$"
 
 
+def _dataset_id(value: str) -> str:
+    if not re.match(DATASET_ID, value):
+        raise ValueError(
+            "must look like namespace/name-vN, e.g. mujoco/hopper/medium-v0 (the namespace is what "
+            "tells preprocess.datasets an imported id from a generated kind)"
+        )
+    return value
+
+
+DatasetId = Annotated[str, AfterValidator(_dataset_id)]
+
+
 class MinariSource(StrictModel):
     source: Literal["minari"]
-    id: str = Field(pattern=DATASET_ID)  # e.g. mujoco/hopper/medium-v0
+    id: DatasetId  # e.g. mujoco/hopper/medium-v0
     remote: str | None = None  # e.g. hf://farama-minari; None is Minari's default
 
 
 class D4RLSource(StrictModel):
     source: Literal["d4rl"]
-    id: str = Field(pattern=DATASET_ID)  # the id it gets here, e.g. d4rl/hopper/medium-v2
+    id: DatasetId  # the id it gets here, e.g. d4rl/hopper/medium-v2
     url: str | None = None  # http(s)://...
     path: str | None = None  # a local file
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    sha256: str | None = None  # of the file, as `sha256sum FILE` prints it
     env: str | None = None  # gymnasium id whose spaces the file uses; None: the top-level env
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, digest: str | None) -> str | None:
+        if digest is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            raise ValueError("must be 64 hexadecimal digits, as `sha256sum FILE` prints them")
+        return digest
 
     @field_validator("url")
     @classmethod
@@ -69,7 +88,7 @@ class D4RLSource(StrictModel):
 class FolderSource(StrictModel):
     source: Literal["folder"]
     path: str  # a Minari dataset folder (the one holding data/metadata.json)
-    id: str | None = Field(default=None, pattern=DATASET_ID)  # None: the id in its metadata
+    id: DatasetId | None = None  # None: the id in its metadata
     link: bool = False  # symlink instead of copying (the folder must outlive the pipeline)
 
 

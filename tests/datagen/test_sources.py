@@ -296,3 +296,20 @@ def test_minari_folder_in_arrow_format_is_refused(tmp_path: Path) -> None:
     meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "data_format": "arrow"}))
     with pytest.raises(SourceError, match=r"stored as 'arrow'; the pipeline reads HDF5"):
         import_folder(folder, tmp_path / "root", "hopper/random-v0")
+
+
+def test_local_d4rl_file_with_a_wrong_sha256_is_refused(tmp_path: Path) -> None:
+    write_d4rl_file(tmp_path / "file.hdf5", D4RLEpisodes())
+    entry = D4RLSource(
+        source="d4rl", id=DATASET_ID, path=str(tmp_path / "file.hdf5"), sha256="f" * 64
+    )
+    with pytest.raises(SourceError, match=r"file.hdf5: sha256 [0-9a-f]{64} differs"):
+        import_entry(entry, tmp_path / "root", DownloadConfig(), ENV_ID)
+    assert not (tmp_path / "root" / DATASET_ID).exists()
+
+
+def test_entry_ids_and_digests_are_checked_with_a_hint() -> None:
+    with pytest.raises(ValueError, match=r"namespace/name-vN, e.g. mujoco/hopper/medium-v0"):
+        MinariSource(source="minari", id="medium-v0")
+    with pytest.raises(ValueError, match=r"64 hexadecimal digits"):
+        D4RLSource(source="d4rl", id=DATASET_ID, path="f.hdf5", sha256="12")
