@@ -18,7 +18,7 @@ BatchPolicy = Callable[[np.ndarray], np.ndarray]
 
 @dataclass
 class Episode:
-    seed: int
+    seed: int | None  # reset seed; None when unknown (imported D4RL data)
     observations: list[np.ndarray] = field(default_factory=list)  # T + 1 entries
     actions: list[np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)

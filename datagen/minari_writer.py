@@ -78,10 +78,13 @@ def write_dataset(
     root: Path,
     info: DatasetInfo,
     episodes: Iterable[Episode],
-    reference: ReferenceScores,
+    reference: ReferenceScores | None,
     chunk_episodes: int = 64,
 ) -> WriteSummary:
-    """Stream `episodes` into a new Minari dataset under `root`, replacing any previous version."""
+    """Stream `episodes` into a new Minari dataset under `root`, replacing any previous version.
+
+    `reference` None (an environment nobody scored) leaves the reference scores null.
+    """
     target = dataset_dir(Path(root).resolve(), info.dataset_id)  # Minari needs absolute paths
     remove_stale_siblings(target)
     env = gym.make(info.env_id)
@@ -115,9 +118,9 @@ def write_dataset(
                 "author_email": {info.author_email},
                 "description": info.description,
                 "minari_version": minari.__version__,
-                "ref_min_score": reference.min_score,
-                "ref_max_score": reference.max_score,
-                "ref_score_source": reference.source,
+                "ref_min_score": None if reference is None else reference.min_score,
+                "ref_max_score": None if reference is None else reference.max_score,
+                "ref_score_source": None if reference is None else reference.source,
                 "num_episodes_average_score": 0,
                 "return_stats": summary.stats(),
                 "provenance": info.provenance,

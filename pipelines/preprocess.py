@@ -9,6 +9,7 @@ from offline_rl.atomic import write_json
 from pipelines.common import dataset_namespace, global_params, load_params, run_stage, section
 
 DATASETS_ROOT = Path("data/datasets")
+IMPORTED_ROOT = Path("data/imported")  # the download stage's out
 OUTPUT = Path("data/transitions/train.h5")
 
 
@@ -17,9 +18,13 @@ def main() -> None:
     g = global_params(params)
     config = section(params, "preprocess", PreprocessConfig)
     namespace = dataset_namespace(g.env)
+    # A name with a "/" is an imported dataset id (data/imported/<id>); a bare name is a kind
+    # the collect stage generated (data/datasets/<namespace>/<kind>-v0).
     sources = [
-        (f"{namespace}/{kind}-v0", DATASETS_ROOT / namespace / f"{kind}-v0")
-        for kind in config.datasets
+        (name, IMPORTED_ROOT / name)
+        if "/" in name
+        else (f"{namespace}/{name}-v0", DATASETS_ROOT / namespace / f"{name}-v0")
+        for name in config.datasets
     ]
     summary = preprocess(sources, OUTPUT, config)
     write_json(Path("metrics/preprocess.json"), summary)

@@ -1,0 +1,10 @@
+"""The one error every source raises: a single line naming the source and what to do about it."""
+
+from __future__ import annotations
+
+
+class SourceError(ValueError):
+    """A dataset source could not be fetched, verified or converted.
+
+    A ValueError so that `pipelines.common.run_stage` prints it as one `error: ...` line.
+    """
