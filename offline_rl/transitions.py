@@ -27,18 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-SCHEMA_VERSION = 2
-ARRAY_KEYS = (
-    "observations",
-    "actions",
-    "rewards",
-    "next_observations",
-    "terminals",
-    "timeouts",
-    "episode_ids",
-    "returns_to_go",
-    "validation",
-)
+# Re-exported: the schema constants live in a torch-free module so preprocessing never loads torch.
+from offline_rl.transitions_schema import ARRAY_KEYS as ARRAY_KEYS
+from offline_rl.transitions_schema import SCHEMA_VERSION as SCHEMA_VERSION
+
 Split = Literal["all", "train", "validation"]
 READ_ROWS = 1 << 20  # rows read per HDF5 call: bounds the host copy while loading
 
