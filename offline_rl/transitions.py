@@ -169,10 +169,11 @@ def split_mask(file: h5py.File, split: Split) -> np.ndarray | None:
 def read_rows(
     path: Path, file: h5py.File, key: str, start: int, end: int, keep: np.ndarray | None
 ) -> np.ndarray:
-    """Rows [start, end) of one array as float32 (bool flags become 0/1), filtered by `keep`."""
+    """Rows [start, end) of one array as float32 (bool flags become 0/1), those where `keep` (a
+    mask over the same rows) is True."""
     host = np.asarray(file[key][start:end], dtype=np.float32)
     if keep is not None:
-        host = host[keep[start:end]]
+        host = host[keep]
     if not np.isfinite(host).all():
         raise TransitionsFileError(f"{path}: array '{key}' holds NaN or inf values")
     return host
@@ -245,11 +246,12 @@ def load_transitions(
             filled = 0
             for start in range(0, meta.size, READ_ROWS):
                 end = min(start + READ_ROWS, meta.size)
+                rows_kept = None if keep is None else keep[start:end]
                 if key == "episode_ids":
                     host = np.asarray(f[key][start:end])
-                    host = host if keep is None else host[keep[start:end]]
+                    host = host if rows_kept is None else host[rows_kept]
                 else:
-                    host = read_rows(path, f, key, start, end, keep)
+                    host = read_rows(path, f, key, start, end, rows_kept)
                 out[filled : filled + len(host)] = torch.from_numpy(host)
                 filled += len(host)
             raw[key] = out
