@@ -210,6 +210,19 @@ def _slices(
         yield piece
 
 
+METADATA_CACHE_BYTES = 4 << 20
+
+
+def _cap_metadata_cache(file: h5py.File) -> None:
+    """HDF5 grows its metadata cache to 32 MB of entries (measured ~250 MB of RSS) while we visit
+    thousands of episode groups once each; nothing is revisited, so a small cache costs no speed."""
+    config = file.id.get_mdc_config()
+    config.set_initial_size = True
+    config.initial_size = config.min_size = METADATA_CACHE_BYTES // 4
+    config.max_size = METADATA_CACHE_BYTES
+    file.id.set_mdc_config(config)
+
+
 def read_episodes(main_file: Path, slice_rows: int) -> Iterator[Episode]:
     """Yield the episodes of a Minari HDF5 file in id order, checked as they are read.
 
@@ -218,6 +231,7 @@ def read_episodes(main_file: Path, slice_rows: int) -> Iterator[Episode]:
     """
     episodes = count_episodes(main_file)
     with h5py.File(main_file, "r") as f:
+        _cap_metadata_cache(f)
         for index in range(episodes):
             name = f"episode_{index}"
             observations, actions = (
