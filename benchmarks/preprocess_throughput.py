@@ -90,7 +90,7 @@ def run_ours(folder: Path) -> int:
 
 
 def run_ours_read(folder: Path) -> int:
-    from datagen.preprocess import read_episodes
+    from datagen.minari_reader import read_episodes
 
     rows = 0
     for episode in read_episodes(folder / "data" / "main_data.hdf5", 100_000):
