@@ -1,46 +1,81 @@
 """Minari datasets -> one flat transitions file (see offline_rl.transitions for the layout).
 
-Streams episode by episode straight from each dataset's HDF5 file and writes in row chunks, so peak
-memory is set by `chunk_rows`, not by the dataset. Statistics (observation mean/std, episode return
-range) are accumulated in the same pass and stored as attributes.
+Streaming: episodes are read one at a time straight from each dataset's HDF5 file, in slices of at
+most `chunk_rows` steps, into a fixed write buffer of `chunk_rows` rows that is flushed whenever it
+fills. Peak memory is therefore set by `chunk_rows` (plus one episode's rewards and flags, a few
+bytes per step), never by the dataset. Statistics (observation mean/std by Chan's parallel merge,
+per-episode returns) are accumulated in the same pass and stored as attributes; the output is
+byte-for-byte the same whatever `chunk_rows` is (statistics agree to float rounding).
 
-Episode boundaries: next_observations come from the episode's own observation sequence (Minari
-stores T+1 observations per episode), so no transition crosses episodes and the last transition of
-a truncated episode keeps its true next observation. D4RL's `qlearning_dataset` instead pairs row i
-with row i+1 of the flat arrays and drops the final step of each timed-out episode; we keep it,
-marked `timeouts=True, terminals=False`.
+Arrays derived here:
+- `returns_to_go`: for step t of an episode of T steps, sum_{k=t}^{T-1} discount^(k-t) r_k of the
+  raw rewards (`return_to_go_discount`; 1.0, undiscounted, is what Decision Transformer uses). It
+  stops at the episode's last step whether the episode terminated or was truncated: nothing is
+  bootstrapped past a timeout. `load_transitions` applies the reward transform to it exactly.
+- `validation`: True on every step of the episodes held out for validation. The split is by
+  episode, round(validation_fraction * episodes) of them, drawn by `numpy.random.default_rng(seed)`
+  over all episodes of all sources, so it is deterministic under the seed. Observation and return
+  statistics (hence normalisation and return-range reward scaling) come from training episodes only.
+
+Where this differs from D4RL's `qlearning_dataset`:
+- D4RL pairs row i with row i+1 of the flat arrays and drops the final step of every timed-out
+  episode (it has no next observation there). Minari stores T+1 observations per episode, so we take
+  next_observations from the episode's own sequence: no transition crosses episodes and the final
+  step of a truncated episode is kept, marked `timeouts=True, terminals=False`.
+- D4RL's `terminals` can be set together with `timeouts`; here a step is a timeout only when it was
+  truncated and not terminal, so the two flags never overlap.
+- D4RL returns everything in memory in float32 and leaves transforms to each algorithm; we write raw
+  values to disk and record the transforms (normalisation, reward scale/shift) as attributes that the
+  loader applies on the training device.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import h5py
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from datagen.minari_reader import PreprocessError as PreprocessError
+from datagen.minari_reader import count_episodes, read_episodes
 from offline_rl.atomic import atomic_path
 from offline_rl.config import StrictModel
-from offline_rl.transitions import SCHEMA_VERSION
+from offline_rl.transitions_schema import SCHEMA_VERSION
 
-
-class PreprocessError(ValueError):
-    """A source dataset is missing, unreadable, inconsistent or holds non-finite values."""
+DATASET_NAME = re.compile(r"[a-z0-9_\-]+(\+[a-z0-9_\-]+)*")
 
 
 class PreprocessConfig(StrictModel):
+    # One transitions file per entry; "medium+expert" concatenates datasets into one file.
     datasets: tuple[str, ...] = Field(default=("medium",), min_length=1)
     normalize_observations: bool = True
     # "return_range": rewards * 1000 / (max episode return - min episode return), as IQL does.
     reward_normalization: Literal["none", "return_range"] = "none"
     reward_scale: float = Field(default=1.0, gt=0)
     reward_shift: float = 0.0
-    chunk_rows: int = Field(default=100_000, ge=1_000)
+    return_to_go_discount: float = Field(default=1.0, gt=0, le=1)
+    validation_fraction: float = Field(default=0.0, ge=0, lt=1)
+    chunk_rows: int = Field(default=100_000, ge=1)
     compression: Literal["none", "gzip", "lzf"] = "none"
+
+    @field_validator("datasets")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not DATASET_NAME.fullmatch(name):
+                raise ValueError(
+                    f"dataset name {name!r}: use lower-case kinds such as 'medium', or "
+                    "'medium+expert' to concatenate several into one file"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError(f"dataset names repeat: {list(value)}")
+        return value
 
 
 @dataclass
@@ -73,195 +108,214 @@ class RunningStats:
         return np.sqrt(self.m2 / max(self.count, 1))
 
 
-@dataclass
-class EpisodeArrays:
-    observations: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    terminations: np.ndarray
-    truncations: np.ndarray
+def discounted_returns_to_go(rewards: np.ndarray, discount: float) -> np.ndarray:
+    """rtg[t] = sum_{k>=t} discount^(k-t) rewards[k], vectorised in blocks short enough that
+    discount^-block stays far from float64 overflow (a step-by-step Python loop is ~100x slower)."""
+    rewards = rewards.astype(np.float64)
+    if discount == 1.0:
+        return np.cumsum(rewards[::-1])[::-1].copy()
+    block = max(1, min(len(rewards), int(200 / -math.log10(discount))))
+    out = np.empty_like(rewards)
+    weights = discount ** np.arange(block, dtype=np.float64)
+    carry = 0.0  # rtg of the step just after the current block
+    for end in range(len(rewards), 0, -block):
+        start = max(0, end - block)
+        w = weights[: end - start]
+        tail = np.cumsum((rewards[start:end] * w)[::-1])[::-1] / w
+        out[start:end] = tail + carry * discount ** np.arange(end - start, 0, -1)
+        carry = out[start]
+    return out
 
 
-def read_episodes(main_file: Path) -> Iterator[EpisodeArrays]:
-    """Yield episodes of a Minari HDF5 file in id order, checked as they are read."""
-    try:
-        f = h5py.File(main_file, "r")
-    except FileNotFoundError:
-        raise PreprocessError(f"{main_file}: Minari data file not found") from None
-    except OSError as error:
-        raise PreprocessError(f"{main_file}: unreadable HDF5 file ({error})") from None
-    with f:
-        count = len(f.keys())
-        for index in range(count):
-            name = f"episode_{index}"
-            if name not in f:
-                raise PreprocessError(f"{main_file}: missing group {name!r}")
-            group = f[name]
-            try:
-                episode = EpisodeArrays(
-                    observations=np.asarray(group["observations"][()], dtype=np.float32),
-                    actions=np.asarray(group["actions"][()], dtype=np.float32),
-                    rewards=np.asarray(group["rewards"][()], dtype=np.float32),
-                    terminations=np.asarray(group["terminations"][()], dtype=bool),
-                    truncations=np.asarray(group["truncations"][()], dtype=bool),
-                )
-            except (KeyError, OSError) as error:
-                raise PreprocessError(f"{main_file}: {name} is unreadable ({error})") from None
-            steps = episode.rewards.shape[0]
-            if episode.observations.shape[0] != steps + 1 or episode.actions.shape[0] != steps:
-                raise PreprocessError(
-                    f"{main_file}: {name} has {episode.observations.shape[0]} observations and "
-                    f"{episode.actions.shape[0]} actions for {steps} rewards (expected T+1, T, T)"
-                )
-            for key in ("observations", "actions", "rewards"):
-                if not np.isfinite(getattr(episode, key)).all():
-                    raise PreprocessError(f"{main_file}: {name}/{key} holds NaN or inf values")
-            yield episode
+def array_specs(obs_dim: int, act_dim: int) -> dict[str, tuple[tuple[int, ...], type]]:
+    """Per-row shape and dtype of every array of the transitions file."""
+    return {
+        "observations": ((obs_dim,), np.float32),
+        "actions": ((act_dim,), np.float32),
+        "rewards": ((), np.float32),
+        "next_observations": ((obs_dim,), np.float32),
+        "terminals": ((), bool),
+        "timeouts": ((), bool),
+        "episode_ids": ((), np.int64),
+        "returns_to_go": ((), np.float32),
+        "validation": ((), bool),
+    }
 
 
-@dataclass
-class _ChunkWriter:
-    file: h5py.File
-    obs_dim: int
-    act_dim: int
-    chunk_rows: int
-    compression: str | None
-    rows: int = 0
-    pending: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    pending_rows: int = 0
+class ChunkWriter:
+    """Fixed buffer of `chunk_rows` rows per array, appended to the file each time it fills."""
 
-    def __post_init__(self) -> None:
-        specs = {
-            "observations": ((self.obs_dim,), np.float32),
-            "actions": ((self.act_dim,), np.float32),
-            "rewards": ((), np.float32),
-            "next_observations": ((self.obs_dim,), np.float32),
-            "terminals": ((), bool),
-            "timeouts": ((), bool),
-            "episode_ids": ((), np.int64),
-        }
-        for key, (shape, dtype) in specs.items():
-            chunk = (min(self.chunk_rows, 65_536), *shape)
-            self.file.create_dataset(
+    def __init__(
+        self, file: h5py.File, obs_dim: int, act_dim: int, chunk_rows: int, compression: str | None
+    ) -> None:
+        self.file, self.chunk_rows = file, chunk_rows
+        self.rows, self.fill = 0, 0
+        self.obs_stats = RunningStats()
+        self.buffers: dict[str, np.ndarray] = {}
+        for key, (shape, dtype) in array_specs(obs_dim, act_dim).items():
+            file.create_dataset(
                 key,
                 shape=(0, *shape),
                 maxshape=(None, *shape),
                 dtype=dtype,
-                chunks=chunk,
-                compression=self.compression,
+                chunks=(min(chunk_rows, 65_536), *shape),
+                compression=compression,
             )
-            self.pending[key] = []
+            self.buffers[key] = np.empty((chunk_rows, *shape), dtype=dtype)
 
     def add(self, arrays: dict[str, np.ndarray]) -> None:
-        for key, value in arrays.items():
-            self.pending[key].append(value)
-        self.pending_rows += arrays["rewards"].shape[0]
-        if self.pending_rows >= self.chunk_rows:
-            self.flush()
+        """Copy rows into the buffer, flushing as often as it fills (episodes may span chunks)."""
+        n, done = arrays["rewards"].shape[0], 0
+        while done < n:
+            take = min(n - done, self.chunk_rows - self.fill)
+            for key, value in arrays.items():
+                self.buffers[key][self.fill : self.fill + take] = value[done : done + take]
+            self.fill += take
+            done += take
+            if self.fill == self.chunk_rows:
+                self.flush()
 
     def flush(self) -> None:
-        if self.pending_rows == 0:
+        if self.fill == 0:
             return
-        start, end = self.rows, self.rows + self.pending_rows
-        for key, parts in self.pending.items():
+        start, end = self.rows, self.rows + self.fill
+        observations = self.buffers["observations"][: self.fill]
+        held_out = self.buffers["validation"][: self.fill]
+        self.obs_stats.update(observations[~held_out] if held_out.any() else observations)
+        for key, buffer in self.buffers.items():
             dataset = self.file[key]
             dataset.resize(end, axis=0)
-            dataset[start:end] = np.concatenate(parts)
-            parts.clear()
-        self.rows, self.pending_rows = end, 0
+            dataset[start:end] = buffer[: self.fill]
+        self.rows, self.fill = end, 0
+
+
+def _read_metadata(dataset_id: str, folder: Path) -> dict[str, Any]:
+    meta_file = folder / "data" / "metadata.json"
+    try:
+        return dict(json.loads(meta_file.read_text()))
+    except FileNotFoundError:
+        raise PreprocessError(
+            f"{meta_file}: dataset {dataset_id!r} not found (run the collect stage or dvc pull)"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise PreprocessError(f"{meta_file}: invalid JSON ({error})") from None
+
+
+def validation_episodes(total: int, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask over episodes: round(fraction * total) held out, drawn from the seed."""
+    held_out = np.zeros(total, dtype=bool)
+    count = round(fraction * total)
+    if fraction > 0 and not 0 < count < total:
+        raise PreprocessError(
+            f"preprocess.validation_fraction = {fraction} holds out {count} of {total} episodes; "
+            "choose a fraction that leaves at least one episode on each side"
+        )
+    held_out[np.random.default_rng(seed).choice(total, count, replace=False)] = True
+    return held_out
 
 
 def preprocess(
-    sources: list[tuple[str, Path]], output: Path, config: PreprocessConfig
+    sources: list[tuple[str, Path]], output: Path, config: PreprocessConfig, seed: int = 0
 ) -> dict[str, float]:
     """Convert Minari datasets (id, dataset folder) into `output`; returns summary statistics."""
-    metadatas = []
-    for dataset_id, folder in sources:
-        meta_file = folder / "data" / "metadata.json"
-        try:
-            metadatas.append(json.loads(meta_file.read_text()))
-        except FileNotFoundError:
-            raise PreprocessError(
-                f"{meta_file}: dataset {dataset_id!r} not found (run the collect stage or dvc pull)"
-            ) from None
-        except json.JSONDecodeError as error:
-            raise PreprocessError(f"{meta_file}: invalid JSON ({error})") from None
+    names = [s[0] for s in sources]
+    metadatas = [_read_metadata(dataset_id, folder) for dataset_id, folder in sources]
     env_ids = {json.loads(m["env_spec"])["id"] for m in metadatas if "env_spec" in m}
     if len(env_ids) != 1:
-        raise PreprocessError(f"datasets {[s[0] for s in sources]} mix environments {env_ids}")
+        raise PreprocessError(f"datasets {names} mix environments {env_ids}")
     refs = {
         (m.get("ref_min_score"), m.get("ref_max_score"), m.get("ref_score_source"))
         for m in metadatas
     }
     if len(refs) != 1:
-        raise PreprocessError(f"datasets {[s[0] for s in sources]} disagree on reference scores")
+        raise PreprocessError(f"datasets {names} disagree on reference scores")
     ref_min, ref_max, ref_source = refs.pop()
     action_space = json.loads(metadatas[0]["action_space"])
     obs_space = json.loads(metadatas[0]["observation_space"])
     obs_dim, act_dim = int(obs_space["shape"][0]), int(action_space["shape"][0])
+    main_files = [folder / "data" / "main_data.hdf5" for _, folder in sources]
+    held_out = validation_episodes(
+        sum(count_episodes(f) for f in main_files), config.validation_fraction, seed
+    )
 
-    obs_stats = RunningStats()
-    returns: list[float] = []
+    train_returns: list[float] = []
     compression = None if config.compression == "none" else config.compression
+    episode_id = 0
     with atomic_path(output, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
-        writer = _ChunkWriter(f, obs_dim, act_dim, config.chunk_rows, compression)
-        for _, folder in sources:
-            for episode in read_episodes(folder / "data" / "main_data.hdf5"):
-                steps = episode.rewards.shape[0]
-                if episode.observations.shape[1] != obs_dim or episode.actions.shape[1] != act_dim:
-                    raise PreprocessError(
-                        f"{folder}: episode shapes {episode.observations.shape[1:]}, "
-                        f"{episode.actions.shape[1:]} differ from the spaces ({obs_dim},), ({act_dim},)"
+        writer = ChunkWriter(f, obs_dim, act_dim, config.chunk_rows, compression)
+        for main_file in main_files:
+            for episode in read_episodes(main_file, config.chunk_rows):
+                if not held_out[episode_id]:
+                    train_returns.append(float(episode.rewards.sum()))
+                rtg = discounted_returns_to_go(episode.rewards, config.return_to_go_discount)
+                timeouts = episode.truncations & ~episode.terminations
+                for piece in episode.slices:
+                    if piece.observations.shape[1:] != (obs_dim,) or piece.actions.shape[1:] != (
+                        act_dim,
+                    ):
+                        raise PreprocessError(
+                            f"{main_file}: episode_{episode.index} shapes "
+                            f"{piece.observations.shape[1:]}, {piece.actions.shape[1:]} differ "
+                            f"from the spaces ({obs_dim},), ({act_dim},)"
+                        )
+                    steps = slice(piece.start, piece.start + piece.actions.shape[0])
+                    n = piece.actions.shape[0]
+                    writer.add(
+                        {
+                            "observations": piece.observations[:-1],
+                            "actions": piece.actions,
+                            "rewards": episode.rewards[steps],
+                            "next_observations": piece.observations[1:],
+                            "terminals": episode.terminations[steps],
+                            "timeouts": timeouts[steps],
+                            "episode_ids": np.full(n, episode_id, dtype=np.int64),
+                            "returns_to_go": rtg[steps],
+                            "validation": np.full(n, held_out[episode_id]),
+                        }
                     )
-                obs = episode.observations[:-1]
-                obs_stats.update(obs)
-                returns.append(float(episode.rewards.sum(dtype=np.float64)))
-                writer.add(
-                    {
-                        "observations": obs,
-                        "actions": episode.actions,
-                        "rewards": episode.rewards,
-                        "next_observations": episode.observations[1:],
-                        "terminals": episode.terminations,
-                        "timeouts": episode.truncations & ~episode.terminations,
-                        "episode_ids": np.full(steps, len(returns) - 1, dtype=np.int64),
-                    }
-                )
+                episode_id += 1
         writer.flush()
         if writer.rows == 0:
-            raise PreprocessError(f"datasets {[s[0] for s in sources]} hold no transitions")
+            raise PreprocessError(f"datasets {names} hold no transitions")
+        returns = np.asarray(train_returns)
         reward_scale = config.reward_scale
         if config.reward_normalization == "return_range":
-            span = max(returns) - min(returns)
+            span = returns.max() - returns.min()
             reward_scale *= 1000.0 / span if span > 0 else 1.0
-        std = np.maximum(obs_stats.std, 1e-3)  # constant features would divide by ~0
-        assert obs_stats.mean is not None
+        stats = writer.obs_stats
+        assert stats.mean is not None
+        std = np.maximum(stats.std, 1e-3)  # constant features would divide by ~0
         f.attrs.update(
             {
                 "schema_version": SCHEMA_VERSION,
                 "env_id": env_ids.pop(),
-                "dataset_ids": json.dumps([s[0] for s in sources]),
+                "dataset_ids": json.dumps(names),
                 "ref_min_score": np.nan if ref_min is None else float(ref_min),
                 "ref_max_score": np.nan if ref_max is None else float(ref_max),
                 "ref_score_source": str(ref_source or "none"),
                 "action_low": np.asarray(action_space["low"], dtype=np.float32),
                 "action_high": np.asarray(action_space["high"], dtype=np.float32),
-                "obs_mean": obs_stats.mean.astype(np.float32),
+                "obs_mean": stats.mean.astype(np.float32),
                 "obs_std": std.astype(np.float32),
                 "normalize_observations": config.normalize_observations,
                 "reward_scale": reward_scale,
                 "reward_shift": config.reward_shift,
-                "num_episodes": len(returns),
-                "return_mean": float(np.mean(returns)),
-                "return_std": float(np.std(returns)),
-                "return_min": float(np.min(returns)),
-                "return_max": float(np.max(returns)),
+                "return_to_go_discount": config.return_to_go_discount,
+                "validation_fraction": config.validation_fraction,
+                "split_seed": seed,
+                "num_episodes": episode_id,
+                "num_validation_episodes": int(held_out.sum()),
+                "return_mean": float(returns.mean()),
+                "return_std": float(returns.std()),
+                "return_min": float(returns.min()),
+                "return_max": float(returns.max()),
             }
         )
         rows = writer.rows
     return {
         "transitions": float(rows),
-        "episodes": float(len(returns)),
-        "return_mean": float(np.mean(returns)),
+        "episodes": float(episode_id),
+        "validation_episodes": float(held_out.sum()),
+        "return_mean": float(returns.mean()),
         "reward_scale": reward_scale,
     }

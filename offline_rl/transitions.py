@@ -1,15 +1,18 @@
 """The transitions file: flat HDF5 arrays of one or more datasets, plus statistics and transforms.
 
-Layout (schema version 1), every array chunked along the first axis:
+Layout (schema version 2), every array chunked along the first axis:
     observations, next_observations  float32 (N, obs_dim)   raw, as the environment emitted them
     actions                          float32 (N, act_dim)   raw, in the env's action bounds
     rewards                          float32 (N,)           raw
     terminals, timeouts              bool    (N,)           timeouts are truncations, not terminal
     episode_ids                      int64   (N,)           index of the episode in the file
+    returns_to_go                    float32 (N,)           discounted sum of raw rewards to episode end
+    validation                       bool    (N,)           True on held-out (validation) episodes
 Attributes: schema_version, env_id, dataset_ids (JSON list), ref_min_score, ref_max_score,
-ref_score_source, action_low, action_high, obs_mean, obs_std, episode return statistics, and the
-transforms chosen at preprocess time (normalize_observations, reward_scale, reward_shift), which
-`load_transitions` applies on the training device so the file itself stays raw and inspectable.
+ref_score_source, action_low, action_high, obs_mean, obs_std (training episodes only), episode
+return statistics, return_to_go_discount, validation_fraction, split_seed, num_validation_episodes,
+and the transforms chosen at preprocess time (normalize_observations, reward_scale, reward_shift),
+which `load_transitions` applies on the training device so the file itself stays raw and inspectable.
 """
 
 from __future__ import annotations
@@ -17,23 +20,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h5py
 import numpy as np
 import torch
 from torch import Tensor
 
-SCHEMA_VERSION = 1
-ARRAY_KEYS = (
-    "observations",
-    "actions",
-    "rewards",
-    "next_observations",
-    "terminals",
-    "timeouts",
-    "episode_ids",
-)
+# Re-exported: the schema constants live in a torch-free module so preprocessing never loads torch.
+from offline_rl.transitions_schema import ARRAY_KEYS as ARRAY_KEYS
+from offline_rl.transitions_schema import SCHEMA_VERSION as SCHEMA_VERSION
+
+Split = Literal["all", "train", "validation"]
+READ_ROWS = 1 << 20  # rows read per HDF5 call: bounds the host copy while loading
 
 
 class TransitionsFileError(ValueError):
@@ -60,6 +59,8 @@ class TransitionsMeta:
     ref_score_source: str
     size: int
     num_episodes: int
+    num_validation_episodes: int = 0
+    return_to_go_discount: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -119,6 +120,8 @@ def read_meta(path: str | Path) -> TransitionsMeta:
             ref_score_source=str(attrs.get("ref_score_source", "none")),
             size=int(size),
             num_episodes=int(attrs["num_episodes"]),
+            num_validation_episodes=int(attrs["num_validation_episodes"]),
+            return_to_go_discount=float(attrs["return_to_go_discount"]),
         )
     except KeyError as error:
         raise TransitionsFileError(f"{path}: missing attribute {error.args[0]!r}") from None
@@ -133,7 +136,7 @@ def _optional_float(value: Any) -> float | None:
 
 @dataclass(frozen=True)
 class Transitions:
-    """Whole dataset as tensors on one device, transforms already applied, actions in [-1, 1]."""
+    """Rows of a dataset as tensors on one device, transforms already applied, actions in [-1, 1]."""
 
     observations: Tensor
     actions: Tensor
@@ -141,6 +144,8 @@ class Transitions:
     next_observations: Tensor
     dones: Tensor  # float: 1.0 where the step was terminal (not merely truncated)
     meta: TransitionsMeta
+    # Transformed like the rewards; None where rows were read without their whole episode.
+    returns_to_go: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.observations.shape[0])
@@ -151,31 +156,104 @@ def normalize_actions(actions: Tensor, low: Tensor, high: Tensor) -> Tensor:
     return (2.0 * (actions - low) / (high - low) - 1.0).clamp(-1.0, 1.0)
 
 
-def load_transitions(path: str | Path, device: torch.device | str = "cpu") -> Transitions:
-    """Read the whole file straight into tensors on `device` (one copy) and apply its transforms."""
-    path = Path(path)
-    meta = read_meta(path)
-    device = torch.device(device)
-    arrays: dict[str, Tensor] = {}
-    with h5py.File(path, "r") as f:
-        for key in ("observations", "actions", "rewards", "next_observations", "terminals"):
-            host = np.asarray(f[key][()], dtype=np.float32)
-            if not np.isfinite(host).all():
-                raise TransitionsFileError(f"{path}: array '{key}' holds NaN or inf values")
-            arrays[key] = torch.from_numpy(host).to(device)
-    low = torch.tensor(meta.action_low, device=device)
-    high = torch.tensor(meta.action_high, device=device)
-    observations, next_observations = arrays["observations"], arrays["next_observations"]
+def split_mask(file: h5py.File, split: Split) -> np.ndarray | None:
+    """Rows that belong to `split` (None: every row); whole episodes, so episodes stay contiguous."""
+    if split == "all":
+        return None
+    if split not in ("train", "validation"):
+        raise ValueError(f"split {split!r}: expected 'all', 'train' or 'validation'")
+    held_out = np.asarray(file["validation"][()], dtype=bool)
+    return held_out if split == "validation" else ~held_out
+
+
+def read_rows(
+    path: Path, file: h5py.File, key: str, start: int, end: int, keep: np.ndarray | None
+) -> np.ndarray:
+    """Rows [start, end) of one array as float32 (bool flags become 0/1), those where `keep` (a
+    mask over the same rows) is True."""
+    host = np.asarray(file[key][start:end], dtype=np.float32)
+    if keep is not None:
+        host = host[keep]
+    if not np.isfinite(host).all():
+        raise TransitionsFileError(f"{path}: array '{key}' holds NaN or inf values")
+    return host
+
+
+def apply_transforms(
+    raw: dict[str, Tensor], meta: TransitionsMeta, returns_to_go: Tensor | None = None
+) -> Transitions:
+    """The file's recorded transforms, in place on the raw float32 tensors (no second copy)."""
+    device = raw["observations"].device
+    observations, next_observations = raw["observations"], raw["next_observations"]
     if meta.normalize_observations:
         mean = torch.tensor(meta.obs_mean, device=device)
         std = torch.tensor(meta.obs_std, device=device)
-        observations = (observations - mean) / std
-        next_observations = (next_observations - mean) / std
+        observations.sub_(mean).div_(std)
+        next_observations.sub_(mean).div_(std)
+    low = torch.tensor(meta.action_low, device=device)
+    high = torch.tensor(meta.action_high, device=device)
+    actions = raw["actions"]
+    actions.sub_(low).mul_(2.0).div_(high - low).sub_(1.0).clamp_(-1.0, 1.0)
     return Transitions(
         observations=observations,
-        actions=normalize_actions(arrays["actions"], low, high),
-        rewards=arrays["rewards"] * meta.reward_scale + meta.reward_shift,
+        actions=actions,
+        rewards=raw["rewards"].mul_(meta.reward_scale).add_(meta.reward_shift),
         next_observations=next_observations,
-        dones=arrays["terminals"],
+        dones=raw["terminals"],
         meta=meta,
+        returns_to_go=returns_to_go,
     )
+
+
+def transform_returns_to_go(
+    returns_to_go: Tensor, episode_ids: Tensor, meta: TransitionsMeta
+) -> Tensor:
+    """Returns-to-go of the transformed rewards a*r + b: a*rtg + b*(1 + g + ... + g^(n-1)), n the
+    steps left in the episode (rows of one episode are contiguous and in order)."""
+    returns_to_go.mul_(meta.reward_scale)
+    if meta.reward_shift != 0.0 and len(episode_ids) > 0:
+        _, counts = torch.unique_consecutive(episode_ids, return_counts=True)
+        ends = torch.repeat_interleave(torch.cumsum(counts, 0), counts)
+        steps_left = (ends - torch.arange(len(episode_ids), device=ends.device)).double()
+        discount = meta.return_to_go_discount
+        geometric = steps_left if discount == 1.0 else (1 - discount**steps_left) / (1 - discount)
+        returns_to_go.add_((meta.reward_shift * geometric).float())
+    return returns_to_go
+
+
+def load_transitions(
+    path: str | Path, device: torch.device | str = "cpu", split: Split = "all"
+) -> Transitions:
+    """Read the rows of `split` straight into tensors on `device` and apply the file's transforms.
+
+    One copy on the device: each array is read READ_ROWS rows at a time into a preallocated tensor,
+    so the host holds only one such block beyond the result.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    device = torch.device(device)
+    raw: dict[str, Tensor] = {}
+    with h5py.File(path, "r") as f:
+        keep = split_mask(f, split)
+        rows = meta.size if keep is None else int(keep.sum())
+        if rows == 0:
+            raise TransitionsFileError(f"{path}: the {split!r} split holds no transitions")
+        keys = ("observations", "actions", "rewards", "next_observations", "terminals")
+        for key in (*keys, "returns_to_go", "episode_ids"):
+            tail = f[key].shape[1:]
+            dtype = torch.int64 if key == "episode_ids" else torch.float32
+            out = torch.empty((rows, *tail), dtype=dtype, device=device)
+            filled = 0
+            for start in range(0, meta.size, READ_ROWS):
+                end = min(start + READ_ROWS, meta.size)
+                rows_kept = None if keep is None else keep[start:end]
+                if key == "episode_ids":
+                    host = np.asarray(f[key][start:end])
+                    host = host if rows_kept is None else host[rows_kept]
+                else:
+                    host = read_rows(path, f, key, start, end, rows_kept)
+                out[filled : filled + len(host)] = torch.from_numpy(host)
+                filled += len(host)
+            raw[key] = out
+    returns_to_go = transform_returns_to_go(raw.pop("returns_to_go"), raw.pop("episode_ids"), meta)
+    return apply_transforms(raw, meta, returns_to_go)

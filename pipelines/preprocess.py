@@ -1,33 +1,61 @@
-"""Stage `preprocess`: Minari datasets -> one flat transitions file with statistics."""
+"""Stage `preprocess@<name>`: Minari datasets -> data/transitions/<name>.h5 with statistics.
+
+DVC runs one stage per entry of `preprocess.datasets` (a `matrix` in dvc.yaml), each writing its own
+file, so adding a dataset runs only its stage. An entry is a dataset kind ("medium") or kinds joined
+by "+" ("medium+expert"), concatenated into one file in that order. Run by hand without an argument
+to build every entry in turn.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from datagen.preprocess import PreprocessConfig, preprocess
 from offline_rl.atomic import write_json
-from pipelines.common import dataset_namespace, global_params, load_params, run_stage, section
+from offline_rl.config import ConfigError, choice_error
+from pipelines.common import (
+    PARAMS_FILE,
+    dataset_namespace,
+    global_params,
+    load_params,
+    run_stage,
+    section,
+)
 
 DATASETS_ROOT = Path("data/datasets")
 IMPORTED_ROOT = Path("data/imported")  # the download stage's out
-OUTPUT = Path("data/transitions/train.h5")
+TRANSITIONS_ROOT = Path("data/transitions")
+METRICS_ROOT = Path("metrics/preprocess")
+
+
+def transitions_path(name: str) -> Path:
+    """Where the transitions file of a `preprocess.datasets` entry lives (train reads it)."""
+    return TRANSITIONS_ROOT / f"{name}.h5"
 
 
 def main() -> None:
     params = load_params()
     g = global_params(params)
     config = section(params, "preprocess", PreprocessConfig)
+    names = sys.argv[1:] or list(config.datasets)
+    for name in names:
+        if name not in config.datasets:
+            raise ConfigError(
+                f"{PARAMS_FILE}: preprocess.datasets: {choice_error('entry', name, config.datasets)}"
+            )
     namespace = dataset_namespace(g.env)
-    # A name with a "/" is an imported dataset id (data/imported/<id>); a bare name is a kind
-    # the collect stage generated (data/datasets/<namespace>/<kind>-v0).
-    sources = [
-        (name, IMPORTED_ROOT / name)
-        if "/" in name
-        else (f"{namespace}/{name}-v0", DATASETS_ROOT / namespace / f"{name}-v0")
-        for name in config.datasets
-    ]
-    summary = preprocess(sources, OUTPUT, config)
-    write_json(Path("metrics/preprocess.json"), summary)
+    for name in names:
+        # A part with a "/" is an imported dataset id (data/imported/<id>); a bare part is a kind
+        # the collect stage generated (data/datasets/<namespace>/<kind>-v0).
+        sources = [
+            (part, IMPORTED_ROOT / part)
+            if "/" in part
+            else (f"{namespace}/{part}-v0", DATASETS_ROOT / namespace / f"{part}-v0")
+            for part in name.split("+")
+        ]
+        summary = preprocess(sources, transitions_path(name), config, seed=g.seed)
+        write_json(METRICS_ROOT / f"{name}.json", summary)
 
 
 if __name__ == "__main__":

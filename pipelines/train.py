@@ -1,4 +1,5 @@
-"""Stage `train`: train the offline agent named by `train.algo` on the transitions file.
+"""Stage `train`: train the offline agent named by `train.algo` on the training split of the
+transitions file named by `train.dataset` (data/transitions/<train.dataset>.h5).
 
 Resumes from models/train/checkpoint.pt (a persisted DVC out) when it belongs to the same run.
 """
@@ -10,10 +11,11 @@ from typing import Any
 
 from pydantic import field_validator
 
+from datagen.preprocess import PreprocessConfig
 from offline_rl.agent import save_agent
 from offline_rl.algos import ALGORITHMS, make_algorithm
 from offline_rl.buffer import ReplayBuffer
-from offline_rl.config import choice_error, parse_config
+from offline_rl.config import ConfigError, choice_error, parse_config
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.trainer import LoopConfig, fingerprint, resolve_device, train
 from offline_rl.transitions import load_transitions
@@ -26,14 +28,15 @@ from pipelines.common import (
     run_stage,
     section,
 )
+from pipelines.preprocess import transitions_path
 
-TRANSITIONS = Path("data/transitions/train.h5")
 OUT_DIR = Path("models/train")
 PLOTS = Path("plots/train")
 
 
 class TrainConfig(LoopConfig):
     algo: str = "td3_bc"
+    dataset: str = "medium"  # an entry of preprocess.datasets: trains on its training split
     device: str = "auto"
 
     @field_validator("algo")
@@ -53,8 +56,14 @@ def main() -> None:
     algo_config = parse_config(
         config_model, algos.get(config.algo), f"algos.{config.algo}", str(PARAMS_FILE)
     ).with_default_lr(g.lr)
+    datasets = section(params, "preprocess", PreprocessConfig).datasets
+    if config.dataset not in datasets:
+        raise ConfigError(
+            f"{PARAMS_FILE}: train.dataset: {choice_error('dataset', config.dataset, datasets)} "
+            "(the entries of preprocess.datasets)"
+        )
     device = resolve_device(config.device)
-    data = load_transitions(TRANSITIONS, device)
+    data = load_transitions(transitions_path(config.dataset), device, split="train")
     meta = data.meta
     algo = make_algorithm(config.algo, meta.obs_dim, meta.act_dim, algo_config, device)
     buffer = ReplayBuffer.from_transitions(data, seed=g.seed)

@@ -66,9 +66,9 @@ def test_repro_writes_every_output(repro: Path, monkeypatch: pytest.MonkeyPatch)
         assert dataset.total_steps == steps
         with h5py.File(repro / f"data/datasets/hopper/{kind}-v0/data/main_data.hdf5") as f:
             assert sum(f[e]["rewards"].shape[0] for e in f) == steps
-    with h5py.File(repro / "data/transitions/train.h5") as f:
+    with h5py.File(repro / "data/transitions/medium.h5") as f:
         assert f["observations"].shape[0] == 1500
-    for stage in ("behavior", "collect", "preprocess", "train", "evaluate"):
+    for stage in ("behavior", "collect", "preprocess/medium", "train", "evaluate"):
         json.loads((repro / f"metrics/{stage}.json").read_text())
     evaluation = json.loads((repro / "metrics/evaluate.json").read_text())
     assert "evaluate/normalized_score_mean" in evaluation
@@ -82,7 +82,7 @@ def test_repro_writes_every_output(repro: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_lr_experiment_reruns_only_training(repro: Path) -> None:
     out = sh(["dvc", "exp", "run", "-S", "lr=3e-4", "-n", "lr-test"], repro)
-    for skipped in ("behavior", "collect", "preprocess"):
+    for skipped in ("behavior", "collect", "preprocess@medium"):
         assert f"Stage '{skipped}' didn't change, skipping" in out, out
     for rerun in ("train", "evaluate"):
         assert f"Running stage '{rerun}'" in out, out
@@ -93,6 +93,17 @@ def test_lr_experiment_reruns_only_training(repro: Path) -> None:
     )
     names = json.dumps(table)
     assert "lr-test" in names and "normalized_score_mean" in names
+
+
+def test_another_dataset_runs_only_its_own_preprocess(repro: Path) -> None:
+    out = sh(
+        ["dvc", "exp", "run", "-S", "preprocess.datasets=[medium,random]", "-n", "more"], repro
+    )
+    assert "Running stage 'preprocess@random'" in out, out
+    for skipped in ("preprocess@medium", "train", "evaluate"):
+        assert f"Stage '{skipped}' didn't change, skipping" in out, out
+    with h5py.File(repro / "data/transitions/random.h5") as f:
+        assert f["observations"].shape[0] == 1000
 
 
 def _exp_json(repo: Path) -> str:
