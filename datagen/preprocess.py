@@ -48,7 +48,9 @@ from offline_rl.atomic import atomic_path
 from offline_rl.config import StrictModel
 from offline_rl.transitions_schema import SCHEMA_VERSION
 
-DATASET_NAME = re.compile(r"[a-z0-9_\-]+(\+[a-z0-9_\-]+)*")
+# A part is a generated kind ("medium") or an imported id ("d4rl/hopper/medium-v0").
+_PART = r"[a-z0-9_\-]+(/[a-z0-9_\-.]+)*"
+DATASET_NAME = re.compile(rf"{_PART}(\+{_PART})*")
 
 
 class PreprocessConfig(StrictModel):
@@ -70,8 +72,9 @@ class PreprocessConfig(StrictModel):
         for name in value:
             if not DATASET_NAME.fullmatch(name):
                 raise ValueError(
-                    f"dataset name {name!r}: use lower-case kinds such as 'medium', or "
-                    "'medium+expert' to concatenate several into one file"
+                    f"dataset name {name!r}: use lower-case kinds such as 'medium', imported "
+                    "ids such as 'd4rl/hopper/medium-v0', or 'medium+expert' to concatenate "
+                    "several into one file"
                 )
         if len(set(value)) != len(value):
             raise ValueError(f"dataset names repeat: {list(value)}")

@@ -54,6 +54,7 @@ def workdir(tmp_path: Path, entries: list[dict[str, Any]], attempts: int = 3) ->
     params = yaml.safe_load((REPO / "tests/fixtures/tiny_params.yaml").read_text())
     params["download"].update(datasets=entries, attempts=attempts, backoff_s=0.01, timeout_s=5)
     params["preprocess"]["datasets"] = [DATASET_ID]
+    params["train"]["dataset"] = DATASET_ID
     work = tmp_path / "work"
     work.mkdir()
     (work / "params.yaml").write_text(yaml.safe_dump(params))
@@ -105,7 +106,7 @@ def test_served_file_is_imported_and_preprocessed(
 
     result = run_stage("preprocess", work)
     assert result.returncode == 0, result.stderr
-    with h5py.File(work / "data/transitions/train.h5") as f:
+    with h5py.File(work / f"data/transitions/{DATASET_ID}.h5") as f:
         assert f["observations"].shape[0] == layout.rows
         assert int(f["terminals"][()].sum()) == layout.endings.count("terminal")
         assert json.loads(f.attrs["dataset_ids"]) == [DATASET_ID]
