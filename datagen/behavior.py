@@ -20,9 +20,10 @@ from datagen.sac import SAC, SACConfig
 from offline_rl.atomic import atomic_dir, write_json
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.checkpoint import save_checkpoint, seed_everything
-from offline_rl.config import StrictModel
+from offline_rl.config import Device, StrictModel
 from offline_rl.evaluation import rollout_returns
 from offline_rl.tracking import RunLogger
+from offline_rl.trainer import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class BehaviorConfig(StrictModel):
     checkpoint_steps: tuple[int, ...] = (10_000, 20_000, 40_000)
     eval_episodes: int = Field(default=5, ge=1)
     log_interval: int = Field(default=1_000, ge=1)
-    device: str = "cpu"
+    device: Device = "cpu"
     sac: SACConfig = SACConfig()
 
     @model_validator(mode="after")
@@ -65,7 +66,7 @@ def train_behavior(
     """Train SAC on `env_id`; write `step_<n>.pt`, `checkpoints.json` and `replay.h5` to `out_dir`
     (all at once, atomically: a killed run leaves the previous folder or none)."""
     seed_everything(seed)
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     env = gym.make(env_id)
     space = env.action_space
     assert isinstance(space, gym.spaces.Box) and env.observation_space.shape is not None

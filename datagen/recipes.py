@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from datagen.collect import BatchPolicy
 from datagen.policies import RandomPolicy, SACPolicy
-from offline_rl.config import StrictModel
+from offline_rl.config import StrictModel, choice_error
 
 
 class RecipeError(ValueError):
@@ -30,7 +30,7 @@ class DatasetRecipe(StrictModel):
     def _known_policy(cls, value: str) -> str:
         if value in ("random", "expert", "medium") or re.fullmatch(r"step_\d+", value):
             return value
-        raise ValueError("policy must be random, expert, medium or step_<N>")
+        raise ValueError(choice_error("policy", value, ("random", "expert", "medium", "step_<N>")))
 
 
 class CollectConfig(StrictModel):
