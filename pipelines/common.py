@@ -46,6 +46,10 @@ def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
         raise ConfigError(f"{path}: not found (run from the repository root)") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML ({error})") from None
+    return check_top_level(data, path)
+
+
+def check_top_level(data: Any, path: Path = PARAMS_FILE) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     allowed = SECTIONS | set(Globals.model_fields)

@@ -69,7 +69,11 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         {"behavior.checkpoint_steps": [1000, 2000]},
         ["behavior", "checkpoint_steps [2000] must lie in 1..steps (1500)"],
     ),
-    ("zero batch size", {"behavior.batch_size": 0}, ["behavior.batch_size = 0", "greater than or equal to 1"]),
+    (
+        "zero batch size",
+        {"behavior.batch_size": 0},
+        ["behavior.batch_size = 0", "greater than or equal to 1"],
+    ),
     (
         "discount above one",
         {"behavior.sac.discount": 1.5},
@@ -118,7 +122,11 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["train.batch_size = 256.5", "fractional part"],
     ),
     ("section that is not a mapping", {"train": "fast"}, ["train must be a mapping", "'fast'"]),
-    ("zero evaluation episodes", {"evaluate.episodes": 0}, ["evaluate.episodes = 0", "greater than or equal to 1"]),
+    (
+        "zero evaluation episodes",
+        {"evaluate.episodes": 0},
+        ["evaluate.episodes = 0", "greater than or equal to 1"],
+    ),
     (
         "misspelt wandb mode",
         {"wandb.mode": "onlien"},
@@ -156,11 +164,17 @@ def test_valid_params_pass() -> None:
     validate_params(with_changes({}))
 
 
+# Each entry starts a Python process (~8 s here), so only two run in the default suite.
 STAGE_CASES = [
-    ("train", {"train.stpes": 10}, "did you mean 'steps'?"),
-    ("train", {"trian": {}}, "did you mean 'train'?"),
-    ("behavior", {"env": "Hoper-v5"}, "did you mean 'Hopper-v5'?"),
-    ("collect", {"collect.datasets.medium.policy": "mediun"}, "did you mean 'medium'?"),
+    pytest.param("train", {"train.stpes": 10}, "did you mean 'steps'?"),
+    pytest.param("behavior", {"env": "Hoper-v5"}, "did you mean 'Hopper-v5'?"),
+    pytest.param("train", {"trian": {}}, "did you mean 'train'?", marks=pytest.mark.slow),
+    pytest.param(
+        "collect",
+        {"collect.datasets.medium.policy": "mediun"},
+        "did you mean 'medium'?",
+        marks=pytest.mark.slow,
+    ),
 ]
 
 
