@@ -17,9 +17,11 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import gymnasium as gym
 import h5py
+import minari
 import numpy as np
 from pydantic import Field
 
@@ -41,6 +43,47 @@ class PreprocessConfig(StrictModel):
     reward_shift: float = 0.0
     chunk_rows: int = Field(default=100_000, ge=1_000)
     compression: Literal["none", "gzip", "lzf"] = "none"
+
+
+REQUIRED_METADATA = ("env_spec", "observation_space", "action_space", "minari_version")
+
+
+def check_metadata(meta_file: Path, metadata: Any, env_id: str | None) -> dict[str, Any]:
+    """A dataset's metadata.json must come from a Minari version we read, and describe `env_id`
+    (default: the environment it names) with the observation and action shapes of that env."""
+    if not isinstance(metadata, dict):
+        raise PreprocessError(f"{meta_file}: expected a JSON object")
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise PreprocessError(f"{meta_file}: missing keys {missing}; not a Minari dataset")
+    version = metadata["minari_version"]
+    if version not in minari.supported_dataset_versions:
+        raise PreprocessError(
+            f"{meta_file}: minari_version {version!r} is not readable by Minari "
+            f"{minari.__version__} (supported: {', '.join(sorted(minari.supported_dataset_versions))})"
+        )
+    try:
+        dataset_env = str(json.loads(str(metadata["env_spec"]))["id"])
+        obs_shape = tuple(json.loads(str(metadata["observation_space"]))["shape"])
+        act_shape = tuple(json.loads(str(metadata["action_space"]))["shape"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise PreprocessError(f"{meta_file}: malformed space or env_spec ({error})") from None
+    expected = env_id or dataset_env
+    if dataset_env != expected:
+        raise PreprocessError(
+            f"{meta_file}: dataset of {dataset_env}, but params say env {expected}"
+        )
+    if expected not in gym.registry:
+        raise PreprocessError(f"{meta_file}: unknown environment {expected!r}")
+    env = gym.make(expected)
+    spaces = (env.observation_space.shape, env.action_space.shape)
+    env.close()
+    if (obs_shape, act_shape) != spaces:
+        raise PreprocessError(
+            f"{meta_file}: observation/action shapes {obs_shape}, {act_shape} do not match "
+            f"{expected}'s {spaces[0]}, {spaces[1]}"
+        )
+    return metadata
 
 
 @dataclass
@@ -172,19 +215,23 @@ class _ChunkWriter:
 
 
 def preprocess(
-    sources: list[tuple[str, Path]], output: Path, config: PreprocessConfig
+    sources: list[tuple[str, Path]],
+    output: Path,
+    config: PreprocessConfig,
+    env_id: str | None = None,
 ) -> dict[str, float]:
-    """Convert Minari datasets (id, dataset folder) into `output`; returns summary statistics."""
+    """Convert Minari datasets (id, dataset folder) into `output`; returns summary statistics.
+    With `env_id`, every dataset must have been recorded in that environment."""
     metadatas = []
     for dataset_id, folder in sources:
         meta_file = folder / "data" / "metadata.json"
         try:
-            metadatas.append(json.loads(meta_file.read_text()))
+            metadatas.append(check_metadata(meta_file, json.loads(meta_file.read_text()), env_id))
         except FileNotFoundError:
             raise PreprocessError(
                 f"{meta_file}: dataset {dataset_id!r} not found (run the collect stage or dvc pull)"
             ) from None
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise PreprocessError(f"{meta_file}: invalid JSON ({error})") from None
     env_ids = {json.loads(m["env_spec"])["id"] for m in metadatas if "env_spec" in m}
     if len(env_ids) != 1:

@@ -61,9 +61,14 @@ def checkpoint_returns(behavior_dir: Path) -> dict[str, float]:
     path = behavior_dir / "checkpoints.json"
     try:
         data = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in data["checkpoints"].items()}
     except FileNotFoundError:
         raise RecipeError(f"{path}: not found (run the behavior stage or dvc pull)") from None
-    return {str(k): float(v) for k, v in data["checkpoints"].items()}
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
+        raise RecipeError(
+            f"{path}: not a behaviour checkpoint index ({type(error).__name__}: {error}); "
+            "rerun the behavior stage"
+        ) from None
 
 
 def choose_checkpoint(
