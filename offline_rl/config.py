@@ -75,6 +75,9 @@ def format_validation_error(
             choices = re.findall(r"'([^']*)'", str(problem.get("ctx", {}).get("expected", "")))
             close = difflib.get_close_matches(value, choices, n=1)
             reason += f" (did you mean '{close[0]}'?)" if close else ""
+        if not location:  # a check across fields: the value is the whole section
+            lines.append(f"{source}: {key}: {reason}")
+            continue
         lines.append(f"{source}: {key} = {_short(value)}: {reason}")
     return "\n".join(lines)
 

@@ -67,7 +67,7 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "checkpoint beyond the step budget",
         {"behavior.checkpoint_steps": [1000, 2000]},
-        ["behavior", "checkpoint_steps [2000] must lie in 1..steps (1500)"],
+        ["params.yaml: behavior: Value error, checkpoint_steps [2000] must lie in 1..steps (1500)"],
     ),
     (
         "zero batch size",
