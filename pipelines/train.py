@@ -14,6 +14,7 @@ from offline_rl.agent import save_agent
 from offline_rl.algos import ALGORITHMS, make_algorithm
 from offline_rl.algos.base import AlgoConfig
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.checkpoint import seed_everything
 from offline_rl.config import ConfigError, Device, choice_error, parse_config
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.trainer import LoopConfig, fingerprint, resolve_device, train
@@ -74,6 +75,7 @@ def main() -> None:
     device = resolve_device(config.device)
     data = load_transitions(TRANSITIONS, device)
     meta = data.meta
+    seed_everything(g.seed)  # the initial weights too: torch's default seed differs per process
     algo = make_algorithm(config.algo, meta.obs_dim, meta.act_dim, algo_config, device)
     buffer = ReplayBuffer.from_transitions(data, seed=g.seed)
     run_config = {

@@ -31,7 +31,7 @@ from tests.pipelines.stage_runner import start_stage
 
 pytestmark = pytest.mark.slow
 
-SIGNALS = [signal.SIGKILL, signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGKILL]
+SIGNALS = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGKILL]
 
 
 def write_params(workdir: Path, changes: dict[str, Any]) -> Path:
