@@ -3,7 +3,6 @@ is allowed, and the real stage entries stop on them before doing any work."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from offline_rl.config import ConfigError
 from pipelines.common import load_params
 from pipelines.validate import validate_params
 from tests.pipelines.params_edit import REPO, with_changes
+from tests.pipelines.stage_runner import stage_env
 
 # (case id, dotted key -> new value, fragments the message must contain)
 CASES: list[tuple[str, dict[str, Any], list[str]]] = [
@@ -186,7 +186,7 @@ def test_stage_entry_stops_before_any_work(
     result = subprocess.run(
         [sys.executable, "-m", f"pipelines.{stage}"],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled"},
+        env={**stage_env(REPO), "WANDB_MODE": "disabled"},
         capture_output=True,
         text=True,
         timeout=120,
