@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import h5py
@@ -17,12 +19,20 @@ from tqdm import tqdm
 
 from datagen.policies import SACPolicy, actor_checkpoint
 from datagen.sac import SAC, SACConfig
-from offline_rl.atomic import atomic_dir, write_json
+from offline_rl.atomic import atomic_dir, remove_stale_siblings, write_json
 from offline_rl.buffer import ReplayBuffer
-from offline_rl.checkpoint import save_checkpoint, seed_everything
-from offline_rl.config import StrictModel
+from offline_rl.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from offline_rl.config import Device, StrictModel
 from offline_rl.evaluation import rollout_returns
 from offline_rl.tracking import RunLogger
+from offline_rl.trainer import fingerprint, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +44,9 @@ class BehaviorConfig(StrictModel):
     checkpoint_steps: tuple[int, ...] = (10_000, 20_000, 40_000)
     eval_episodes: int = Field(default=5, ge=1)
     log_interval: int = Field(default=1_000, ge=1)
-    device: str = "cpu"
+    # env steps between resume states (saved at the next episode end; see train_behavior)
+    resume_every: int = Field(default=5_000, ge=1)
+    device: Device = "cpu"
     sac: SACConfig = SACConfig()
 
     @model_validator(mode="after")
@@ -54,18 +66,57 @@ def to_unit(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
     return np.asarray(2.0 * (action - space.low) / (space.high - space.low) - 1.0, dtype=np.float32)
 
 
+def behavior_fingerprint(env_id: str, config: BehaviorConfig, seed: int) -> str:
+    """What defines the run; `resume_every` only decides how often state is saved."""
+    return fingerprint(
+        {"env_id": env_id, "seed": seed, "config": config.model_dump(exclude={"resume_every"})}
+    )
+
+
+def load_resume_state(path: Path | None, run_fingerprint: str) -> dict[str, Any] | None:
+    """The saved state at `path` if it belongs to this exact run, else None (start afresh)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state = load_checkpoint(path, expect={"kind": "behavior_resume"})
+    except CheckpointError as error:
+        log.warning("ignoring resume state: %s", error)
+        return None
+    if state.get("fingerprint") != run_fingerprint:
+        log.info("%s belongs to another configuration; training from scratch", path)
+        return None
+    return state
+
+
 def train_behavior(
     env_id: str,
     config: BehaviorConfig,
     seed: int,
     out_dir: Path,
-    logger: RunLogger,
+    logger_factory: Callable[[str | None], RunLogger],
     progress: bool = True,
-) -> BehaviorResult:
+    resume_path: Path | None = None,
+) -> tuple[BehaviorResult, RunLogger]:
     """Train SAC on `env_id`; write `step_<n>.pt`, `checkpoints.json` and `replay.h5` to `out_dir`
-    (all at once, atomically: a killed run leaves the previous folder or none)."""
+    (all at once, atomically: a killed run leaves the previous folder or none).
+
+    With `resume_path`, the whole learner state is saved there at the first episode end after
+    every `resume_every` steps, and a rerun of the same configuration continues from it. Episode
+    ends are the only points where the env's state is just its reset seed, so a resumed run is
+    bit-for-bit the uninterrupted one (on the same device and library versions). Returns the result
+    and the open logger (its wandb run continues across a resume).
+    """
+    remove_stale_siblings(out_dir)
+    if resume_path is not None:
+        remove_stale_siblings(resume_path)
+    run_fingerprint = behavior_fingerprint(env_id, config, seed)
+    state = load_resume_state(resume_path, run_fingerprint)
+    start_step = 0 if state is None else int(state["step"])
+    # The logger first: wandb may draw from the global RNGs, which are seeded only after it.
+    logger = logger_factory(None if state is None else state["wandb_run_id"])
+    logger.restore({} if state is None else state["history"], start_step)
     seed_everything(seed)
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     env = gym.make(env_id)
     space = env.action_space
     assert isinstance(space, gym.spaces.Box) and env.observation_space.shape is not None
@@ -75,13 +126,60 @@ def train_behavior(
     truncations = np.zeros(config.steps, dtype=bool)
     rng = np.random.default_rng(seed)
     result = BehaviorResult()
+    policies: dict[int, dict[str, Any]] = {}
     wanted = set(config.checkpoint_steps)
-    episode_return, episode_len, episode_index = 0.0, 0, 0
-    obs, _ = env.reset(seed=seed)
+    episode_index = 0
+    if state is not None:
+        episode_index = state["episode_index"]
+        agent.load_state_dict(state["agent"])
+        for name, tensor in state["buffer"].items():
+            getattr(buffer, name)[:start_step] = tensor.to(device)
+        buffer.size = start_step
+        truncations[:start_step] = state["truncations"]
+        rng.bit_generator.state = state["action_rng"]
+        buffer.generator.set_state(state["sampler_rng"])
+        set_rng_state(state["rng"])
+        policies = state["policies"]
+        result.checkpoints = dict(state["result"])
+        log.info("resuming behaviour SAC from step %d (%s)", start_step, resume_path)
+
+    def save_state(step: int, finished: bool) -> None:
+        if resume_path is None:
+            return
+        save_checkpoint(
+            resume_path,
+            {
+                "kind": "behavior_resume",
+                "fingerprint": run_fingerprint,
+                "finished": finished,
+                "step": step,
+                "episode_index": episode_index,
+                "agent": agent.state_dict(),
+                "buffer": {
+                    name: getattr(buffer, name)[:step].cpu().clone()
+                    for name in ("observations", "actions", "rewards", "next_observations", "dones")
+                },
+                "truncations": truncations[:step].copy(),
+                "action_rng": rng.bit_generator.state,
+                "sampler_rng": buffer.generator.get_state(),
+                "rng": rng_state(),
+                "policies": policies,
+                "result": dict(result.checkpoints),
+                "wandb_run_id": logger.run_id,
+                "history": logger.history,
+            },
+        )
+
+    episode_return, episode_len, last_saved = 0.0, 0, start_step
+    obs, _ = env.reset(seed=seed + episode_index)  # episode k starts from reset seed `seed + k`
     started = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
+        for step_done, payload in policies.items():
+            save_checkpoint(tmp / f"step_{step_done}.pt", payload)
         for step in tqdm(
-            range(1, config.steps + 1),
+            range(start_step + 1, config.steps + 1),
+            initial=start_step,
+            total=config.steps,
             desc=f"behavior SAC {env_id}",
             disable=not progress,
             mininterval=2.0,
@@ -104,14 +202,15 @@ def train_behavior(
             episode_return += float(reward)
             episode_len += 1
             obs = next_obs
-            if terminated or truncated:
+            episode_ended = bool(terminated or truncated)
+            if episode_ended:
                 logger.log(
                     "train",
                     step,
                     {"episode_return": episode_return, "episode_length": float(episode_len)},
                 )
-                obs, _ = env.reset(seed=seed + 1 + episode_index)
                 episode_index += 1
+                obs, _ = env.reset(seed=seed + episode_index)
                 episode_return, episode_len = 0.0, 0
             if step > config.random_steps:
                 metrics = agent.update(buffer.sample(config.batch_size))
@@ -120,20 +219,22 @@ def train_behavior(
                         "losses",
                         step,
                         {k: float(v) for k, v in metrics.items()}
-                        | {"env_steps_per_s": step / (time.perf_counter() - started)},
+                        | {
+                            "env_steps_per_s": (step - start_step) / (time.perf_counter() - started)
+                        },
                     )
             if step in wanted:
-                payload = actor_checkpoint(agent, obs_dim, act_dim, space, step, [], env_id)
-                policy_path = tmp / f"step_{step}.pt"
-                save_checkpoint(policy_path, payload)
-                returns, _ = rollout_returns(
+                policies[step] = evaluated_policy(
+                    agent,
+                    (obs_dim, act_dim),
                     env_id,
-                    SACPolicy(policy_path, deterministic=True),
-                    config.eval_episodes,
-                    seed=10_000 + seed,
+                    space,
+                    step,
+                    tmp / f"step_{step}.pt",
+                    config,
+                    seed,
                 )
-                payload |= {"eval_returns": returns, "eval_return_mean": float(np.mean(returns))}
-                save_checkpoint(policy_path, payload)
+                returns = policies[step]["eval_returns"]
                 result.checkpoints[step] = float(np.mean(returns))
                 logger.log(
                     "eval",
@@ -144,9 +245,13 @@ def train_behavior(
                     },
                 )
                 log.info("behavior step %d: eval return %.1f", step, np.mean(returns))
+            if episode_ended and step - last_saved >= config.resume_every and step < config.steps:
+                save_state(step, finished=False)
+                last_saved = step
         # Last partial episode: cut by the budget, so it is a truncation, never a terminal.
         if buffer.dones[config.steps - 1] == 0:
             truncations[config.steps - 1] = True
+        save_state(config.steps, finished=True)  # a rerun rewrites the outputs without training
         write_replay(tmp / "replay.h5", buffer, truncations, env_id)
         write_json(
             tmp / "checkpoints.json",
@@ -157,7 +262,30 @@ def train_behavior(
             },
         )
     env.close()
-    return result
+    return result, logger
+
+
+def evaluated_policy(
+    agent: SAC,
+    dims: tuple[int, int],
+    env_id: str,
+    space: gym.spaces.Box,
+    step: int,
+    path: Path,
+    config: BehaviorConfig,
+    seed: int,
+) -> dict[str, Any]:
+    """Save the actor at `path`, evaluate it, and save it again with its returns."""
+    payload = actor_checkpoint(agent, *dims, space, step, [], env_id)
+    # state_dict() aliases the live weights; the resume state keeps this step's, not later ones
+    payload["actor"] = {k: v.detach().clone() for k, v in payload["actor"].items()}
+    save_checkpoint(path, payload)
+    returns, _ = rollout_returns(
+        env_id, SACPolicy(path, deterministic=True), config.eval_episodes, seed=10_000 + seed
+    )
+    payload |= {"eval_returns": returns, "eval_return_mean": float(np.mean(returns))}
+    save_checkpoint(path, payload)
+    return payload
 
 
 def write_replay(path: Path, buffer: ReplayBuffer, truncations: np.ndarray, env_id: str) -> None:

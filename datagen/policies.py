@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from datagen.sac import SAC, SACConfig
-from offline_rl.checkpoint import load_checkpoint
+from offline_rl.checkpoint import CheckpointError, load_checkpoint
 
 
 class RandomPolicy:
@@ -40,13 +40,19 @@ class SACPolicy:
         self.checkpoint = str(checkpoint)
         self.eval_return = float(payload.get("eval_return_mean", float("nan")))
         self.device = torch.device(device)
-        agent = SAC(
-            payload["obs_dim"], payload["act_dim"], SACConfig(**payload["config"]), self.device
-        )
-        agent.actor.load_state_dict(payload["actor"])
+        try:
+            agent = SAC(
+                payload["obs_dim"], payload["act_dim"], SACConfig(**payload["config"]), self.device
+            )
+            agent.actor.load_state_dict(payload["actor"])
+            self.low = np.asarray(payload["action_low"], dtype=np.float32)
+            self.high = np.asarray(payload["action_high"], dtype=np.float32)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"{checkpoint}: not a whole SAC behaviour checkpoint ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:200] if str(error) else ''})"
+            ) from None
         self.actor = agent.actor.eval()
-        self.low = np.asarray(payload["action_low"], dtype=np.float32)
-        self.high = np.asarray(payload["action_high"], dtype=np.float32)
         self.deterministic = deterministic
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:

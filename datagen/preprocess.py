@@ -38,7 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import gymnasium as gym
 import h5py
+import minari
 import numpy as np
 from pydantic import Field, field_validator
 
@@ -79,6 +81,47 @@ class PreprocessConfig(StrictModel):
         if len(set(value)) != len(value):
             raise ValueError(f"dataset names repeat: {list(value)}")
         return value
+
+
+REQUIRED_METADATA = ("env_spec", "observation_space", "action_space", "minari_version")
+
+
+def check_metadata(meta_file: Path, metadata: Any, env_id: str | None) -> dict[str, Any]:
+    """A dataset's metadata.json must come from a Minari version we read, and describe `env_id`
+    (default: the environment it names) with the observation and action shapes of that env."""
+    if not isinstance(metadata, dict):
+        raise PreprocessError(f"{meta_file}: expected a JSON object")
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise PreprocessError(f"{meta_file}: missing keys {missing}; not a Minari dataset")
+    version = metadata["minari_version"]
+    if version not in minari.supported_dataset_versions:
+        raise PreprocessError(
+            f"{meta_file}: minari_version {version!r} is not readable by Minari "
+            f"{minari.__version__} (supported: {', '.join(sorted(minari.supported_dataset_versions))})"
+        )
+    try:
+        dataset_env = str(json.loads(str(metadata["env_spec"]))["id"])
+        obs_shape = tuple(json.loads(str(metadata["observation_space"]))["shape"])
+        act_shape = tuple(json.loads(str(metadata["action_space"]))["shape"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise PreprocessError(f"{meta_file}: malformed space or env_spec ({error})") from None
+    expected = env_id or dataset_env
+    if dataset_env != expected:
+        raise PreprocessError(
+            f"{meta_file}: dataset of {dataset_env}, but params say env {expected}"
+        )
+    if expected not in gym.registry:
+        raise PreprocessError(f"{meta_file}: unknown environment {expected!r}")
+    env = gym.make(expected)
+    spaces = (env.observation_space.shape, env.action_space.shape)
+    env.close()
+    if (obs_shape, act_shape) != spaces:
+        raise PreprocessError(
+            f"{meta_file}: observation/action shapes {obs_shape}, {act_shape} do not match "
+            f"{expected}'s {spaces[0]}, {spaces[1]}"
+        )
+    return metadata
 
 
 @dataclass
@@ -192,15 +235,16 @@ class ChunkWriter:
         self.rows, self.fill = end, 0
 
 
-def _read_metadata(dataset_id: str, folder: Path) -> dict[str, Any]:
+def _read_metadata(dataset_id: str, folder: Path, env_id: str | None) -> dict[str, Any]:
     meta_file = folder / "data" / "metadata.json"
     try:
-        return dict(json.loads(meta_file.read_text()))
+        return check_metadata(meta_file, json.loads(meta_file.read_text()), env_id)
     except FileNotFoundError:
         raise PreprocessError(
-            f"{meta_file}: dataset {dataset_id!r} not found (run the collect stage or dvc pull)"
+            f"{meta_file}: dataset {dataset_id!r} not found (run the collect or download stage, "
+            "or dvc pull)"
         ) from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise PreprocessError(f"{meta_file}: invalid JSON ({error})") from None
 
 
@@ -218,11 +262,16 @@ def validation_episodes(total: int, fraction: float, seed: int) -> np.ndarray:
 
 
 def preprocess(
-    sources: list[tuple[str, Path]], output: Path, config: PreprocessConfig, seed: int = 0
+    sources: list[tuple[str, Path]],
+    output: Path,
+    config: PreprocessConfig,
+    seed: int = 0,
+    env_id: str | None = None,
 ) -> dict[str, float]:
-    """Convert Minari datasets (id, dataset folder) into `output`; returns summary statistics."""
+    """Convert Minari datasets (id, dataset folder) into `output`; returns summary statistics.
+    With `env_id`, every dataset must have been recorded in that environment."""
     names = [s[0] for s in sources]
-    metadatas = [_read_metadata(dataset_id, folder) for dataset_id, folder in sources]
+    metadatas = [_read_metadata(dataset_id, folder, env_id) for dataset_id, folder in sources]
     env_ids = {json.loads(m["env_spec"])["id"] for m in metadatas if "env_spec" in m}
     if len(env_ids) != 1:
         raise PreprocessError(f"datasets {names} mix environments {env_ids}")

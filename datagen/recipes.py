@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from datagen.collect import BatchPolicy
 from datagen.policies import RandomPolicy, SACPolicy
-from offline_rl.config import StrictModel
+from offline_rl.config import StrictModel, choice_error
 
 
 class RecipeError(ValueError):
@@ -30,7 +30,7 @@ class DatasetRecipe(StrictModel):
     def _known_policy(cls, value: str) -> str:
         if value in ("random", "expert", "medium") or re.fullmatch(r"step_\d+", value):
             return value
-        raise ValueError("policy must be random, expert, medium or step_<N>")
+        raise ValueError(choice_error("policy", value, ("random", "expert", "medium", "step_<N>")))
 
 
 class CollectConfig(StrictModel):
@@ -61,9 +61,14 @@ def checkpoint_returns(behavior_dir: Path) -> dict[str, float]:
     path = behavior_dir / "checkpoints.json"
     try:
         data = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in data["checkpoints"].items()}
     except FileNotFoundError:
         raise RecipeError(f"{path}: not found (run the behavior stage or dvc pull)") from None
-    return {str(k): float(v) for k, v in data["checkpoints"].items()}
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
+        raise RecipeError(
+            f"{path}: not a behaviour checkpoint index ({type(error).__name__}: {error}); "
+            "rerun the behavior stage"
+        ) from None
 
 
 def choose_checkpoint(

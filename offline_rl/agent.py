@@ -54,8 +54,15 @@ def load_agent(path: Path, device: torch.device) -> LoadedAgent:
     if name not in ALGORITHMS:
         raise CheckpointError(f"{path}: unknown algorithm {name!r}")
     _, config_model = ALGORITHMS[name]
-    config = config_model.model_validate(payload["config"])
-    meta = TransitionsMeta.from_dict(payload["meta"])
-    algo = make_algorithm(name, meta.obs_dim, meta.act_dim, config, device)
-    algo.load_state_dict(payload["state"])
+    try:
+        config = config_model.model_validate(payload["config"])
+        meta = TransitionsMeta.from_dict(payload["meta"])
+        algo = make_algorithm(name, meta.obs_dim, meta.act_dim, config, device)
+        algo.load_state_dict(payload["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        # e.g. another algorithm's weights, or a config from an older version of the code
+        detail = str(error).splitlines()[0][:200] if str(error) else repr(error)
+        raise CheckpointError(
+            f"{path}: the saved config or weights do not fit {name} ({type(error).__name__}: {detail})"
+        ) from None
     return LoadedAgent(name, algo, meta, device)

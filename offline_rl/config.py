@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class ConfigError(ValueError):
@@ -21,19 +22,35 @@ class StrictModel(BaseModel):
 
 ModelT = TypeVar("ModelT", bound=StrictModel)
 
+# A torch device name: checked here so a typo fails at validation, not deep inside torch.
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")]
+
+
+def _submodel(annotation: Any, key: int | str) -> type[BaseModel] | None:
+    """The model nested under field type `annotation` (directly or as a dict's values)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is dict and isinstance(key, str):
+        args = get_args(annotation)
+        value = args[1] if len(args) == 2 else None
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            return value
+    return None
+
 
 def _known_keys(model: type[BaseModel], location: tuple[int | str, ...]) -> list[str]:
     """Field names allowed at `location` (a pydantic error path) inside `model`."""
     current: type[BaseModel] | None = model
-    for part in location[:-1]:
+    parts = list(location[:-1])
+    while parts:
+        part = parts.pop(0)
         if current is None or not isinstance(part, str) or part not in current.model_fields:
             return []
         annotation = current.model_fields[part].annotation
-        current = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
+        if get_origin(annotation) is dict and parts:  # dict of models: skip the entry's name
+            current = _submodel(annotation, parts.pop(0))
+        else:
+            current = _submodel(annotation, part)
     return list(current.model_fields) if current is not None else []
 
 
@@ -54,14 +71,28 @@ def format_validation_error(
             reason = f"unknown key{hint}; allowed keys: {', '.join(sorted(allowed))}"
             lines.append(f"{source}: {key}: {reason}")
             continue
-        lines.append(f"{source}: {key} = {value!r}: {reason}")
+        if problem["type"] == "literal_error" and isinstance(value, str):
+            choices = re.findall(r"'([^']*)'", str(problem.get("ctx", {}).get("expected", "")))
+            close = difflib.get_close_matches(value, choices, n=1)
+            reason += f" (did you mean '{close[0]}'?)" if close else ""
+        if not location:  # a check across fields: the value is the whole section
+            lines.append(f"{source}: {key}: {reason}")
+            continue
+        lines.append(f"{source}: {key} = {_short(value)}: {reason}")
     return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def parse_config(
     model: type[ModelT], data: Mapping[str, Any] | None, section: str, source: str = "params.yaml"
 ) -> ModelT:
     """Validate `data` into `model`, turning pydantic's error into a ConfigError naming each key."""
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {section} must be a mapping of keys to values, got {data!r}")
     try:
         return model.model_validate(dict(data or {}))
     except ValidationError as error:

@@ -103,7 +103,7 @@ def read_meta(path: str | Path) -> TransitionsMeta:
             f"{path}: arrays {wrong} do not have {size} rows like observations"
         )
     try:
-        return TransitionsMeta(
+        meta = TransitionsMeta(
             env_id=str(attrs["env_id"]),
             dataset_ids=tuple(json.loads(attrs["dataset_ids"])),
             obs_dim=int(shapes["observations"][1]),
@@ -125,6 +125,32 @@ def read_meta(path: str | Path) -> TransitionsMeta:
         )
     except KeyError as error:
         raise TransitionsFileError(f"{path}: missing attribute {error.args[0]!r}") from None
+    _check_statistics(path, meta)
+    return meta
+
+
+def _check_statistics(path: Path, meta: TransitionsMeta) -> None:
+    """The attributes training divides by or scales with must fit the arrays and be finite."""
+    sizes = {
+        "obs_mean": meta.obs_dim,
+        "obs_std": meta.obs_dim,
+        "action_low": meta.act_dim,
+        "action_high": meta.act_dim,
+    }
+    for name, size in sizes.items():
+        values = np.asarray(getattr(meta, name), dtype=np.float64)
+        if values.shape != (size,):
+            raise TransitionsFileError(
+                f"{path}: attribute '{name}' has {values.size} values for arrays of width {size}"
+            )
+        if not np.isfinite(values).all():
+            raise TransitionsFileError(f"{path}: attribute '{name}' holds NaN or inf values")
+    if min(meta.obs_std) <= 0 or any(
+        lo >= hi for lo, hi in zip(meta.action_low, meta.action_high, strict=True)
+    ):
+        raise TransitionsFileError(f"{path}: obs_std must be > 0 and action_low < action_high")
+    if not (np.isfinite(meta.reward_scale) and np.isfinite(meta.reward_shift)):
+        raise TransitionsFileError(f"{path}: reward_scale and reward_shift must be finite")
 
 
 def _optional_float(value: Any) -> float | None:
@@ -171,7 +197,12 @@ def read_rows(
 ) -> np.ndarray:
     """Rows [start, end) of one array as float32 (bool flags become 0/1), those where `keep` (a
     mask over the same rows) is True."""
-    host = np.asarray(file[key][start:end], dtype=np.float32)
+    try:
+        host = np.asarray(file[key][start:end], dtype=np.float32)
+    except OSError as error:  # the header was intact but the data blocks are not
+        raise TransitionsFileError(
+            f"{path}: array '{key}' is unreadable ({error}); rerun preprocess"
+        ) from None
     if keep is not None:
         host = host[keep]
     if not np.isfinite(host).all():

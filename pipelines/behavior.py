@@ -1,4 +1,8 @@
-"""Stage `behavior`: train the SAC behaviour policy online and save its checkpoints."""
+"""Stage `behavior`: train the SAC behaviour policy online and save its checkpoints.
+
+A killed run resumes from models/behavior_resume.pt (a persisted DVC out) when it belongs to the
+same configuration; that file says `finished: true` once the run is complete.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from pipelines.common import (
 )
 
 OUT_DIR = Path("models/behavior")
+# Persisted DVC out (outside OUT_DIR, which DVC deletes before a run): the rerun resumes from it.
+RESUME_STATE = Path("models/behavior_resume.pt")
 PLOTS = Path("plots/behavior")
 
 
@@ -24,7 +30,7 @@ def main() -> None:
     g = global_params(params)
     config = section(params, "behavior", BehaviorConfig)
     known_env(g.env)
-    logger = make_logger_factory(
+    factory = make_logger_factory(
         params,
         "behavior",
         {
@@ -33,9 +39,11 @@ def main() -> None:
             "eval": PLOTS / "eval.csv",
         },
         {"stage": "behavior"},
-    )(None)
+    )
+    result, logger = train_behavior(
+        g.env, config, g.seed, OUT_DIR, factory, progress_enabled(), RESUME_STATE
+    )
     try:
-        result = train_behavior(g.env, config, g.seed, OUT_DIR, logger, progress_enabled())
         logger.summary(
             {f"behavior/step_{s}_return": r for s, r in result.checkpoints.items()},
             Path("metrics/behavior.json"),

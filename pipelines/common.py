@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import Field
 
-from offline_rl.config import ConfigError, StrictModel, parse_config
+from offline_rl.config import ConfigError, StrictModel, choice_error, parse_config
 from offline_rl.tracking import RunLogger, WandbConfig
 
 PARAMS_FILE = Path(os.environ.get("OFFLINE_RL_PARAMS", "params.yaml"))
@@ -32,15 +33,31 @@ class Globals(StrictModel):
     lr: float = Field(default=3e-4, gt=0, le=1)
 
 
+# Every top-level key params.yaml may hold: the shared globals and one section per stage or concern.
+# A new section must be added here, or every stage rejects the file.
+SECTIONS = frozenset(
+    {"behavior", "collect", "download", "preprocess", "train", "algos", "evaluate", "wandb"}
+)
+
+
 def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """Read params.yaml and reject unknown top-level keys before any stage looks at its section."""
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (run from the repository root)") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML ({error})") from None
+    return check_top_level(data, path)
+
+
+def check_top_level(data: Any, path: Path = PARAMS_FILE) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    allowed = SECTIONS | set(Globals.model_fields)
+    unknown = sorted(str(key) for key in data if key not in allowed)
+    if unknown:
+        raise ConfigError(f"{path}: {choice_error('top-level key', unknown[0], allowed)}")
     return data
 
 
@@ -58,8 +75,6 @@ def global_params(params: dict[str, Any]) -> Globals:
 
 def known_env(env_id: str) -> None:
     import gymnasium as gym
-
-    from offline_rl.config import choice_error
 
     if env_id not in gym.registry:
         mujoco = [
@@ -130,10 +145,24 @@ def progress_enabled() -> bool:
     return not os.environ.get("CI") and sys.stderr.isatty()
 
 
+class StageInterrupted(BaseException):
+    """SIGINT or SIGTERM: unwinds like KeyboardInterrupt so temporary outputs are removed."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise StageInterrupted(signal.Signals(signum).name)
+
+
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage entry: config errors and bad inputs end in one clear line, not a traceback."""
+    """Run a stage entry: config errors and bad inputs end in one clear line, not a traceback.
+
+    SIGTERM (what `kill` and DVC send) is turned into an exception like SIGINT, so `atomic_path`
+    and `atomic_dir` delete their temporaries; the last checkpoint stays for the rerun to resume.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
@@ -141,3 +170,6 @@ def run_stage(main: Callable[[], None]) -> None:
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except StageInterrupted as signal_name:
+        print(f"error: interrupted by {signal_name}; rerun to resume", file=sys.stderr)
+        sys.exit(130)

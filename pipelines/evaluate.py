@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from offline_rl.agent import load_agent
-from offline_rl.config import StrictModel
+from offline_rl.config import Device, StrictModel
 from offline_rl.evaluation import evaluate_policy, record_video
 from offline_rl.trainer import resolve_device
 from pipelines.common import global_params, load_params, make_logger_factory, run_stage, section
@@ -21,7 +21,7 @@ log = logging.getLogger("pipelines.evaluate")
 class EvaluateConfig(StrictModel):
     episodes: int = Field(default=10, ge=1)
     video: bool = True
-    device: str = "auto"
+    device: Device = "auto"
 
 
 def main() -> None:

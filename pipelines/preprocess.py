@@ -18,6 +18,7 @@ from pipelines.common import (
     PARAMS_FILE,
     dataset_namespace,
     global_params,
+    known_env,
     load_params,
     run_stage,
     section,
@@ -44,6 +45,7 @@ def main() -> None:
             raise ConfigError(
                 f"{PARAMS_FILE}: preprocess.datasets: {choice_error('entry', name, config.datasets)}"
             )
+    known_env(g.env)
     namespace = dataset_namespace(g.env)
     for name in names:
         # A part with a "/" is an imported dataset id (data/imported/<id>); a bare part is a kind
@@ -54,7 +56,7 @@ def main() -> None:
             else (f"{namespace}/{part}-v0", DATASETS_ROOT / namespace / f"{part}-v0")
             for part in name.split("+")
         ]
-        summary = preprocess(sources, transitions_path(name), config, seed=g.seed)
+        summary = preprocess(sources, transitions_path(name), config, seed=g.seed, env_id=g.env)
         write_json(METRICS_ROOT / f"{name}.json", summary)
 
 

@@ -14,13 +14,16 @@ from pydantic import field_validator
 from datagen.preprocess import PreprocessConfig
 from offline_rl.agent import save_agent
 from offline_rl.algos import ALGORITHMS, make_algorithm
+from offline_rl.algos.base import AlgoConfig
 from offline_rl.buffer import ReplayBuffer
-from offline_rl.config import ConfigError, choice_error, parse_config
+from offline_rl.checkpoint import seed_everything
+from offline_rl.config import ConfigError, Device, choice_error, parse_config
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.trainer import LoopConfig, fingerprint, resolve_device, train
 from offline_rl.transitions import load_transitions
 from pipelines.common import (
     PARAMS_FILE,
+    Globals,
     global_params,
     load_params,
     make_logger_factory,
@@ -37,7 +40,7 @@ PLOTS = Path("plots/train")
 class TrainConfig(LoopConfig):
     algo: str = "td3_bc"
     dataset: str = "medium"  # an entry of preprocess.datasets: trains on its training split
-    device: str = "auto"
+    device: Device = "auto"
 
     @field_validator("algo")
     @classmethod
@@ -47,24 +50,41 @@ class TrainConfig(LoopConfig):
         return value
 
 
-def main() -> None:
-    params = load_params()
+def train_configs(params: dict[str, Any]) -> tuple[Globals, TrainConfig, AlgoConfig]:
+    """Validate everything the stage reads, every algos.* entry included (a typo in an algorithm
+    not chosen now would otherwise surface only in a later experiment)."""
     g = global_params(params)
     config = section(params, "train", TrainConfig)
-    algos: dict[str, Any] = params.get("algos") or {}
-    _, config_model = ALGORITHMS[config.algo]
-    algo_config = parse_config(
-        config_model, algos.get(config.algo), f"algos.{config.algo}", str(PARAMS_FILE)
-    ).with_default_lr(g.lr)
+    algos = params.get("algos") or {}
+    if not isinstance(algos, dict):
+        raise ConfigError(
+            f"{PARAMS_FILE}: algos must be a mapping of algorithm names, got {algos!r}"
+        )
+    for name in algos:
+        if name not in ALGORITHMS:
+            raise ConfigError(
+                f"{PARAMS_FILE}: algos: {choice_error('algorithm', str(name), ALGORITHMS)}"
+            )
+    configs = {
+        name: parse_config(model, algos.get(name), f"algos.{name}", str(PARAMS_FILE))
+        for name, (_, model) in ALGORITHMS.items()
+    }
     datasets = section(params, "preprocess", PreprocessConfig).datasets
     if config.dataset not in datasets:
         raise ConfigError(
             f"{PARAMS_FILE}: train.dataset: {choice_error('dataset', config.dataset, datasets)} "
             "(the entries of preprocess.datasets)"
         )
+    return g, config, configs[config.algo].with_default_lr(g.lr)
+
+
+def main() -> None:
+    params = load_params()
+    g, config, algo_config = train_configs(params)
     device = resolve_device(config.device)
     data = load_transitions(transitions_path(config.dataset), device, split="train")
     meta = data.meta
+    seed_everything(g.seed)  # the initial weights too: torch's default seed differs per process
     algo = make_algorithm(config.algo, meta.obs_dim, meta.act_dim, algo_config, device)
     buffer = ReplayBuffer.from_transitions(data, seed=g.seed)
     run_config = {

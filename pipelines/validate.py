@@ -1,0 +1,38 @@
+"""Check params.yaml for every stage at once: `python -m pipelines.validate` before a long `dvc repro`.
+
+Each stage validates its own sections when it starts; this runs all of those checks together, so a
+typo in the evaluate section fails now rather than after hours of behaviour training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datagen.behavior import BehaviorConfig
+from datagen.preprocess import PreprocessConfig
+from datagen.recipes import CollectConfig
+from offline_rl.tracking import WandbConfig
+from pipelines.common import global_params, known_env, load_params, run_stage, section
+from pipelines.evaluate import EvaluateConfig
+from pipelines.train import train_configs
+
+
+def validate_params(params: dict[str, Any]) -> None:
+    """Raise ConfigError for the first section that fails; return quietly when all are valid."""
+    g = global_params(params)
+    known_env(g.env)
+    section(params, "behavior", BehaviorConfig)
+    section(params, "collect", CollectConfig)
+    section(params, "preprocess", PreprocessConfig)
+    train_configs(params)
+    section(params, "evaluate", EvaluateConfig)
+    section(params, "wandb", WandbConfig)
+
+
+def main() -> None:
+    validate_params(load_params())
+    print("params.yaml: valid for every stage")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,147 @@
+"""Broken Minari datasets and behaviour checkpoints fail with an error naming the file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from datagen.policies import SACPolicy
+from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
+from datagen.recipes import RecipeError, checkpoint_returns
+from offline_rl.agent import save_agent
+from offline_rl.checkpoint import CheckpointError, save_checkpoint
+from offline_rl.transitions import load_transitions
+from tests.offline_rl.algos.test_contract import build
+
+CONFIG = PreprocessConfig(chunk_rows=1000)
+
+
+@pytest.fixture
+def dataset(random_dataset: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "random-v0"
+    shutil.copytree(random_dataset, copy)
+    return copy
+
+
+def run(dataset: Path, tmp_path: Path, env_id: str | None = "Hopper-v5") -> Path:
+    out = tmp_path / "t.h5"
+    preprocess([("hopper/random-v0", dataset)], out, CONFIG, env_id=env_id)
+    return out
+
+
+def edit_metadata(dataset: Path, **changes: object) -> Path:
+    meta_file = dataset / "data" / "metadata.json"
+    metadata = json.loads(meta_file.read_text())
+    for key, value in changes.items():
+        if value is None:
+            metadata.pop(key)
+        else:
+            metadata[key] = value
+    meta_file.write_text(json.dumps(metadata))
+    return meta_file
+
+
+def test_intact_copy_preprocesses(dataset: Path, tmp_path: Path) -> None:
+    assert load_transitions(run(dataset, tmp_path)).meta.size == 600
+
+
+@pytest.mark.parametrize("keep_fraction", [0.0, 0.3, 0.8])
+def test_truncated_main_data(dataset: Path, tmp_path: Path, keep_fraction: float) -> None:
+    main = dataset / "data" / "main_data.hdf5"
+    main.write_bytes(main.read_bytes()[: int(main.stat().st_size * keep_fraction)])
+    with pytest.raises(PreprocessError, match=str(main)):
+        run(dataset, tmp_path)
+    assert not (tmp_path / "t.h5").exists()
+
+
+def test_metadata_that_is_not_json(dataset: Path, tmp_path: Path) -> None:
+    meta_file = dataset / "data" / "metadata.json"
+    meta_file.write_text('{"env_spec": ')
+    with pytest.raises(PreprocessError, match=rf"{meta_file}: invalid JSON"):
+        run(dataset, tmp_path)
+
+
+def test_metadata_without_spaces(dataset: Path, tmp_path: Path) -> None:
+    meta_file = edit_metadata(dataset, action_space=None)
+    with pytest.raises(PreprocessError, match=rf"{meta_file}: missing keys \['action_space'\]"):
+        run(dataset, tmp_path)
+
+
+def test_metadata_with_malformed_space(dataset: Path, tmp_path: Path) -> None:
+    meta_file = edit_metadata(dataset, observation_space="{not json")
+    with pytest.raises(PreprocessError, match=rf"{meta_file}: malformed space"):
+        run(dataset, tmp_path)
+
+
+def test_unsupported_minari_version(dataset: Path, tmp_path: Path) -> None:
+    meta_file = edit_metadata(dataset, minari_version="0.1.0")
+    with pytest.raises(PreprocessError, match=rf"{meta_file}: minari_version '0.1.0' .*supported"):
+        run(dataset, tmp_path)
+
+
+def test_hopper_dataset_with_halfcheetah_params(dataset: Path, tmp_path: Path) -> None:
+    meta_file = dataset / "data" / "metadata.json"
+    with pytest.raises(
+        PreprocessError, match=rf"{meta_file}: dataset of Hopper-v5, but params say env HalfCheetah"
+    ):
+        run(dataset, tmp_path, env_id="HalfCheetah-v5")
+
+
+def test_shapes_that_do_not_match_the_environment(dataset: Path, tmp_path: Path) -> None:
+    meta_file = dataset / "data" / "metadata.json"
+    space = json.loads(json.loads(meta_file.read_text())["observation_space"])
+    space["shape"] = [17]
+    edit_metadata(dataset, observation_space=json.dumps(space))
+    with pytest.raises(PreprocessError, match=rf"{meta_file}: .*\(17,\).*Hopper-v5's \(11,\)"):
+        run(dataset, tmp_path, env_id=None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("rewards", np.nan), ("observations", np.inf), ("actions", -np.inf)]
+)
+def test_non_finite_values(dataset: Path, tmp_path: Path, key: str, value: float) -> None:
+    main = dataset / "data" / "main_data.hdf5"
+    with h5py.File(main, "a") as f:
+        f[f"episode_1/{key}"][0] = value
+    with pytest.raises(PreprocessError, match=rf"{main}: episode_1/{key} holds NaN or inf"):
+        run(dataset, tmp_path)
+
+
+def test_behaviour_checkpoint_of_another_algorithm(
+    random_transitions: Path, tmp_path: Path
+) -> None:
+    data = load_transitions(random_transitions)
+    path = tmp_path / "step_1000.pt"
+    save_agent(path, "td3_bc", build("td3_bc", data.meta.obs_dim, data.meta.act_dim), data.meta)
+    with pytest.raises(
+        CheckpointError, match=rf"{path}: checkpoint has algo='td3_bc', expected 'sac'"
+    ):
+        SACPolicy(path)
+
+
+def test_behaviour_checkpoint_without_weights(tmp_path: Path) -> None:
+    path = tmp_path / "step_1000.pt"
+    save_checkpoint(path, {"algo": "sac", "obs_dim": 11})
+    with pytest.raises(CheckpointError, match=rf"{path}: not a whole SAC behaviour checkpoint"):
+        SACPolicy(path)
+
+
+def test_truncated_behaviour_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "step_1000.pt"
+    save_checkpoint(path, {"algo": "sac", "actor": {"w": torch.zeros(100, 100)}})
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(CheckpointError, match=rf"{path}: unreadable checkpoint"):
+        SACPolicy(path)
+
+
+@pytest.mark.parametrize("text", ["{", '{"checkpoints": 3}', "[]"])
+def test_broken_checkpoint_index(tmp_path: Path, text: str) -> None:
+    (tmp_path / "checkpoints.json").write_text(text)
+    with pytest.raises(RecipeError, match=rf"{tmp_path / 'checkpoints.json'}: not a behaviour"):
+        checkpoint_returns(tmp_path)

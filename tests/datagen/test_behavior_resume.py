@@ -1,0 +1,140 @@
+"""Behaviour SAC killed mid-run resumes from its last episode-end state to the very same outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from datagen.behavior import (
+    BehaviorConfig,
+    behavior_fingerprint,
+    load_resume_state,
+    train_behavior,
+)
+from datagen.sac import SACConfig
+from offline_rl.checkpoint import load_checkpoint, save_checkpoint
+from offline_rl.tracking import RunLogger, WandbConfig
+
+CONFIG = BehaviorConfig(
+    steps=240,
+    random_steps=160,
+    batch_size=32,
+    checkpoint_steps=(120, 240),
+    eval_episodes=1,
+    log_interval=20,
+    resume_every=30,
+    sac=SACConfig(hidden=(16, 16)),
+)
+
+
+class Killed(Exception):
+    pass
+
+
+class KillingLogger(RunLogger):
+    """Raises at the first log call at or after `kill_at` (an exception in the loop = a kill)."""
+
+    kill_at: int | None = None
+
+    def log(self, curve: str, step: int, metrics: dict[str, float]) -> None:
+        if self.kill_at is not None and step >= self.kill_at:
+            raise Killed
+        super().log(curve, step, metrics)
+
+
+def run(workdir: Path, resume: bool = True, kill_at: int | None = None) -> Path:
+    def factory(run_id: str | None) -> RunLogger:
+        logger = KillingLogger(
+            WandbConfig(),
+            mode="disabled",
+            job_type="behavior",
+            name=None,
+            group=None,
+            run_config={},
+            run_id=run_id,
+            wandb_dir=workdir,
+            curves={k: workdir / f"{k}.csv" for k in ("train", "losses", "eval")},
+        )
+        logger.kill_at = kill_at
+        return logger
+
+    out = workdir / "behavior"
+    train_behavior(
+        "Hopper-v5",
+        CONFIG,
+        3,
+        out,
+        factory,
+        progress=False,
+        resume_path=workdir / "resume.pt" if resume else None,
+    )
+    return out
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+    assert json.loads((a / "checkpoints.json").read_text()) == json.loads(
+        (b / "checkpoints.json").read_text()
+    )
+    with h5py.File(a / "replay.h5") as fa, h5py.File(b / "replay.h5") as fb:
+        for key in fa:
+            np.testing.assert_array_equal(fa[key][()], fb[key][()], err_msg=key)
+    for policy in a.glob("step_*.pt"):
+        pa, pb = load_checkpoint(policy), load_checkpoint(b / policy.name)
+        assert pa["eval_returns"] == pb["eval_returns"]
+        for name, tensor in pa["actor"].items():
+            assert torch.equal(tensor, pb["actor"][name]), (policy.name, name)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run(tmp_path_factory.mktemp("straight"), resume=False)
+
+
+@pytest.mark.slow  # three short SAC runs: about 40 s of CPU, minutes on a shared machine
+def test_killed_run_resumes_to_identical_outputs(uninterrupted: Path, tmp_path: Path) -> None:
+    with pytest.raises(Killed):
+        run(tmp_path, kill_at=210)
+    assert not (tmp_path / "behavior").exists()  # no half-written output folder
+    state = load_checkpoint(tmp_path / "resume.pt")
+    assert not state["finished"] and 160 <= state["step"] < 210
+    run(tmp_path)
+    assert_same_outputs(uninterrupted, tmp_path / "behavior")
+    rows = (tmp_path / "losses.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(180, 241, 20))
+    assert load_checkpoint(tmp_path / "resume.pt")["finished"]
+
+    # DVC deletes the non-persisted output folder before a rerun: the finished state rewrites it
+    # without training (any training step would log, and so raise)
+    shutil.rmtree(tmp_path / "behavior")
+    run(tmp_path, kill_at=1)
+    assert_same_outputs(uninterrupted, tmp_path / "behavior")
+
+
+def test_state_of_another_configuration_is_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "resume.pt"
+    save_checkpoint(path, {"kind": "behavior_resume", "fingerprint": "other", "step": 10})
+    fingerprint = behavior_fingerprint("Hopper-v5", CONFIG, 3)
+    assert load_resume_state(path, fingerprint) is None
+    assert "belongs to another configuration" in caplog.text
+    assert fingerprint == behavior_fingerprint(
+        "Hopper-v5", CONFIG.model_copy(update={"resume_every": 7}), 3
+    )
+    assert fingerprint != behavior_fingerprint("Hopper-v5", CONFIG, 4)
+
+
+def test_unreadable_state_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "resume.pt"
+    path.write_bytes(b"truncated")
+    assert load_resume_state(path, "f") is None
+    assert f"{path}: unreadable checkpoint" in caplog.text
