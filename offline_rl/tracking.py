@@ -41,6 +41,7 @@ class RunLogger:
         run_id: str | None,
         wandb_dir: Path,
         curves: dict[str, Path],
+        extra_tags: list[str] | None = None,
     ) -> None:
         self.curves = curves
         self.history: dict[str, list[dict[str, float]]] = {name: [] for name in curves}
@@ -56,7 +57,7 @@ class RunLogger:
                 job_type=job_type,
                 name=name,
                 group=group,
-                tags=list(config.tags),
+                tags=list(dict.fromkeys([*config.tags, *(extra_tags or [])])),
                 config=run_config,
                 id=run_id,
                 resume="allow" if run_id else None,
