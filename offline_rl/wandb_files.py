@@ -84,7 +84,7 @@ def read_run(run_dir: Path) -> LocalRun:
         raise WandbFileError(f"{run_dir}: no run-*.wandb log in this folder")
     run: LocalRun | None = None
     for data in raw_records(logs[0]):
-        record = pb.Record()
+        record = pb.Record()  # type: ignore[attr-defined]
         record.ParseFromString(data)
         kind = record.WhichOneof("record_type")
         if kind == "run":
