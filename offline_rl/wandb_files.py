@@ -34,6 +34,7 @@ class LocalRun:
     history: list[dict[str, Any]] = field(default_factory=list)  # one dict per logged step
     summary: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # paths under the run's files/ folder
+    exit_code: int | None = None  # None: the run has not finished (or is still being written)
 
     def series(self, key: str) -> list[tuple[int, float]]:
         """(step, value) for every history row holding `key`."""
@@ -101,6 +102,8 @@ def read_run(run_dir: Path) -> LocalRun:
             run.summary |= {_key(u): json.loads(u.value_json) for u in record.summary.update}
         elif kind == "files":
             run.files += [f.path for f in record.files.files]
+        elif kind == "exit":
+            run.exit_code = int(record.exit.exit_code)
     if run is None:
         raise WandbFileError(f"{logs[0]}: no run record")
     return run

@@ -78,11 +78,12 @@ def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def read_back(workdir: Path, count: int) -> list[LocalRun]:
-    """The runs under workdir/wandb; wandb's service may still be flushing the last records."""
-    for _ in range(20):
+    """The runs under workdir/wandb, once each log ends with its exit record: wandb's service
+    process may still be writing a log when finish() returns."""
+    for _ in range(60):
         try:
             runs = local_runs(workdir / "wandb")
-            if len(runs) == count:
+            if len(runs) == count and all(r.exit_code is not None for r in runs):
                 return runs
         except WandbFileError:
             pass
@@ -139,6 +140,7 @@ def test_resumed_training_continues_the_same_wandb_run(
     assert [r.split(",")[0] for r in rows] == ["10", "20", "30", "40"]
 
 
+@pytest.mark.slow
 def test_profiler_writes_a_chrome_trace_and_phase_split(
     random_transitions: Path, tmp_path: Path
 ) -> None:
