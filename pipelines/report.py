@@ -3,8 +3,8 @@ reports/results.md, reports/results.csv and reports/curves.png (see docs/trackin
 
 Not a stage of the pipeline, on purpose: it reads across experiments (`dvc exp show`), and a
 stage would run inside every `dvc exp run` (in queued temp copies too), where the experiment
-being run is not committed yet and DVC holds the repository lock. Run it after the experiments
-(`make report`). Best score = `eval/best_normalized_score` of metrics/train.json (the best
+being run is not committed yet. Run it after the experiments (`make report`), or as the optional
+stage of docs/tracking.md (`reports/dvc.yaml`, `dvc repro reports/dvc.yaml:report`). Best score = `eval/best_normalized_score` of metrics/train.json (the best
 evaluation during training); final = the evaluate stage's score.
 """
 
