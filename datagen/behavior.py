@@ -79,6 +79,7 @@ def train_behavior(
     episode_return, episode_len, episode_index = 0.0, 0, 0
     obs, _ = env.reset(seed=seed)
     started = time.perf_counter()
+    timer = {"env": 0.0, "update": 0.0}  # acting + env.step vs gradient steps, per log window
     with atomic_dir(out_dir) as tmp:
         for step in tqdm(
             range(1, config.steps + 1),
@@ -86,6 +87,7 @@ def train_behavior(
             disable=not progress,
             mininterval=2.0,
         ):
+            acting = time.perf_counter()
             if step <= config.random_steps:
                 unit = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
             else:
@@ -100,6 +102,7 @@ def train_behavior(
                     for x in (obs, unit, reward, next_obs, float(terminated))
                 )
             )
+            timer["env"] += time.perf_counter() - acting
             truncations[step - 1] = truncated and not terminated
             episode_return += float(reward)
             episode_len += 1
@@ -114,14 +117,23 @@ def train_behavior(
                 episode_index += 1
                 episode_return, episode_len = 0.0, 0
             if step > config.random_steps:
+                updating = time.perf_counter()
                 metrics = agent.update(buffer.sample(config.batch_size))
+                timer["update"] += time.perf_counter() - updating
                 if step % config.log_interval == 0:
+                    window = sum(timer.values())
                     logger.log(
                         "losses",
                         step,
                         {k: float(v) for k, v in metrics.items()}
-                        | {"env_steps_per_s": step / (time.perf_counter() - started)},
+                        | {
+                            "env_steps_per_s": step / (time.perf_counter() - started),
+                            "perf/env_s": timer["env"],
+                            "perf/update_s": timer["update"],
+                            "perf/update_fraction": timer["update"] / max(window, 1e-9),
+                        },
                     )
+                    timer = {"env": 0.0, "update": 0.0}
             if step in wanted:
                 payload = actor_checkpoint(agent, obs_dim, act_dim, space, step, [], env_id)
                 policy_path = tmp / f"step_{step}.pt"
