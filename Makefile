@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export MUJOCO_GL ?= egl
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install repro test lint unit slow bench clean
+.PHONY: install repro test lint unit slow bench report clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: lint unit
 
 slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+report: install
+	$(BIN)/python -m pipelines.report
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all

@@ -173,6 +173,7 @@ def train_behavior(
     episode_return, episode_len, last_saved = 0.0, 0, start_step
     obs, _ = env.reset(seed=seed + episode_index)  # episode k starts from reset seed `seed + k`
     started = time.perf_counter()
+    timer = {"env": 0.0, "update": 0.0}  # acting + env.step vs gradient steps, per log window
     with atomic_dir(out_dir) as tmp:
         for step_done, payload in policies.items():
             save_checkpoint(tmp / f"step_{step_done}.pt", payload)
@@ -184,6 +185,7 @@ def train_behavior(
             disable=not progress,
             mininterval=2.0,
         ):
+            acting = time.perf_counter()
             if step <= config.random_steps:
                 unit = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
             else:
@@ -198,6 +200,7 @@ def train_behavior(
                     for x in (obs, unit, reward, next_obs, float(terminated))
                 )
             )
+            timer["env"] += time.perf_counter() - acting
             truncations[step - 1] = truncated and not terminated
             episode_return += float(reward)
             episode_len += 1
@@ -213,16 +216,24 @@ def train_behavior(
                 obs, _ = env.reset(seed=seed + episode_index)
                 episode_return, episode_len = 0.0, 0
             if step > config.random_steps:
+                updating = time.perf_counter()
                 metrics = agent.update(buffer.sample(config.batch_size))
+                timer["update"] += time.perf_counter() - updating
                 if step % config.log_interval == 0:
+                    window = sum(timer.values())
                     logger.log(
                         "losses",
                         step,
                         {k: float(v) for k, v in metrics.items()}
                         | {
-                            "env_steps_per_s": (step - start_step) / (time.perf_counter() - started)
+                            "env_steps_per_s": (step - start_step)
+                            / (time.perf_counter() - started),
+                            "perf/env_s": timer["env"],
+                            "perf/update_s": timer["update"],
+                            "perf/update_fraction": timer["update"] / max(window, 1e-9),
                         },
                     )
+                    timer = {"env": 0.0, "update": 0.0}
             if step in wanted:
                 policies[step] = evaluated_policy(
                     agent,

@@ -18,7 +18,14 @@ from torch import Tensor
 
 from offline_rl.buffer import Batch
 from offline_rl.config import StrictModel
-from offline_rl.networks import EnsembleCritic, TanhGaussianActor, make_adam, soft_update
+from offline_rl.networks import (
+    EnsembleCritic,
+    TanhGaussianActor,
+    grad_norm,
+    make_adam,
+    q_stats,
+    soft_update,
+)
 
 
 class SACConfig(StrictModel):
@@ -55,6 +62,7 @@ class SAC:
         critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
+        critic_grad = grad_norm(self.critic)
         self.critic_opt.step()
 
         action, log_prob = self.actor.sample(batch.observations)
@@ -62,6 +70,7 @@ class SAC:
         actor_loss = (alpha * log_prob - q_pi).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
+        actor_grad = grad_norm(self.actor)
         self.actor_opt.step()
 
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
@@ -73,8 +82,10 @@ class SAC:
             "critic_loss": critic_loss.detach(),
             "actor_loss": actor_loss.detach(),
             "alpha": alpha,
-            "q_mean": q.detach().mean(),
             "entropy": -log_prob.detach().mean(),
+            "grad_norm/critic": critic_grad,
+            "grad_norm/actor": actor_grad,
+            **q_stats(q),
         }
 
     @torch.no_grad()

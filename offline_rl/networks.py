@@ -169,3 +169,24 @@ def make_adam(params: list[nn.Parameter] | nn.Module, lr: float) -> torch.optim.
     if isinstance(params, nn.Module):
         params = list(params.parameters())
     return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def grad_norm(module: nn.Module) -> Tensor:
+    """Global L2 norm of `module`'s gradients as a 0-d tensor: read after backward() and returned
+    with the losses, so the training loop syncs with the device only when it logs."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norms = torch._foreach_norm(grads)  # one fused kernel instead of one per tensor
+    return torch.linalg.vector_norm(torch.stack(norms)).detach()
+
+
+def q_stats(q: Tensor, prefix: str = "q") -> dict[str, Tensor]:
+    """Mean, std, min and max of Q-values as detached 0-d tensors (no host round trip)."""
+    q = q.detach()
+    return {
+        f"{prefix}_mean": q.mean(),
+        f"{prefix}_std": q.std(),
+        f"{prefix}_min": q.min(),
+        f"{prefix}_max": q.max(),
+    }

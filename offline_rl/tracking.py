@@ -41,8 +41,10 @@ class RunLogger:
         run_id: str | None,
         wandb_dir: Path,
         curves: dict[str, Path],
+        extra_tags: list[str] | None = None,
     ) -> None:
         self.curves = curves
+        self.log_videos = config.log_video
         self.history: dict[str, list[dict[str, float]]] = {name: [] for name in curves}
         self.run: Any = None
         if mode != "disabled":
@@ -56,7 +58,7 @@ class RunLogger:
                 job_type=job_type,
                 name=name,
                 group=group,
-                tags=list(config.tags),
+                tags=list(dict.fromkeys([*config.tags, *(extra_tags or [])])),
                 config=run_config,
                 id=run_id,
                 resume="allow" if run_id else None,
@@ -100,7 +102,8 @@ class RunLogger:
             tmp.write_text(buffer.getvalue())
 
     def log_video(self, key: str, path: Path, step: int) -> None:
-        if self.run is not None:
+        """Upload the video to wandb unless `wandb.log_video` is off (the file stays either way)."""
+        if self.run is not None and self.log_videos:
             import wandb
 
             self.run.log({key: wandb.Video(str(path), format="mp4")}, step=step)

@@ -28,6 +28,7 @@ from offline_rl.checkpoint import (
     set_rng_state,
 )
 from offline_rl.config import StrictModel
+from offline_rl.profiling import Profiler
 from offline_rl.tracking import RunLogger
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class LoopConfig(StrictModel):
     eval_interval: int = Field(default=5_000, ge=1)
     eval_episodes: int = Field(default=5, ge=1)
     checkpoint_interval: int = Field(default=5_000, ge=1)
+    profile: bool = False  # torch.profiler trace of a few steps (slower: syncs every phase)
 
 
 class TrainingDiverged(RuntimeError):
@@ -88,6 +90,7 @@ def train(
     logger_factory: Callable[[str | None], RunLogger],
     evaluate: EvalFn,
     progress: bool = True,
+    profiler: Profiler | None = None,
 ) -> tuple[RunLogger, dict[str, float]]:
     """Run (or resume) `loop.steps` gradient steps; returns the open logger and the last eval."""
     seed_everything(seed)
@@ -104,8 +107,7 @@ def train(
 
     last_eval: dict[str, float] = dict(history.get("eval", [{}])[-1]) if history.get("eval") else {}
     last_eval.pop("step", None)
-    timer = {"sample": 0.0, "update": 0.0}
-    window_start, window_steps = time.perf_counter(), 0
+    profiler = profiler or Profiler(torch.device("cpu"))
     bar = tqdm(
         range(start_step + 1, loop.steps + 1),
         initial=start_step,
@@ -114,13 +116,44 @@ def train(
         disable=not progress,
         mininterval=2.0,
     )
+    with profiler:
+        last_eval = _loop(
+            algo,
+            algo_name,
+            buffer,
+            loop,
+            checkpoint_path,
+            run_fingerprint,
+            logger,
+            evaluate,
+            profiler,
+            bar,
+            last_eval,
+        )
+    bar.close()
+    return logger, last_eval
+
+
+def _loop(
+    algo: Algorithm,
+    algo_name: str,
+    buffer: ReplayBuffer,
+    loop: LoopConfig,
+    checkpoint_path: Path,
+    run_fingerprint: str,
+    logger: RunLogger,
+    evaluate: EvalFn,
+    profiler: Profiler,
+    bar: Any,
+    last_eval: dict[str, float],
+) -> dict[str, float]:
+    window_start, window_steps = time.perf_counter(), 0
     for step in bar:
-        t0 = time.perf_counter()
-        batch = buffer.sample(loop.batch_size)
-        t1 = time.perf_counter()
-        metrics = algo.update(batch)
-        timer["sample"] += t1 - t0
-        timer["update"] += time.perf_counter() - t1
+        with profiler.phase("sample"):
+            batch = buffer.sample(loop.batch_size)
+        with profiler.phase("update"):
+            metrics = algo.update(batch)
+        profiler.step()
         window_steps += 1
         is_last = step == loop.steps
         log_now = step % loop.log_interval == 0 or is_last
@@ -135,17 +168,18 @@ def train(
                     f"last good checkpoint: {last_good}. Lower the learning rate or check the data."
                 )
         if log_now:
-            elapsed = time.perf_counter() - window_start
-            values |= {
-                "perf/grad_steps_per_s": window_steps / max(elapsed, 1e-9),
-                "perf/sample_fraction": timer["sample"] / max(sum(timer.values()), 1e-9),
-            }
+            values |= throughput(
+                profiler.take_window(), window_steps, time.perf_counter() - window_start
+            )
             logger.log("train", step, values)
             window_start, window_steps = time.perf_counter(), 0
-            timer = {"sample": 0.0, "update": 0.0}
         if step % loop.eval_interval == 0 or is_last:
-            last_eval = evaluate(step)
+            eval_started = time.perf_counter()
+            with profiler.phase("evaluate"):
+                last_eval = evaluate(step)
+            last_eval = last_eval | {"perf/eval_s": time.perf_counter() - eval_started}
             logger.log("eval", step, last_eval)
+            window_start = time.perf_counter()  # evaluation time is not training throughput
         if checkpoint_now:
             save_checkpoint(
                 checkpoint_path,
@@ -160,8 +194,18 @@ def train(
                     "history": logger.history,
                 },
             )
-    bar.close()
-    return logger, last_eval
+    return last_eval
+
+
+def throughput(window: dict[str, float], steps: int, elapsed: float) -> dict[str, float]:
+    """Gradient steps per second of wall time, and how that time splits into sampling/updating."""
+    sample, update = window.get("sample", 0.0), window.get("update", 0.0)
+    return {
+        "perf/grad_steps_per_s": steps / max(elapsed, 1e-9),
+        "perf/sample_s": sample,
+        "perf/update_s": update,
+        "perf/sample_fraction": sample / max(sample + update, 1e-9),
+    }
 
 
 def resolve_device(name: str) -> torch.device:

@@ -5,6 +5,7 @@ This is the only place that reads params.yaml or environment variables for setti
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -115,10 +116,59 @@ def git_commit() -> str:
         return "unknown"
 
 
+def wandb_dir() -> Path:
+    """Where wandb writes its run folders (`<dir>/wandb/...`).
+
+    `dvc exp run --queue` and `--temp` run each experiment in a temporary copy of the repository
+    under .dvc/tmp/exps/ that is deleted afterwards; DVC sets DVC_ROOT to the original repository
+    there, so run files written under it survive. WANDB_DIR, when set, wins.
+    """
+    return Path(os.environ.get("WANDB_DIR") or os.environ.get("DVC_ROOT") or ".").resolve()
+
+
+def dvc_md5(path: Path, lock_file: Path = Path("dvc.lock")) -> str | None:
+    """The md5 DVC records for the file `path`: read from dvc.lock when its size still matches,
+    else computed (DVC 3 hashes a file's bytes with plain md5). None if the file is missing."""
+    if not path.is_file():
+        return None
+    size = path.stat().st_size
+    try:
+        lock = yaml.safe_load(lock_file.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        lock = {}
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == path.as_posix() and out.get("size") == size and out.get("md5"):
+                return str(out["md5"])
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def param_tags(params: dict[str, Any], job_type: str) -> list[str]:
+    """wandb tags: the ones listed in params plus env, algorithm and datasets, to filter runs."""
+    tags = [f"stage:{job_type}"]
+    if isinstance(params.get("env"), str):
+        tags.append(f"env:{params['env']}")
+    train = params.get("train") or {}
+    if job_type in ("train", "evaluate") and isinstance(train.get("algo"), str):
+        tags.append(f"algo:{train['algo']}")
+    datasets = (params.get("preprocess") or {}).get("datasets")
+    if job_type in ("train", "evaluate") and isinstance(datasets, list):
+        tags.append("data:" + "+".join(str(d) for d in datasets))
+    return tags
+
+
 def make_logger_factory(
     params: dict[str, Any], job_type: str, curves: dict[str, Path], run_config: dict[str, Any]
 ) -> Callable[[str | None], RunLogger]:
-    """A logger constructor taking the wandb run id to resume (None starts a new run)."""
+    """A logger constructor taking the wandb run id to resume (None starts a new run).
+
+    The run is named `<experiment>-<stage>` and grouped by the DVC experiment (DVC_EXP_NAME), so a
+    wandb run and a `dvc exp show` row are found from each other.
+    """
     config = section(params, "wandb", WandbConfig)
     experiment = os.environ.get("DVC_EXP_NAME")
     name = f"{experiment}-{job_type}" if experiment else None
@@ -134,8 +184,9 @@ def make_logger_factory(
             group=experiment or "workspace",
             run_config=full_config,
             run_id=run_id,
-            wandb_dir=Path(os.environ.get("WANDB_DIR", ".")),
+            wandb_dir=wandb_dir(),
             curves=curves,
+            extra_tags=param_tags(params, job_type),
         )
 
     return factory

@@ -15,15 +15,18 @@ from datagen.preprocess import PreprocessConfig
 from offline_rl.agent import save_agent
 from offline_rl.algos import ALGORITHMS, make_algorithm
 from offline_rl.algos.base import AlgoConfig
+from offline_rl.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.checkpoint import seed_everything
 from offline_rl.config import ConfigError, Device, choice_error, parse_config
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
+from offline_rl.profiling import Profiler
 from offline_rl.trainer import LoopConfig, fingerprint, resolve_device, train
 from offline_rl.transitions import load_transitions
 from pipelines.common import (
     PARAMS_FILE,
     Globals,
+    dvc_md5,
     global_params,
     load_params,
     make_logger_factory,
@@ -35,6 +38,8 @@ from pipelines.preprocess import transitions_path
 
 OUT_DIR = Path("models/train")
 PLOTS = Path("plots/train")
+PROFILE_METRICS = Path("metrics/profile.json")
+TRACE = Path("profiles/train_trace.json")
 
 
 class TrainConfig(LoopConfig):
@@ -91,6 +96,8 @@ def main() -> None:
         "algo_config": algo_config.model_dump(),
         "train_config": config.model_dump(),
         "data": meta.to_dict(),
+        "dataset_ids": list(meta.dataset_ids),
+        "transitions_md5": dvc_md5(transitions_path(config.dataset)),
         "stage": "train",
     }
     run_id = fingerprint({**run_config, "seed": g.seed})
@@ -110,6 +117,9 @@ def main() -> None:
         )
         return result.to_metrics()
 
+    TRACE.parent.mkdir(parents=True, exist_ok=True)  # the DVC out exists even without a trace
+    TRACE.unlink(missing_ok=True)
+    profiler = Profiler(device, TRACE if config.profile else None)
     logger, last_eval = train(
         algo,
         config.algo,
@@ -121,12 +131,18 @@ def main() -> None:
         factory,
         evaluate,
         progress_enabled(),
+        profiler,
     )
     try:
         save_agent(OUT_DIR / "agent.pt", config.algo, algo, meta, {"seed": g.seed})
+        key = "eval/normalized_score_mean"
+        scores = [r[key] for r in logger.history["eval"] if key in r]
+        best = {"eval/best_normalized_score": max(scores)} if scores else {}
         logger.summary(
-            {"algo": config.algo, "steps": config.steps, **last_eval}, Path("metrics/train.json")
+            {"algo": config.algo, "steps": config.steps, **last_eval, **best},
+            Path("metrics/train.json"),
         )
+        write_json(PROFILE_METRICS, profiler.summary())
     finally:
         logger.finish()
 

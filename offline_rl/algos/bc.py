@@ -15,7 +15,7 @@ from torch import Tensor
 
 from offline_rl.algos.base import AlgoConfig
 from offline_rl.buffer import Batch
-from offline_rl.networks import DeterministicActor, make_adam
+from offline_rl.networks import DeterministicActor, grad_norm, make_adam
 
 
 class BCConfig(AlgoConfig):
@@ -34,8 +34,9 @@ class BC:
         loss = F.mse_loss(self.actor(batch.observations), batch.actions)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
+        actor_grad = grad_norm(self.actor)
         self.actor_opt.step()
-        return {"actor_loss": loss.detach()}
+        return {"actor_loss": loss.detach(), "grad_norm/actor": actor_grad}
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:

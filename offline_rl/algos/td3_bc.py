@@ -22,7 +22,14 @@ from torch import Tensor
 
 from offline_rl.algos.base import AlgoConfig
 from offline_rl.buffer import Batch
-from offline_rl.networks import DeterministicActor, EnsembleCritic, make_adam, soft_update
+from offline_rl.networks import (
+    DeterministicActor,
+    EnsembleCritic,
+    grad_norm,
+    make_adam,
+    q_stats,
+    soft_update,
+)
 
 
 class TD3BCConfig(AlgoConfig):
@@ -66,9 +73,15 @@ class TD3BC:
         critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
+        critic_grad = grad_norm(self.critic)
         self.critic_opt.step()
 
-        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
+        metrics = {
+            "critic_loss": critic_loss.detach(),
+            "grad_norm/critic": critic_grad,
+            "target_q_mean": target.mean(),
+            **q_stats(q),
+        }
         if self.step % cfg.policy_freq == 0:
             pi = self.actor(batch.observations)
             q_pi = self.critic(batch.observations, pi)[0]
@@ -77,12 +90,14 @@ class TD3BC:
             actor_loss = -lmbda * q_pi.mean() + bc_loss
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
+            actor_grad = grad_norm(self.actor)
             self.actor_opt.step()
             soft_update(self.critic_target, self.critic, cfg.tau)
             soft_update(self.actor_target, self.actor, cfg.tau)
             self.last_actor_metrics = {
                 "actor_loss": actor_loss.detach(),
                 "bc_loss": bc_loss.detach(),
+                "grad_norm/actor": actor_grad,
             }
         return metrics | self.last_actor_metrics
 

@@ -110,7 +110,7 @@ def test_killed_training_reruns_to_the_same_agent(random_transitions: Path, tmp_
     for name in ("straight", "killed"):
         dirs[name] = write_params(tmp_path / name, TRAIN_CHANGES)
         (dirs[name] / "data/transitions").mkdir(parents=True)
-        shutil.copy(random_transitions, dirs[name] / "data/transitions/train.h5")
+        shutil.copy(random_transitions, dirs[name] / "data/transitions/medium.h5")
     duration, _ = run_to_end("train", dirs["straight"])
     events = kill_repeatedly(
         "train",

@@ -1,0 +1,33 @@
+"""No renderer: the video is skipped with a message that says what to set, and nothing crashes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """
+import logging, sys
+import numpy as np
+from offline_rl.evaluation import record_video
+logging.basicConfig(level=logging.WARNING)
+path = record_video("Hopper-v5", lambda obs: np.zeros((1, 3)), sys.argv[1], seed=0)
+print("result:", path)
+"""
+
+
+def test_missing_renderer_skips_the_video_with_a_clear_message(tmp_path: Path) -> None:
+    env = {**os.environ, "MUJOCO_GL": "invalid", "PYTHONPATH": os.getcwd()}
+    out = tmp_path / "v.mp4"
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "result: None" in result.stdout
+    assert "video skipped" in result.stderr and "MUJOCO_GL=egl" in result.stderr
+    assert not out.exists()

@@ -1,0 +1,90 @@
+"""Tracking end to end on tiny params in a temporary copy of the repository: metrics and plots
+files parse and `dvc plots show` renders them, a queued two-seed grid runs and `dvc exp show`
+lists both, the queued experiments' wandb runs survive their temporary workspaces, and the
+report gathers the grid."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from offline_rl.wandb_files import local_runs
+from tests.pipelines.stage_runner import copy_repo, sh
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("tracking"))
+    sh(["dvc", "repro"], repo)
+    sh(["git", "add", "-A"], repo)  # the baseline the queued experiments start from
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro"], repo)
+    # An algorithm grid reruns only train and evaluate (a seed grid would rerun everything).
+    for name, algo in (("algo-bc", "bc"), ("algo-td3bc", "td3_bc")):
+        sh(
+            [
+                "dvc",
+                "exp",
+                "run",
+                "--queue",
+                "-S",
+                f"train.algo={algo}",
+                "-S",
+                "lr=3e-4",
+                "-n",
+                name,
+            ],
+            repo,
+        )
+    sh(["dvc", "exp", "run", "--run-all"], repo)
+    return repo
+
+
+def test_metrics_and_plots_files_parse_and_render(grid: Path) -> None:
+    for stage in ("behavior", "train", "evaluate"):
+        json.loads((grid / f"metrics/{stage}.json").read_text())
+    train = json.loads((grid / "metrics/train.json").read_text())
+    assert train["eval/best_normalized_score"] >= train["eval/normalized_score_mean"]
+    profile = json.loads((grid / "metrics/profile.json").read_text())
+    assert profile["update_calls"] == 300 and profile["traced"] is False
+    with (grid / "plots/train/losses.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [100, 200, 300]
+    assert {"critic_loss", "q_mean", "grad_norm/actor", "perf/grad_steps_per_s"} <= set(rows[0])
+    out = sh(["dvc", "plots", "show", "-o", "html"], grid)
+    html = (grid / "html/index.html").read_text()
+    assert "index.html" in out
+    for title in ("Offline training - normalised score", "Offline training - critic loss"):
+        assert title in html
+    shown = json.loads(sh(["dvc", "plots", "show", "--json"], grid))
+    assert not shown.get("errors"), shown["errors"]
+
+
+def test_queued_grid_is_listed_and_keeps_its_wandb_runs(grid: Path) -> None:
+    table = json.loads(sh(["dvc", "exp", "show", "--json"], grid))
+    names = {
+        rev["name"] for base in table for exp in base["experiments"] or [] for rev in exp["revs"]
+    }
+    assert {"algo-bc", "algo-td3bc"} <= names
+    runs = local_runs(grid / "wandb")
+    groups = {r.group for r in runs if r.job_type == "train"}
+    assert {"workspace", "algo-bc", "algo-td3bc"} <= groups  # under DVC_ROOT, not the temp copy
+    train = next(r for r in runs if r.group == "algo-bc" and r.job_type == "train")
+    assert train.name == "algo-bc-train" and "algo:bc" in train.tags
+    assert len(train.config["transitions_md5"]) == 32
+
+
+def test_report_gathers_the_grid(grid: Path) -> None:
+    out = sh(["python", "-m", "pipelines.report"], grid)
+    assert "td3_bc" in out
+    with (grid / "reports/results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["algo"], r["dataset"], r["seeds"]) for r in rows] == [
+        ("bc", "hopper/medium-v0", "0"),
+        ("td3_bc", "hopper/medium-v0", "0"),
+    ]
+    assert (grid / "reports/curves.png").stat().st_size > 1000
