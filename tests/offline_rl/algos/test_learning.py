@@ -96,7 +96,8 @@ def test_beats_random_policy(name: str, behaviour_transitions: Path, random_scor
     torch.manual_seed(0)
     data = load_transitions(behaviour_transitions)
     _, config_model = ALGORITHMS[name]
-    config = config_model(hidden=(64, 64), **OVERRIDES.get(name, {})).with_default_lr(LR)
+    fields = {"hidden": (64, 64), **OVERRIDES.get(name, {})}
+    config = config_model.model_validate(fields).with_default_lr(LR)
     device = torch.device("cpu")
     algo = make_algorithm(name, data.meta.obs_dim, data.meta.act_dim, config, device)
     buffer = ReplayBuffer.from_transitions(data, seed=0)
