@@ -17,6 +17,7 @@ which `load_transitions` applies on the training device so the file itself stays
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +173,9 @@ class Transitions:
     meta: TransitionsMeta
     # Transformed like the rewards; None where rows were read without their whole episode.
     returns_to_go: Tensor | None = None
+    # The dataset's action at the next step of the same episode (ReBRAC's critic penalty); at an
+    # episode's last step, where there is none, the step's own action stands in.
+    next_actions: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.observations.shape[0])
@@ -286,5 +290,15 @@ def load_transitions(
                 out[filled : filled + len(host)] = torch.from_numpy(host)
                 filled += len(host)
             raw[key] = out
-    returns_to_go = transform_returns_to_go(raw.pop("returns_to_go"), raw.pop("episode_ids"), meta)
-    return apply_transforms(raw, meta, returns_to_go)
+    episode_ids = raw.pop("episode_ids")
+    returns_to_go = transform_returns_to_go(raw.pop("returns_to_go"), episode_ids, meta)
+    data = apply_transforms(raw, meta, returns_to_go)
+    return dataclasses.replace(data, next_actions=shift_within_episodes(data.actions, episode_ids))
+
+
+def shift_within_episodes(actions: Tensor, episode_ids: Tensor) -> Tensor:
+    """actions[i + 1] where row i + 1 continues row i's episode, else actions[i] (episode end)."""
+    shifted = actions.clone()
+    same_episode = episode_ids[1:] == episode_ids[:-1]
+    shifted[:-1] = torch.where(same_episode.unsqueeze(-1), actions[1:], actions[:-1])
+    return shifted

@@ -127,9 +127,9 @@ def test_agent_weights_of_another_algorithm(bc_agent: Path) -> None:
 
 def test_agent_with_unknown_algorithm(bc_agent: Path) -> None:
     payload = load_checkpoint(bc_agent)
-    payload["algo"] = "cql"
+    payload["algo"] = "dqn"
     save_checkpoint(bc_agent, payload)
-    with pytest.raises(CheckpointError, match=rf"{bc_agent}: unknown algorithm 'cql'"):
+    with pytest.raises(CheckpointError, match=rf"{bc_agent}: unknown algorithm 'dqn'"):
         load_agent(bc_agent, CPU)
 
 
