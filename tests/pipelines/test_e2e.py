@@ -87,7 +87,7 @@ def test_repro_writes_every_output(repro: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_lr_experiment_reruns_only_training(repro: Path) -> None:
     out = sh(["dvc", "exp", "run", "-S", "lr=3e-4", "-n", "lr-test"], repro)
-    for skipped in ("behavior", "collect", "preprocess"):
+    for skipped in ("behavior", "reference@hopper", "collect@hopper-medium", "preprocess"):
         assert f"Stage '{skipped}' didn't change, skipping" in out, out
     for rerun in ("train", "evaluate"):
         assert f"Running stage '{rerun}'" in out, out
