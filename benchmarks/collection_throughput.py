@@ -105,6 +105,7 @@ def main() -> None:
     if args.datacollector_only:
         print(json.dumps({"steps_per_s": datacollector(args.steps)}))
         return
+    load_at_start = os.getloadavg()[0]  # other jobs on the machine share its cores
     out = subprocess.run(
         [str(minari_python()), __file__, "--datacollector-only", "--steps", str(args.steps)],
         check=True,
@@ -118,7 +119,8 @@ def main() -> None:
     for workers in (1, 2):
         rate = ours(args.steps, workers, args.num_envs, args.shard_steps)
         rows.append((f"ours ({args.num_envs} vector envs x {workers} worker(s))", rate))
-    print(f"\n{ENV_ID}, SAC policy in the loop, {args.steps} steps, dataset written\n")
+    print(f"\n{ENV_ID}, SAC policy in the loop, {args.steps} steps, dataset written")
+    print(f"load average at start: {load_at_start:.1f} on {os.cpu_count()} CPUs\n")
     print(f"{'collector':<48} {'steps/s':>10} {'speed-up':>9}")
     for name, rate in rows:
         print(f"{name:<48} {rate:>10.0f} {rate / baseline:>8.2f}x")
@@ -128,7 +130,11 @@ def main() -> None:
         "num_envs": args.num_envs,
         "shard_steps": args.shard_steps,
         "policy": str(POLICY.relative_to(REPO)),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_at_start": load_at_start,
+        },
         "steps_per_s": {name: rate for name, rate in rows},
         "speedup_vs_datacollector": {name: rate / baseline for name, rate in rows},
     }
