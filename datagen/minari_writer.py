@@ -64,7 +64,7 @@ def _buffer(episode: Episode, index: int) -> EpisodeBuffer:
     arrays = episode.arrays()
     return EpisodeBuffer(
         id=index,
-        seed=episode.seed,
+        seed=episode.seed if episode.seed is not None and episode.seed >= 0 else None,
         observations=arrays["observations"],
         actions=arrays["actions"],
         rewards=list(arrays["rewards"]),

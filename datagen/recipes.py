@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from pathlib import Path
 from typing import Literal
 
 import gymnasium as gym
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from datagen.collect import BatchPolicy
 from datagen.policies import RandomPolicy, SACPolicy
+from datagen.shards import PolicySpec
 from offline_rl.config import StrictModel, choice_error
+
+SAMPLED = ("random", "expert", "medium")
+REPLAY = ("medium-replay", "full-replay")
+COMBINED = ("medium-expert",)
+RefSource = Literal["d4rl", "measured"]
 
 
 class RecipeError(ValueError):
@@ -22,31 +29,71 @@ class RecipeError(ValueError):
 class DatasetRecipe(StrictModel):
     # random | expert (best evaluated checkpoint) | medium (first checkpoint reaching
     # medium_fraction of the expert's return, as D4RL defines it) | step_<N> (that checkpoint)
+    # | medium-replay (replay buffer up to the medium checkpoint) | full-replay (whole buffer)
+    # | medium-expert (first half medium, second half expert: the same episodes as those datasets)
     policy: str = "random"
-    steps: int = Field(default=20_000, ge=1)
+    steps: int | None = Field(default=None, ge=1)  # replay kinds: null (the buffer decides)
 
     @field_validator("policy")
     @classmethod
     def _known_policy(cls, value: str) -> str:
-        if value in ("random", "expert", "medium") or re.fullmatch(r"step_\d+", value):
+        if value in SAMPLED + REPLAY + COMBINED or re.fullmatch(r"step_\d+", value):
             return value
-        raise ValueError(choice_error("policy", value, ("random", "expert", "medium", "step_<N>")))
+        raise ValueError(choice_error("policy", value, (*SAMPLED, *REPLAY, *COMBINED, "step_<N>")))
+
+    @model_validator(mode="after")
+    def _steps_fit_policy(self) -> DatasetRecipe:
+        if self.policy in REPLAY and self.steps is not None:
+            raise ValueError(f"steps must be null for {self.policy}: the replay buffer sets it")
+        if self.policy not in REPLAY and self.steps is None:
+            raise ValueError(f"steps is required for policy {self.policy}")
+        return self
 
 
 class CollectConfig(StrictModel):
     datasets: dict[str, DatasetRecipe] = Field(
         default_factory=lambda: {
-            "random": DatasetRecipe(policy="random"),
-            "medium": DatasetRecipe(policy="medium"),
+            "random": DatasetRecipe(policy="random", steps=20_000),
+            "medium": DatasetRecipe(policy="medium", steps=20_000),
         },
         min_length=1,
     )
-    ref_scores: Literal["d4rl", "measured"] = "d4rl"
-    ref_episodes: int = Field(default=10, ge=1)
+    # dataset namespace -> gymnasium id; the namespace names the folder data/datasets/<namespace>
+    envs: dict[str, str] = Field(default_factory=lambda: {"hopper": "Hopper-v5"}, min_length=1)
+    kinds: list[str] = Field(default_factory=lambda: ["random", "medium"], min_length=1)
+    # one source for every env, or a mapping namespace -> source
+    ref_scores: RefSource | dict[str, RefSource] = "d4rl"
+    ref_episodes: int = Field(default=10, ge=1)  # D4RL averaged 100
     medium_fraction: float = Field(default=0.5, gt=0, lt=1)
     num_envs: int = Field(default=8, ge=1, le=256)
     chunk_episodes: int = Field(default=64, ge=1)
     deterministic_policy: bool = False
+    shard_steps: int = Field(default=10_000, ge=1)  # changing it changes the dataset
+    backend: Literal["process", "ray"] = "process"
+    workers: int = Field(default=2, ge=1)  # changing it never changes the dataset
+    ray_address: str | None = None  # null: a local Ray instance; "auto" or host:port joins one
+
+    @model_validator(mode="after")
+    def _kinds_defined(self) -> CollectConfig:
+        unknown = [k for k in self.kinds if k not in self.datasets]
+        if unknown:
+            raise ValueError(
+                f"kinds {unknown} are not defined under datasets ({sorted(self.datasets)})"
+            )
+        for namespace, env_id in self.envs.items():
+            expected = env_id.split("/")[-1].split("-v")[0].lower()
+            if namespace != expected:
+                raise ValueError(
+                    f"envs: {env_id!r} must be listed under {expected!r}, not {namespace!r}"
+                )
+        return self
+
+    def ref_source(self, namespace: str) -> RefSource:
+        if isinstance(self.ref_scores, str):
+            return self.ref_scores
+        if namespace not in self.ref_scores:
+            raise RecipeError(f"collect.ref_scores names no source for {namespace!r}")
+        return self.ref_scores[namespace]
 
     @field_validator("datasets")
     @classmethod
@@ -87,6 +134,27 @@ def choose_checkpoint(
         return expert
     threshold = medium_fraction * returns[expert]
     return next(name for name in ordered if returns[name] >= threshold)
+
+
+def dataset_seed_base(seed: int, policy: str) -> int:
+    """Episode seeds of a sampled dataset start here; they depend on the policy, not the dataset's
+    name, so medium-expert replays exactly the episodes of medium and expert."""
+    slot = {"random": 0, "medium": 1, "expert": 2}.get(policy, 3 + zlib.crc32(policy.encode()) % 7)
+    return seed * 1_000_000_000 + slot * 100_000_000
+
+
+def policy_spec(
+    policy: str, behavior_dir: Path, config: CollectConfig
+) -> tuple[PolicySpec, str, float | None]:
+    """A shippable policy for `random`/`medium`/`expert`/`step_<N>`, its source and its return."""
+    if policy == "random":
+        return PolicySpec("random"), "random", None
+    returns = checkpoint_returns(behavior_dir)
+    name = choose_checkpoint(
+        policy, returns, config.medium_fraction, behavior_dir / "checkpoints.json"
+    )
+    path = behavior_dir / f"{name}.pt"
+    return PolicySpec.from_checkpoint(path, config.deterministic_policy), str(path), returns[name]
 
 
 def make_policy(

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from offline_rl.evaluation import rollout_returns
 
 # D4RL's REF_MIN_SCORE / REF_MAX_SCORE (random and expert returns of the v2 MuJoCo tasks), keyed by
 # the environment family so that v4/v5 envs report scores on the literature's scale.
@@ -34,3 +40,26 @@ def d4rl_reference(env_id: str) -> ReferenceScores:
         )
     low, high = D4RL_REFERENCE_SCORES[family]
     return ReferenceScores(low, high, "d4rl")
+
+
+REFERENCE_SEED_OFFSET = 50_000  # reference episodes reset with seed + offset + i (fixed, shared)
+
+
+def measure_reference(
+    env_id: str,
+    random_policy: Callable[[np.ndarray], np.ndarray],
+    expert_policy: Callable[[np.ndarray], np.ndarray],
+    episodes: int,
+    seed: int,
+) -> tuple[ReferenceScores, dict[str, Any]]:
+    """D4RL's recipe: mean return of a random and of the expert policy over the same fixed seeds."""
+    first = seed + REFERENCE_SEED_OFFSET
+    low, _ = rollout_returns(env_id, random_policy, episodes, seed=first)
+    high, _ = rollout_returns(env_id, expert_policy, episodes, seed=first)
+    details = {
+        "episodes": episodes,
+        "episode_seeds": [first, first + episodes - 1],
+        "random_return_std": float(np.std(low)),
+        "expert_return_std": float(np.std(high)),
+    }
+    return ReferenceScores(float(np.mean(low)), float(np.mean(high)), "measured"), details

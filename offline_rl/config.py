@@ -58,9 +58,11 @@ def format_validation_error(
     error: ValidationError, model: type[BaseModel], section: str, source: str
 ) -> str:
     """One line per problem: `source: section.key = value: reason (did you mean ...)`."""
-    lines = []
+    lines: list[str] = []
     for problem in error.errors():
         location = tuple(problem["loc"])
+        if problem["type"] != "extra_forbidden":  # an unknown key is the user's: keep it as given
+            location = tuple(p for p in location if not _is_union_tag(p))
         key = ".".join(str(part) for part in (section, *location) if part != "")
         value = problem.get("input")
         reason = problem["msg"]
@@ -79,7 +81,12 @@ def format_validation_error(
             lines.append(f"{source}: {key}: {reason}")
             continue
         lines.append(f"{source}: {key} = {_short(value)}: {reason}")
-    return "\n".join(lines)
+    return "\n".join(dict.fromkeys(lines))  # a union reports one line per member: keep each once
+
+
+def _is_union_tag(part: int | str) -> bool:
+    """pydantic names the member of a union that failed ("literal['a','b']", "dict[str,int]")."""
+    return isinstance(part, str) and re.fullmatch(r"[\w-]+\[.*\]", part) is not None
 
 
 def _short(value: Any, limit: int = 80) -> str:

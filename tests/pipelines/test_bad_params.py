@@ -54,7 +54,11 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "unknown algorithm",
         {"train.algo": "td3bc"},
-        ["train.algo = 'td3bc'", "did you mean 'td3_bc'?", "allowed: awac, bc, cql, iql, rebrac, td3_bc"],
+        [
+            "train.algo = 'td3bc'",
+            "did you mean 'td3_bc'?",
+            "allowed: awac, bc, cql, iql, rebrac, td3_bc",
+        ],
     ),
     (
         "unknown algorithm section",

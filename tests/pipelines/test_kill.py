@@ -132,6 +132,7 @@ def test_killed_training_reruns_to_the_same_agent(random_transitions: Path, tmp_
 
 COLLECT_CHANGES = {
     "collect.datasets": {"random": {"policy": "random", "steps": 3000}},
+    "collect.kinds": ["random"],
     "collect.chunk_episodes": 4,
 }
 DATASET = Path("data/datasets/hopper/random-v0")
@@ -159,6 +160,8 @@ def test_killed_collection_reruns_to_the_same_dataset(
 ) -> None:
     straight = write_params(tmp_path / "straight", COLLECT_CHANGES)
     killed = write_params(tmp_path / "killed", COLLECT_CHANGES)
+    for workdir in (straight, killed):
+        run_to_end("reference", workdir)  # D4RL's published scores: no behaviour policy needed
     duration, _ = run_to_end("collect", straight)
     events = kill_repeatedly("collect", killed, duration, check_dataset, seed=1)
     run_to_end("collect", killed)

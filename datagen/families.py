@@ -1,0 +1,115 @@
+"""The D4RL dataset families: which episodes each kind holds, and their provenance.
+
+random / medium / expert / step_<N>: sampled by that policy in shards (datagen/shards.py).
+medium-replay / full-replay: the behaviour run's replay buffer, up to the medium checkpoint's step
+or whole (datagen/replay.py). medium-expert: the medium shards then the expert shards, with the
+seeds of the medium and expert datasets, so it holds exactly their episodes when sizes match.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from datagen.backends import BackendConfig, collect_shards
+from datagen.collect import Episode
+from datagen.recipes import (
+    REPLAY,
+    CollectConfig,
+    DatasetRecipe,
+    checkpoint_returns,
+    choose_checkpoint,
+    dataset_seed_base,
+    policy_spec,
+)
+from datagen.replay import replay_episodes, replay_size
+from datagen.shards import ShardJob, plan_shards, unpack
+
+
+@dataclass
+class DatasetPlan:
+    """Everything that decides a dataset's contents, and how to produce its episodes."""
+
+    env_id: str
+    kind: str
+    recipe: DatasetRecipe
+    shard_groups: list[tuple[str, list[ShardJob]]] = field(default_factory=list)
+    replay_steps: int = 0
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def algorithm_name(self) -> str:
+        return "uniform random" if self.recipe.policy == "random" else f"SAC ({self.recipe.policy})"
+
+
+def plan_dataset(
+    env_id: str, kind: str, config: CollectConfig, behavior_dir: Path, seed: int
+) -> DatasetPlan:
+    recipe = config.datasets[kind]
+    plan = DatasetPlan(env_id, kind, recipe)
+    if recipe.policy in REPLAY:
+        replay = behavior_dir / "replay.h5"
+        size = replay_size(replay)
+        if recipe.policy == "medium-replay":
+            returns = checkpoint_returns(behavior_dir)
+            name = choose_checkpoint(
+                "medium", returns, config.medium_fraction, behavior_dir / "checkpoints.json"
+            )
+            plan.replay_steps = min(int(name.split("_")[1]), size)
+            plan.provenance["medium_checkpoint"] = {"name": name, "eval_return": returns[name]}
+        else:
+            plan.replay_steps = size
+        plan.provenance |= {"replay_buffer": str(replay), "replay_steps": plan.replay_steps}
+        return plan
+    assert recipe.steps is not None
+    parts = [(recipe.policy, recipe.steps)]
+    if recipe.policy == "medium-expert":
+        parts = [("medium", (recipe.steps + 1) // 2), ("expert", recipe.steps // 2)]
+    plan.provenance["parts"] = []
+    for policy, steps in parts:
+        spec, source, eval_return = policy_spec(policy, behavior_dir, config)
+        base = dataset_seed_base(seed, policy)
+        jobs = plan_shards(env_id, spec, steps, base, config.shard_steps, config.num_envs)
+        plan.shard_groups.append((policy, jobs))
+        plan.provenance["parts"].append(
+            {
+                "policy": policy,
+                "policy_checkpoint": source,
+                "policy_sha256": spec.digest(),
+                "checkpoint_eval_return": eval_return,
+                "deterministic": config.deterministic_policy,
+                "steps": steps,
+                "seed_base": base,
+                "episode_seeds": "shard k, episode j: seed_base + k * (shard_steps + num_envs) + j",
+                "shard_steps": config.shard_steps,
+                "num_envs": config.num_envs,
+                "shards": len(jobs),
+            }
+        )
+    return plan
+
+
+def plan_episodes(
+    plan: DatasetPlan, behavior_dir: Path, shards_dir: Path, backend: BackendConfig
+) -> Iterator[Episode]:
+    """The dataset's episodes in order; shards land in `shards_dir/<part>/` as resume points."""
+    if plan.recipe.policy in REPLAY:
+        space = gym.make(plan.env_id).action_space
+        assert isinstance(space, gym.spaces.Box)
+        yield from replay_episodes(
+            behavior_dir / "replay.h5", plan.replay_steps, space.low, space.high
+        )
+        return
+    for part, jobs in plan.shard_groups:
+        for arrays in collect_shards(jobs, shards_dir / part, backend):
+            yield from unpack(arrays)
+
+
+def discard_shards(shards_dir: Path) -> None:
+    """Once the dataset is in place its shards are no longer a resume point."""
+    shutil.rmtree(shards_dir, ignore_errors=True)
