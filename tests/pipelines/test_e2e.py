@@ -4,52 +4,13 @@ literal `dvc exp run -S lr=3e-4`, which must rerun only train and evaluate."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import minari
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def sh(cmd: list[str], cwd: Path) -> str:
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-        "PYTHONPATH": str(cwd),
-        "WANDB_MODE": "offline",
-        "WANDB_SILENT": "true",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def copy_repo(dest: Path) -> Path:
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        source = REPO / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    shutil.copy(REPO / "tests/fixtures/tiny_params.yaml", dest / "params.yaml")
-    sh(["git", "init", "-q"], dest)
-    sh(["git", "add", "-A"], dest)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], dest)
-    return dest
+from tests.pipelines.repo_copy import copy_repo, sh
 
 
 @pytest.fixture(scope="module")
