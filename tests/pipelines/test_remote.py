@@ -115,8 +115,9 @@ def test_pulled_datasets_train_without_regenerating(
     """A colleague clones, pulls only the datasets, changes preprocessing and reproduces."""
     clone = tmp_path / "colleague"
     sh(["git", "clone", "-q", str(source), str(clone)], tmp_path)
-    sh(["dvc", "pull", "data/datasets"], clone, env=s3.env())
-    assert file_hashes(clone, ["data/datasets"]) == file_hashes(source, ["data/datasets"])
+    datasets = ["data/datasets", "data/imported"]  # generated (collect) and downloaded (download)
+    sh(["dvc", "pull", *datasets], clone, env=s3.env())
+    assert file_hashes(clone, datasets) == file_hashes(source, datasets)
     assert not (clone / "models/behavior").exists()
 
     params = yaml.safe_load((clone / "params.yaml").read_text())
