@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -28,6 +28,7 @@ from offline_rl.checkpoint import (
     set_rng_state,
 )
 from offline_rl.config import StrictModel
+from offline_rl.speed import accelerate
 from offline_rl.tracking import RunLogger
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ class LoopConfig(StrictModel):
     eval_interval: int = Field(default=5_000, ge=1)
     eval_episodes: int = Field(default=5, ge=1)
     checkpoint_interval: int = Field(default=5_000, ge=1)
+    # Speed switches that keep the maths (offline_rl/speed.py); docs/performance.md has figures.
+    compile: bool = False
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 class TrainingDiverged(RuntimeError):
@@ -102,6 +106,7 @@ def train(
     logger = logger_factory(run_id)
     logger.restore(history, start_step)
 
+    update = accelerate(algo, loop.compile, loop.precision, buffer.device)
     last_eval: dict[str, float] = dict(history.get("eval", [{}])[-1]) if history.get("eval") else {}
     last_eval.pop("step", None)
     timer = {"sample": 0.0, "update": 0.0}
@@ -118,7 +123,7 @@ def train(
         t0 = time.perf_counter()
         batch = buffer.sample(loop.batch_size)
         t1 = time.perf_counter()
-        metrics = algo.update(batch)
+        metrics = update(batch)
         timer["sample"] += t1 - t0
         timer["update"] += time.perf_counter() - t1
         window_steps += 1
