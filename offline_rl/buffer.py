@@ -17,6 +17,7 @@ class Batch:
     rewards: Tensor
     next_observations: Tensor
     dones: Tensor
+    next_actions: Tensor | None = None  # dataset action at s' (offline data only; ReBRAC uses it)
 
 
 class ReplayBuffer:
@@ -37,6 +38,7 @@ class ReplayBuffer:
         self.rewards = torch.zeros(capacity, device=self.device)
         self.next_observations = torch.zeros(capacity, obs_dim, device=self.device)
         self.dones = torch.zeros(capacity, device=self.device)
+        self.next_actions: Tensor | None = None
         self.size = 0
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
@@ -52,6 +54,7 @@ class ReplayBuffer:
         buffer.rewards = data.rewards
         buffer.next_observations = data.next_observations
         buffer.dones = data.dones
+        buffer.next_actions = data.next_actions
         buffer.size = len(data)
         buffer.generator = torch.Generator(device=buffer.device)
         buffer.generator.manual_seed(seed)
@@ -85,4 +88,5 @@ class ReplayBuffer:
             rewards=self.rewards[idx],
             next_observations=self.next_observations[idx],
             dones=self.dones[idx],
+            next_actions=None if self.next_actions is None else self.next_actions[idx],
         )

@@ -103,6 +103,33 @@ class TanhGaussianActor(nn.Module):
         return torch.tanh(mean) if deterministic else torch.tanh(dist.sample())
 
 
+class GaussianActor(nn.Module):
+    """N(tanh(f(s)), exp(log_std)) with one learned, state-independent log-std per action dimension:
+    CORL's IQL and AWAC policy. Unlike TanhGaussianActor, log_prob needs no atanh of the data's
+    actions, so actions at the bounds +-1 carry no singular weight. Samples may leave [-1, 1]."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...] = (256, 256),
+        log_std_min: float = -20.0,
+        log_std_max: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.mean = DeterministicActor(obs_dim, act_dim, hidden)
+        self.log_std = nn.Parameter(torch.zeros(act_dim))
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def distribution(self, obs: Tensor) -> Normal:
+        std = self.log_std.clamp(self.log_std_min, self.log_std_max).exp()
+        return Normal(self.mean(obs), std)
+
+    def forward(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        dist = self.distribution(obs)
+        return dist.mean if deterministic else dist.sample().clamp(-1.0, 1.0)
+
+
 def squash_correction(pre_tanh: Tensor) -> Tensor:
     """sum log(1 - tanh(u)^2), in the numerically stable form used by SAC implementations."""
     return (2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))).sum(-1)

@@ -141,6 +141,9 @@ class Transitions:
     next_observations: Tensor
     dones: Tensor  # float: 1.0 where the step was terminal (not merely truncated)
     meta: TransitionsMeta
+    # The dataset's action at the next step of the same episode (ReBRAC's critic penalty); at an
+    # episode's last step, where there is none, the step's own action stands in.
+    next_actions: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.observations.shape[0])
@@ -163,6 +166,7 @@ def load_transitions(path: str | Path, device: torch.device | str = "cpu") -> Tr
             if not np.isfinite(host).all():
                 raise TransitionsFileError(f"{path}: array '{key}' holds NaN or inf values")
             arrays[key] = torch.from_numpy(host).to(device)
+        episode_ids = torch.from_numpy(np.asarray(f["episode_ids"][()])).to(device)
     low = torch.tensor(meta.action_low, device=device)
     high = torch.tensor(meta.action_high, device=device)
     observations, next_observations = arrays["observations"], arrays["next_observations"]
@@ -171,11 +175,21 @@ def load_transitions(path: str | Path, device: torch.device | str = "cpu") -> Tr
         std = torch.tensor(meta.obs_std, device=device)
         observations = (observations - mean) / std
         next_observations = (next_observations - mean) / std
+    actions = normalize_actions(arrays["actions"], low, high)
     return Transitions(
         observations=observations,
-        actions=normalize_actions(arrays["actions"], low, high),
+        actions=actions,
         rewards=arrays["rewards"] * meta.reward_scale + meta.reward_shift,
         next_observations=next_observations,
         dones=arrays["terminals"],
         meta=meta,
+        next_actions=shift_within_episodes(actions, episode_ids),
     )
+
+
+def shift_within_episodes(actions: Tensor, episode_ids: Tensor) -> Tensor:
+    """actions[i + 1] where row i + 1 continues row i's episode, else actions[i] (episode end)."""
+    shifted = actions.clone()
+    same_episode = episode_ids[1:] == episode_ids[:-1]
+    shifted[:-1] = torch.where(same_episode.unsqueeze(-1), actions[1:], actions[:-1])
+    return shifted

@@ -1,0 +1,181 @@
+"""CQL: Kumar, Zhou, Tucker & Levine, "Conservative Q-Learning for Offline Reinforcement Learning",
+NeurIPS 2020. The continuous CQL(H) variant on a SAC learner, as in CORL's `cql.py`.
+
+Update rule, every step:
+    actor:   minimise  alpha log pi(a~|s) - min_i Q_i(s, a~),  a~ ~ pi(.|s)
+             (the first `bc_steps` updates use alpha log pi(a~|s) - log pi(a|s) instead)
+    alpha:   SAC's automatic entropy tuning towards the target entropy -|A|
+    critic:  TD error to r + gamma (1 - d) min_i Q'_i(s', a'), a' ~ pi(.|s') (no entropy backup)
+             + cql_alpha * (logsumexp_a Q_i(s, a) / T * T - Q_i(s, a_data))
+             where the logsumexp runs over `n_actions` uniform actions, `n_actions` policy actions
+             at s and at s', each importance-weighted by its sampling density (CQL(H), paper
+             App. F). With `lagrange: true` the weight becomes exp(log alpha') * cql_alpha and
+             alpha' is tuned so the gap stays at `target_action_gap` (paper's automatic alpha).
+    targets: Polyak averaging with `target_tau` after each step.
+Defaults are CORL's for MuJoCo locomotion: cql_alpha 10, 10 sampled actions, temperature 1,
+actor lr 3e-5, critic lr 3e-4, alpha lr = actor lr, tau 0.005, 3x256 networks, no BC warm-up,
+no Lagrange (target_action_gap 5 is the paper's value for when it is switched on).
+CORL's reward_scale/bias are data settings here (`preprocess.reward_scale` / `reward_shift`).
+Deviations: PyTorch's default initialisation instead of CORL's orthogonal one; the twin critics
+run as one batched ensemble network (arithmetic order only).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from offline_rl.algos.base import AlgoConfig
+from offline_rl.buffer import Batch
+from offline_rl.networks import EnsembleCritic, TanhGaussianActor, make_adam, soft_update
+
+
+class CQLConfig(AlgoConfig):
+    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr")
+    actor_lr: float | None = Field(default=3e-5, gt=0, le=1)
+    critic_lr: float | None = Field(default=None, gt=0, le=1)
+    discount: float = Field(default=0.99, gt=0, le=1)
+    target_tau: float = Field(default=0.005, gt=0, le=1)
+    cql_alpha: float = Field(default=10.0, ge=0)
+    n_actions: int = Field(default=10, ge=1)
+    temperature: float = Field(default=1.0, gt=0)
+    lagrange: bool = False
+    target_action_gap: float = 5.0
+    bc_steps: int = Field(default=0, ge=0)
+    hidden: tuple[int, ...] = (256, 256, 256)
+
+
+class CQL:
+    def __init__(self, obs_dim: int, act_dim: int, config: CQLConfig, device: torch.device) -> None:
+        self.config = config
+        self.act_dim = act_dim
+        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden).to(device)
+        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, ensemble_size=2).to(device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.zeros((), device=device, requires_grad=True)
+        self.log_alpha_prime = torch.zeros((), device=device, requires_grad=True)
+        self.target_entropy = -float(act_dim)
+        self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
+        self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
+        self.alpha_opt = make_adam([self.log_alpha], config.lr("actor_lr"))  # type: ignore[list-item]
+        self.alpha_prime_opt = make_adam([self.log_alpha_prime], config.lr("critic_lr"))  # type: ignore[list-item]
+        self.step = 0
+
+    def sampled_q(self, obs: Tensor, actions: Tensor, n: int) -> Tensor:
+        """Q_i(s_b, a_bk) for n actions per state: (ensemble, batch, n)."""
+        q = self.critic(obs.repeat_interleave(n, dim=0), actions)
+        return q.view(q.shape[0], obs.shape[0], n)
+
+    def conservative_penalty(self, batch: Batch, q_data: Tensor) -> Tensor:
+        """logsumexp over sampled actions minus Q on the data, per critic: (ensemble,)."""
+        cfg, n, batch_size = self.config, self.config.n_actions, batch.observations.shape[0]
+        with torch.no_grad():
+            obs_rep = batch.observations.repeat_interleave(n, dim=0)
+            next_rep = batch.next_observations.repeat_interleave(n, dim=0)
+            current_actions, current_log_pi = self.actor.sample(obs_rep)
+            next_actions, next_log_pi = self.actor.sample(next_rep)
+            random_actions = torch.rand_like(current_actions) * 2.0 - 1.0
+        random_density = self.act_dim * math.log(0.5)  # log of the uniform density on [-1, 1]^A
+        candidates = torch.cat(
+            [
+                self.sampled_q(batch.observations, random_actions, n) - random_density,
+                self.sampled_q(batch.observations, next_actions, n)
+                - next_log_pi.view(batch_size, n),
+                self.sampled_q(batch.observations, current_actions, n)
+                - current_log_pi.view(batch_size, n),
+            ],
+            dim=-1,
+        )
+        logsumexp = torch.logsumexp(candidates / cfg.temperature, dim=-1) * cfg.temperature
+        return (logsumexp - q_data).mean(1)
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.config
+        self.step += 1
+        action, log_pi = self.actor.sample(batch.observations)
+        alpha_loss = -(self.log_alpha * (log_pi.detach() + self.target_entropy)).mean()
+        alpha = self.log_alpha.exp().detach()
+        if self.step <= cfg.bc_steps:
+            policy_term = self.actor.log_prob(batch.observations, batch.actions)
+        else:
+            policy_term = self.critic(batch.observations, action).min(0).values
+        actor_loss = (alpha * log_pi - policy_term).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        with torch.no_grad():
+            next_action, _ = self.actor.sample(batch.next_observations)
+            next_q = self.critic_target(batch.next_observations, next_action).min(0).values
+            target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_q
+        q = self.critic(batch.observations, batch.actions)
+        td_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
+        gap = self.conservative_penalty(batch, q)
+        if cfg.lagrange:
+            alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
+            conservative = alpha_prime.detach() * cfg.cql_alpha * (gap - cfg.target_action_gap)
+            alpha_prime_loss = -(
+                alpha_prime * cfg.cql_alpha * (gap.detach() - cfg.target_action_gap)
+            ).mean()
+            self.alpha_prime_opt.zero_grad(set_to_none=True)
+            alpha_prime_loss.backward()
+            self.alpha_prime_opt.step()
+        else:
+            conservative = cfg.cql_alpha * gap
+        critic_loss = td_loss + conservative.sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        soft_update(self.critic_target, self.critic, cfg.target_tau)
+        return {
+            "actor_loss": actor_loss.detach(),
+            "critic_loss": critic_loss.detach(),
+            "td_loss": td_loss.detach(),
+            "cql_gap": gap.detach().mean(),
+            "alpha": alpha,
+            "alpha_prime": self.log_alpha_prime.detach().exp(),
+            "q_mean": q.detach().mean(),
+        }
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        return self.actor(obs, deterministic=deterministic)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "log_alpha_prime": self.log_alpha_prime.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "alpha_prime_opt": self.alpha_prime_opt.state_dict(),
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in (
+            "actor",
+            "critic",
+            "critic_target",
+            "actor_opt",
+            "critic_opt",
+            "alpha_opt",
+            "alpha_prime_opt",
+        ):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+            self.log_alpha_prime.copy_(state["log_alpha_prime"])
+        self.step = int(state["step"])

@@ -1,0 +1,158 @@
+"""IQL: Kostrikov, Nair & Levine, "Offline Reinforcement Learning with Implicit Q-Learning",
+ICLR 2022.
+
+Update rule (paper Alg. 1 / CORL `iql.py`), every step:
+    value:   minimise  L_tau(min_i Q'_i(s, a) - V(s)),  L_tau(u) = |tau - 1(u < 0)| u^2 (expectile)
+    critic:  minimise  (r + gamma (1 - d) V(s') - Q_i(s, a))^2  for both Q_i
+    actor:   maximise  min(exp(beta (min_i Q'_i(s, a) - V(s))), 100) log pi(a | s)  (AWR)
+    targets: Polyak averaging of the critics with `target_tau`.
+Defaults are the paper's MuJoCo ones (as in CORL): expectile 0.7, beta 3.0, target_tau 0.005,
+gamma 0.99, lr 3e-4 for all three nets, 256x256 MLPs, the actor's learning rate decayed to zero
+with a cosine over `actor_lr_cosine_steps` (CORL: the run's 1e6 steps). The paper also scales
+rewards by 1000 / (max - min episode return): that is `preprocess.reward_normalization:
+return_range`, a data setting, not an algorithm one.
+The actor is CORL's Gaussian: N(tanh(f(s)), exp(log_std)) with a state-independent log_std; act()
+returns its mean (deterministic) or a sample clipped to [-1, 1]. `deterministic_actor: true`
+switches to CORL's deterministic variant (loss: weighted squared error to the dataset action).
+Deviations: the twin critics run as one batched ensemble network (arithmetic order only); the
+cosine schedule is computed from the update count instead of torch's CosineAnnealingLR, which
+restarts after T_max steps where CORL's run ends.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from offline_rl.algos.base import AlgoConfig
+from offline_rl.buffer import Batch
+from offline_rl.networks import (
+    DeterministicActor,
+    EnsembleCritic,
+    GaussianActor,
+    make_adam,
+    mlp,
+    soft_update,
+)
+
+EXP_ADV_MAX = 100.0  # the paper's clip on the advantage weight
+
+
+class IQLConfig(AlgoConfig):
+    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "value_lr")
+    actor_lr: float | None = Field(default=None, gt=0, le=1)
+    critic_lr: float | None = Field(default=None, gt=0, le=1)
+    value_lr: float | None = Field(default=None, gt=0, le=1)
+    expectile: float = Field(default=0.7, gt=0, lt=1)
+    beta: float = Field(default=3.0, gt=0)
+    discount: float = Field(default=0.99, gt=0, le=1)
+    target_tau: float = Field(default=0.005, gt=0, le=1)
+    # 0 keeps the actor's learning rate constant.
+    actor_lr_cosine_steps: int = Field(default=1_000_000, ge=0)
+    deterministic_actor: bool = False
+    hidden: tuple[int, ...] = (256, 256)
+
+
+class IQL:
+    def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device: torch.device) -> None:
+        self.config = config
+        self.actor: nn.Module = (
+            DeterministicActor(obs_dim, act_dim, config.hidden)
+            if config.deterministic_actor
+            else GaussianActor(obs_dim, act_dim, config.hidden)
+        ).to(device)
+        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, ensemble_size=2).to(device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.value = mlp(obs_dim, 1, config.hidden).to(device)
+        self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
+        self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
+        self.value_opt = make_adam(self.value, config.lr("value_lr"))
+        self.step = 0
+
+    def actor_lr_now(self) -> float:
+        cfg = self.config
+        if cfg.actor_lr_cosine_steps == 0:
+            return cfg.lr("actor_lr")
+        progress = min(self.step, cfg.actor_lr_cosine_steps) / cfg.actor_lr_cosine_steps
+        return cfg.lr("actor_lr") * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.config
+        with torch.no_grad():
+            target_q = self.critic_target(batch.observations, batch.actions).min(0).values
+            next_v = self.value(batch.next_observations).squeeze(-1)
+            q_target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_v
+
+        v = self.value(batch.observations).squeeze(-1)
+        diff = target_q - v
+        weight = torch.where(diff < 0, 1.0 - cfg.expectile, cfg.expectile)
+        value_loss = (weight * diff.square()).mean()
+        self.value_opt.zero_grad(set_to_none=True)
+        value_loss.backward()
+        self.value_opt.step()
+
+        q = self.critic(batch.observations, batch.actions)
+        critic_loss = F.mse_loss(q, q_target.expand_as(q), reduction="none").mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        advantage = diff.detach()
+        exp_adv = torch.exp(cfg.beta * advantage).clamp(max=EXP_ADV_MAX)
+        if isinstance(self.actor, GaussianActor):
+            log_prob = self.actor.distribution(batch.observations).log_prob(batch.actions).sum(-1)
+            actor_loss = -(exp_adv * log_prob).mean()
+        else:
+            squared_error = (self.actor(batch.observations) - batch.actions).square().sum(-1)
+            actor_loss = (exp_adv * squared_error).mean()
+        self.step += 1
+        for group in self.actor_opt.param_groups:
+            group["lr"] = self.actor_lr_now()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        soft_update(self.critic_target, self.critic, cfg.target_tau)
+        return {
+            "value_loss": value_loss.detach(),
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "q_mean": q.detach().mean(),
+            "advantage_mean": advantage.mean(),
+        }
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        if isinstance(self.actor, GaussianActor):
+            return self.actor(obs, deterministic=deterministic)
+        return self.actor(obs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "value": self.value.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "value_opt": self.value_opt.state_dict(),
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in (
+            "actor",
+            "critic",
+            "critic_target",
+            "value",
+            "actor_opt",
+            "critic_opt",
+            "value_opt",
+        ):
+            getattr(self, name).load_state_dict(state[name])
+        self.step = int(state["step"])

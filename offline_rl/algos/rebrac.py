@@ -1,0 +1,128 @@
+"""ReBRAC: Tarasov, Kurenkov, Nikulin & Kolesnikov, "Revisiting the Minimalist Approach to
+Offline Reinforcement Learning", NeurIPS 2023. TD3+BC with behaviour regularisation in both the
+actor and the critic, LayerNorm critics, deeper networks and larger batches.
+
+Update rule (paper Alg. 1 / CORL `rebrac.py`):
+    critic:  y = r + gamma (1 - d) [min_i Q'_i(s', a') - beta_2 ||a' - a'_data||^2],
+             a' = clip(pi'(s') + clip(eps, -c, c), -1, 1),  a'_data = the dataset's next action
+    actor (every `policy_freq` critic steps):
+             minimise  beta_1 ||pi(s) - a||^2 - lambda min_i Q_i(s, pi(s)),
+             lambda = 1 / mean|min_i Q_i(s, pi(s))| (stop-gradient; 1 when normalize_q is off)
+    targets: Polyak averaging of actor and critics with `tau` after each actor step.
+Defaults are the paper's / CORL's: actor_bc_coef (beta_1) 1.0, critic_bc_coef (beta_2) 0.01, 3x256
+networks, LayerNorm in the critics only, lr 1e-3 (the top-level `lr` default), gamma 0.99,
+tau 0.005, policy noise 0.2 clipped at 0.5, policy_freq 2. The paper tunes beta_1/beta_2 per
+dataset (its appendix table); sweep them with `dvc exp run -S algos.rebrac.actor_bc_coef=...`.
+Deviations: the batch size is the shared `train.batch_size` (256 by default; the paper uses 1024:
+set train.batch_size=1024 to match); PyTorch's default initialisation instead of Flax's
+lecun-normal; at an episode's final (truncated) step the dataset has no next action and the
+step's own action stands in for it (CORL's buffer takes the next row, which starts another
+episode); the twin critics run as one batched ensemble network.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from offline_rl.algos.base import AlgoConfig
+from offline_rl.buffer import Batch
+from offline_rl.networks import DeterministicActor, EnsembleCritic, make_adam, soft_update
+
+
+class ReBRACConfig(AlgoConfig):
+    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr")
+    actor_lr: float | None = Field(default=None, gt=0, le=1)
+    critic_lr: float | None = Field(default=None, gt=0, le=1)
+    actor_bc_coef: float = Field(default=1.0, ge=0)
+    critic_bc_coef: float = Field(default=0.01, ge=0)
+    discount: float = Field(default=0.99, gt=0, le=1)
+    tau: float = Field(default=0.005, gt=0, le=1)
+    policy_noise: float = Field(default=0.2, ge=0)
+    noise_clip: float = Field(default=0.5, ge=0)
+    policy_freq: int = Field(default=2, ge=1)
+    normalize_q: bool = True
+    actor_layer_norm: bool = False
+    critic_layer_norm: bool = True
+    hidden: tuple[int, ...] = (256, 256, 256)
+
+
+class ReBRAC:
+    def __init__(
+        self, obs_dim: int, act_dim: int, config: ReBRACConfig, device: torch.device
+    ) -> None:
+        self.config = config
+        self.actor = DeterministicActor(
+            obs_dim, act_dim, config.hidden, config.actor_layer_norm
+        ).to(device)
+        self.critic = EnsembleCritic(
+            obs_dim, act_dim, config.hidden, ensemble_size=2, layer_norm=config.critic_layer_norm
+        ).to(device)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
+        self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
+        self.step = 0
+        self.last_actor_metrics: dict[str, Tensor] = {}
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.config
+        if batch.next_actions is None:
+            raise ValueError("ReBRAC needs the dataset's next actions: sample from offline data")
+        self.step += 1
+        with torch.no_grad():
+            noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(
+                -cfg.noise_clip, cfg.noise_clip
+            )
+            next_action = (self.actor_target(batch.next_observations) + noise).clamp(-1.0, 1.0)
+            next_penalty = (next_action - batch.next_actions).square().sum(-1)
+            next_q = self.critic_target(batch.next_observations, next_action).min(0).values
+            next_value = next_q - cfg.critic_bc_coef * next_penalty
+            target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_value
+        q = self.critic(batch.observations, batch.actions)
+        critic_loss = (q - target).square().mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
+        if self.step % cfg.policy_freq == 0:
+            pi = self.actor(batch.observations)
+            q_pi = self.critic(batch.observations, pi).min(0).values
+            lmbda = 1.0 / q_pi.abs().mean().detach() if cfg.normalize_q else 1.0
+            bc_penalty = (pi - batch.actions).square().sum(-1).mean()
+            actor_loss = cfg.actor_bc_coef * bc_penalty - lmbda * q_pi.mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            soft_update(self.critic_target, self.critic, cfg.tau)
+            soft_update(self.actor_target, self.actor, cfg.tau)
+            self.last_actor_metrics = {
+                "actor_loss": actor_loss.detach(),
+                "bc_penalty": bc_penalty.detach(),
+            }
+        return metrics | self.last_actor_metrics
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        return self.actor(obs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
+            getattr(self, name).load_state_dict(state[name])
+        self.step = int(state["step"])
