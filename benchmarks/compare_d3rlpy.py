@@ -108,22 +108,8 @@ def main() -> None:
             run |= {"ours_train_s": ours_s, "d3rlpy_train_s": result["train_seconds"]}
             print(run, flush=True)
             runs.append(run)
-
-    rows = []
-    for name in args.algos:
-        ours_m, ours_s = mean_std([r["ours"] for r in runs if r["algo"] == name])
-        d3_m, d3_s = mean_std([r["d3rlpy"] for r in runs if r["algo"] == name])
-        rows.append(
-            {
-                "algo": name,
-                "ours_mean": ours_m,
-                "ours_std": ours_s,
-                "d3rlpy_mean": d3_m,
-                "d3rlpy_std": d3_s,
-                # "at least as good within the seeds' spread": our mean + our std >= theirs - theirs std
-                "ours_at_least_as_good": ours_m + ours_s >= d3_m - d3_s,
-            }
-        )
+            write_report(args, transitions, len(data), runs)  # partial results survive a kill
+    rows = write_report(args, transitions, len(data), runs)
     print(f"\nnormalised score (x100), {args.steps} steps, seeds {args.seeds}, {transitions}")
     print(f"{'algo':8} {'ours':>16} {'d3rlpy 2.8.1':>16}  ours >= d3rlpy within spread")
     for row in rows:
@@ -131,17 +117,39 @@ def main() -> None:
             f"{row['algo']:8} {row['ours_mean']:8.1f} ± {row['ours_std']:5.1f} "
             f"{row['d3rlpy_mean']:8.1f} ± {row['d3rlpy_std']:5.1f}  {row['ours_at_least_as_good']}"
         )
+
+
+def write_report(
+    args: argparse.Namespace, transitions: Path, size: int, runs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    rows = []
+    for name in dict.fromkeys(r["algo"] for r in runs):
+        ours_m, ours_s = mean_std([r["ours"] for r in runs if r["algo"] == name])
+        d3_m, d3_s = mean_std([r["d3rlpy"] for r in runs if r["algo"] == name])
+        rows.append(
+            {
+                "algo": name,
+                "seeds": [r["seed"] for r in runs if r["algo"] == name],
+                "ours_mean": ours_m,
+                "ours_std": ours_s,
+                "d3rlpy_mean": d3_m,
+                "d3rlpy_std": d3_s,
+                # "at least as good within the seeds' spread": ours + its std >= theirs - its std
+                "ours_at_least_as_good": ours_m + ours_s >= d3_m - d3_s,
+            }
+        )
     write_json(
         args.out,
         {
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-            | {"transitions": str(transitions), "dataset_size": len(data)},
+            | {"transitions": str(transitions), "dataset_size": size},
             "machine": machine(),
             "rows": rows,
             "runs": runs,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         },
     )
+    return rows
 
 
 if __name__ == "__main__":
