@@ -80,7 +80,14 @@ def export_for_d3rlpy(transitions: Path, out: Path) -> Path:
         "timeouts": np.insert(timeouts, insert_at, 1.0),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **arrays)
+    np.savez(
+        out,
+        observations=arrays["observations"],
+        actions=arrays["actions"],
+        rewards=arrays["rewards"],
+        terminals=arrays["terminals"],
+        timeouts=arrays["timeouts"],
+    )
     return out
 
 

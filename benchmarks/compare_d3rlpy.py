@@ -89,7 +89,7 @@ def main() -> None:
         for seed in args.seeds:
             algo, ours_s = train_ours(name, data, args.steps, seed, args.lr)
             ours = normalised_score(
-                AgentPolicy(lambda o, a=algo: a.act(o), data.meta, torch.device("cpu")),
+                AgentPolicy(algo.act, data.meta, torch.device("cpu")),
                 data,
                 args.eval_episodes,
             )
@@ -100,7 +100,7 @@ def main() -> None:
             )  # fmt: skip
             d3_policy = torch.jit.load(result["policy"])
             theirs = normalised_score(
-                AgentPolicy(lambda o, p=d3_policy: p(o), data.meta, torch.device("cpu")),
+                AgentPolicy(d3_policy, data.meta, torch.device("cpu")),
                 data,
                 args.eval_episodes,
             )

@@ -182,7 +182,9 @@ def main() -> None:
     print(f"matmul 256x256x256: fp32 {gflops['fp32']:.0f} GFLOPS, bf16 {gflops['bf16']:.0f}")
     rows: list[dict[str, Any]] = []
 
-    def training_row(name: str, label: str, ours: dict[str, float], ref: dict[str, Any] | None):
+    def training_row(
+        name: str, label: str, ours: dict[str, float], ref: dict[str, Any] | None
+    ) -> None:
         bound = {p: gflops[p] * 1e9 / ours["flops_per_step"] for p in gflops}
         row = {
             "kind": "train",

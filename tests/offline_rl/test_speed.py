@@ -14,7 +14,7 @@ from offline_rl.speed import accelerate, detect_host_syncs, networks_of
 from tests.offline_rl.algos.test_contract import buffer_for, build, params_of
 
 NAMES = sorted(ALGORITHMS)
-SWITCHES = {"bf16": {"precision": "bf16"}, "compile": {"compile": True}}
+SWITCHES: dict[str, dict[str, Any]] = {"bf16": {"precision": "bf16"}, "compile": {"compile": True}}
 
 
 def run_updates(name: str, path: Path, steps: int, seed: int = 7, **switches: Any) -> Any:
