@@ -11,14 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
 from tqdm import tqdm
 
 from offline_rl.algos import Algorithm
-from offline_rl.buffer import ReplayBuffer
+from offline_rl.buffer import Batch, ReplayBuffer
 from offline_rl.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -29,6 +29,7 @@ from offline_rl.checkpoint import (
 )
 from offline_rl.config import StrictModel
 from offline_rl.profiling import Profiler
+from offline_rl.speed import accelerate
 from offline_rl.tracking import RunLogger
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ class LoopConfig(StrictModel):
     eval_episodes: int = Field(default=5, ge=1)
     checkpoint_interval: int = Field(default=5_000, ge=1)
     profile: bool = False  # torch.profiler trace of a few steps (slower: syncs every phase)
+    # Speed switches that keep the maths (offline_rl/speed.py); docs/performance.md has figures.
+    compile: bool = False
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 class TrainingDiverged(RuntimeError):
@@ -105,6 +109,7 @@ def train(
     logger = logger_factory(run_id)
     logger.restore(history, start_step)
 
+    update = accelerate(algo, loop.compile, loop.precision, buffer.device)
     last_eval: dict[str, float] = dict(history.get("eval", [{}])[-1]) if history.get("eval") else {}
     last_eval.pop("step", None)
     profiler = profiler or Profiler(torch.device("cpu"))
@@ -119,6 +124,7 @@ def train(
     with profiler:
         last_eval = _loop(
             algo,
+            update,
             algo_name,
             buffer,
             loop,
@@ -136,6 +142,7 @@ def train(
 
 def _loop(
     algo: Algorithm,
+    update: Callable[[Batch], dict[str, torch.Tensor]],
     algo_name: str,
     buffer: ReplayBuffer,
     loop: LoopConfig,
@@ -152,7 +159,7 @@ def _loop(
         with profiler.phase("sample"):
             batch = buffer.sample(loop.batch_size)
         with profiler.phase("update"):
-            metrics = algo.update(batch)
+            metrics = update(batch)
         profiler.step()
         window_steps += 1
         is_last = step == loop.steps

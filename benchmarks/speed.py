@@ -1,0 +1,281 @@
+"""Issue 11: gradient steps/s, loading and collection, ours against d3rlpy and Minari, in one run.
+
+Every comparison runs in this one process tree on the same data, the same machine and with the same
+torch threads (2), one side right after the other, so both see the same background load. Training:
+batch 256, 256x256 MLPs, two critics; warm-up steps are excluded and a fixed number of steps is
+timed. For every training row the hardware bound is FLOPs per gradient step (FlopCounterMode over
+4 updates, so delayed actor updates count at their rate) divided by this machine's measured matmul
+throughput at the layers' shape (256x256 by 256x256), in fp32 and in bf16.
+
+    python -m benchmarks.speed --steps 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.common import (
+    ENV_ID,
+    RESULTS,
+    export_for_d3rlpy,
+    machine,
+    medium_dataset,
+    our_algorithm,
+    run_d3rlpy,
+)
+from datagen.collect import rollout_episodes
+from datagen.minari_writer import DatasetInfo, write_dataset
+from datagen.policies import RandomPolicy
+from datagen.reference import d4rl_reference
+from offline_rl.algos import ALGORITHMS
+from offline_rl.atomic import write_json
+from offline_rl.buffer import ReplayBuffer
+from offline_rl.speed import Precision, accelerate
+from offline_rl.transitions import Transitions, load_transitions
+
+D3RLPY_ALGOS = ("bc", "td3_bc", "iql", "cql", "awac")
+FLOP_UPDATES = 4
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 256, seconds: float = 1.0) -> float:
+    """Throughput of (size x size) @ (size x size), the hidden layers' shape at batch 256."""
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    for _ in range(20):
+        torch.mm(a, b)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(50):
+            torch.mm(a, b)
+        count += 50
+    return 2 * size**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def time_ours(
+    name: str,
+    data: Transitions,
+    steps: int,
+    warmup: int,
+    precision: Precision = "fp32",
+    compile: bool = False,
+) -> dict[str, float]:
+    algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0)
+    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    update = accelerate(algo, compile=compile, precision=precision)
+    start = time.perf_counter()
+    for _ in range(warmup):
+        update(buffer.sample(256))
+    warmup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        update(buffer.sample(256))
+    elapsed = time.perf_counter() - start
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(FLOP_UPDATES):
+            update(buffer.sample(256))
+    return {
+        "steps_per_s": steps / elapsed,
+        "seconds": elapsed,
+        "warmup_s": warmup_s,
+        "flops_per_step": counter.get_total_flops() / FLOP_UPDATES,
+        "compiled": float(update.compiled),
+    }
+
+
+def best_of(repeats: int, fn: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def minari_arrays(dataset_dir: Path) -> dict[str, np.ndarray]:
+    """What a user of Minari writes to get flat transitions: iterate_episodes and concatenate."""
+    import minari
+
+    dataset = minari.MinariDataset(dataset_dir / "data")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "next", "act", "rew", "term")}
+    for episode in dataset.iterate_episodes():
+        parts["obs"].append(episode.observations[:-1])
+        parts["next"].append(episode.observations[1:])
+        parts["act"].append(episode.actions)
+        parts["rew"].append(episode.rewards)
+        parts["term"].append(episode.terminations)
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def collect_ours(root: Path, steps: int) -> None:
+    space = gym.make(ENV_ID).action_space
+    assert isinstance(space, gym.spaces.Box)
+    info = DatasetInfo("bench/ours-v0", ENV_ID, "uniform random", "speed benchmark", "benchmarks")
+    episodes = rollout_episodes(ENV_ID, RandomPolicy(space, 0), steps, 0, num_envs=8)
+    write_dataset(root, info, episodes, d4rl_reference(ENV_ID))
+
+
+def collect_minari(root: Path, steps: int) -> None:
+    """Minari's documented loop: DataCollector around one env, random actions, create_dataset."""
+    import minari
+
+    os.environ["MINARI_DATASETS_PATH"] = str(root)  # where create_dataset writes
+    env = minari.DataCollector(gym.make(ENV_ID))
+    env.reset(seed=0)
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    env.create_dataset(dataset_id="bench/minari-v0", algorithm_name="uniform random")
+    env.close()
+
+
+def bare_env(steps: int) -> None:
+    env = gym.make(ENV_ID)
+    env.reset(seed=0)
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--transitions", type=Path, help="a transitions file (default: generate)")
+    parser.add_argument("--dataset-steps", type=int, default=50_000)
+    parser.add_argument("--steps", type=int, default=500, help="timed gradient steps per row")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--algos", nargs="+", default=sorted(ALGORITHMS))
+    parser.add_argument("--no-d3rlpy", action="store_true", help="skip d3rlpy's rows")
+    parser.add_argument(
+        "--compile", nargs="*", default=["td3_bc"], help="algos also timed compiled"
+    )
+    parser.add_argument("--collect-steps", type=int, default=5_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=RESULTS / "work")
+    parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
+    args = parser.parse_args()
+    unknown = [a for a in args.algos if a not in ALGORITHMS]
+    if unknown:
+        parser.error(f"not registered in offline_rl.algos: {unknown}")
+    torch.set_num_threads(args.threads)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.transitions:
+        dataset_dir, transitions = None, args.transitions
+    else:
+        dataset_dir, transitions = medium_dataset(args.workdir, args.dataset_steps)
+    data = load_transitions(transitions)
+    exported = export_for_d3rlpy(transitions, args.workdir / f"{transitions.stem}.d3rlpy.npz")
+
+    gflops = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    print(f"matmul 256x256x256: fp32 {gflops['fp32']:.0f} GFLOPS, bf16 {gflops['bf16']:.0f}")
+    rows: list[dict[str, Any]] = []
+
+    def training_row(
+        name: str, label: str, ours: dict[str, float], ref: dict[str, Any] | None
+    ) -> None:
+        bound = {p: gflops[p] * 1e9 / ours["flops_per_step"] for p in gflops}
+        row = {
+            "kind": "train",
+            "name": label,
+            "ours": ours["steps_per_s"],
+            "unit": "grad steps/s",
+            "reference": ref["steps_per_s"] if ref else None,
+            "reference_name": "d3rlpy 2.8.1" if ref else None,
+            "gflop_per_step": ours["flops_per_step"] / 1e9,
+            "reference_gflop_per_step": ref["flops_per_step"] / 1e9 if ref else None,
+            "bound_fp32": bound["fp32"],
+            "bound_bf16": bound["bf16"],
+            "percent_of_fp32_bound": 100 * ours["steps_per_s"] / bound["fp32"],
+            "warmup_s": ours["warmup_s"],
+            "compiled": bool(ours["compiled"]),
+        }
+        print(row, flush=True)
+        rows.append(row)
+
+    for name in args.algos:
+        ours = time_ours(name, data, args.steps, args.warmup)
+        ref = None
+        if name in D3RLPY_ALGOS and not args.no_d3rlpy:
+            out = args.workdir / f"speed-d3rlpy-{name}.json"
+            ref = run_d3rlpy(
+                "speed", exported, name, out, steps=args.steps, warmup=args.warmup,
+                threads=args.threads,
+            )  # fmt: skip
+        training_row(name, f"{name} fp32", ours, ref)
+        training_row(
+            name, f"{name} bf16", time_ours(name, data, args.steps, args.warmup, "bf16"), ref
+        )
+        if name in args.compile:
+            compiled = time_ours(name, data, args.steps, args.warmup, compile=True)
+            training_row(name, f"{name} fp32 compiled", compiled, ref)
+
+    # Loading: our transitions file into tensors against Minari episodes into flat arrays.
+    load_ours = best_of(3, lambda: load_transitions(transitions))
+    row: dict[str, Any] = {"kind": "load", "name": "load transitions", "unit": "transitions/s"}
+    row |= {"ours": len(data) / load_ours, "seconds": load_ours}
+    if dataset_dir is not None:
+        load_minari = best_of(3, lambda: minari_arrays(dataset_dir))
+        row |= {"reference": len(data) / load_minari, "reference_name": "minari iterate_episodes"}
+    rows.append(row)
+    print(row, flush=True)
+
+    # Collection: random policy, env steps/s including writing the Minari dataset.
+    with tempfile.TemporaryDirectory() as tmp:
+        n = args.collect_steps
+        t_ours = best_of(1, lambda: collect_ours(Path(tmp) / "ours", n))
+        try:
+            t_minari: float | None = best_of(1, lambda: collect_minari(Path(tmp) / "minari", n))
+            why = None
+        except Exception as error:  # report the row without a reference rather than fail
+            t_minari, why = None, f"{type(error).__name__}: {error}"
+        t_bare = best_of(1, lambda: bare_env(n))
+    row = {"kind": "collect", "name": "collect (random policy)", "unit": "env steps/s"}
+    row |= {"ours": n / t_ours, "reference_name": "minari.DataCollector", "bare_env": n / t_bare}
+    row |= {"reference": n / t_minari if t_minari else None, "reference_error": why}
+    rows.append(row)
+    print(row, flush=True)
+
+    print_table(rows, gflops)
+    write_json(
+        args.out,
+        {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": machine() | {"torch_threads": args.threads},
+            "matmul_gflops": gflops,
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "dataset_size": len(data),
+            "rows": rows,
+        },
+    )
+
+
+def print_table(rows: list[dict[str, Any]], gflops: dict[str, float]) -> None:
+    print(f"\nmatmul 256^3: fp32 {gflops['fp32']:.0f} GFLOPS, bf16 {gflops['bf16']:.0f} GFLOPS")
+    head = f"{'row':26} {'ours':>9} {'ref':>9} {'x ref':>6} {'GFLOP/step':>10}"
+    print(head + f" {'fp32 bound':>10} {'% bound':>7} {'bf16 bound':>10}  unit / reference")
+    for r in rows:
+        ref = r.get("reference")
+        ratio = f"{r['ours'] / ref:6.2f}" if ref else f"{'-':>6}"
+        line = f"{r['name']:26} {r['ours']:9.0f} {ref or 0:9.0f} {ratio}"
+        if r["kind"] == "train":
+            line += f" {r['gflop_per_step']:10.3f} {r['bound_fp32']:10.0f}"
+            line += f" {r['percent_of_fp32_bound']:6.0f}% {r['bound_bf16']:10.0f}"
+        else:
+            line += " " * 42
+        print(f"{line}  {r['unit']} / {r.get('reference_name') or '-'}")
+
+
+if __name__ == "__main__":
+    main()

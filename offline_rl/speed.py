@@ -1,0 +1,136 @@
+"""Speed switches that leave the maths alone: torch.compile of the networks, bf16 autocast, and a
+detector for host-device synchronisation inside the training loop.
+
+`accelerate(algo, ...)` returns the update function the loop calls. With `compile`, every network
+the algorithm holds is compiled in place (`nn.Module.compile`, so state_dict keys, checkpoints and
+`act` are unchanged); if compilation fails on the first update (no C++ compiler, an unsupported
+op), the algorithm is restored to its state before that update, the networks go back to eager and
+a warning says why. With `precision="bf16"`, the update runs under `torch.autocast(bfloat16)`:
+matmuls in bf16, weights, optimiser state and losses listed by autocast as fp32 stay fp32.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from offline_rl.algos import Algorithm
+from offline_rl.buffer import Batch
+from offline_rl.checkpoint import rng_state, set_rng_state
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16"]
+UpdateFn = Callable[[Batch], dict[str, Tensor]]
+
+
+def networks_of(algo: Algorithm) -> list[nn.Module]:
+    """The torch modules an algorithm holds as attributes (actors, critics, their targets)."""
+    return [value for value in vars(algo).values() if isinstance(value, nn.Module)]
+
+
+def _to_eager(modules: list[nn.Module]) -> None:
+    for module in modules:
+        # nn.Module.compile stores the compiled callable here; clearing it restores eager calls.
+        module._compiled_call_impl = None
+
+
+class AcceleratedUpdate:
+    """`algo.update` with the chosen switches; callable like it."""
+
+    def __init__(
+        self, algo: Algorithm, compile: bool, precision: Precision, device: torch.device
+    ) -> None:
+        self.algo = algo
+        self.precision = precision
+        self.device_type = device.type
+        self.modules = networks_of(algo) if compile else []
+        for module in self.modules:
+            module.compile()
+        self.compiled = bool(self.modules)
+        self._first_call_pending = self.compiled
+
+    def _run(self, batch: Batch) -> dict[str, Tensor]:
+        with torch.autocast(
+            self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        ):
+            return self.algo.update(batch)
+
+    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        if not self._first_call_pending:
+            return self._run(batch)
+        self._first_call_pending = False
+        snapshot, rng = copy.deepcopy(self.algo.state_dict()), rng_state()
+        try:
+            return self._run(batch)
+        except Exception as error:  # any compiler failure: same update, eager
+            log.warning(
+                "torch.compile failed on the first update (%s: %s); training eagerly instead",
+                type(error).__name__,
+                str(error).splitlines()[0] if str(error) else "",
+            )
+            _to_eager(self.modules)
+            self.compiled = False
+            self.algo.load_state_dict(snapshot)
+            set_rng_state(rng)
+            return self._run(batch)
+
+
+def accelerate(
+    algo: Algorithm, compile: bool = False, precision: Precision = "fp32", device: Any = "cpu"
+) -> AcceleratedUpdate:
+    return AcceleratedUpdate(algo, compile, precision, torch.device(device))
+
+
+SYNCING_METHODS = frozenset(
+    {"item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__", "cpu"}
+)
+
+
+class HostSyncDetector(TorchFunctionMode):
+    """Records every tensor method that makes the host wait for the device's result.
+
+    On CPU nothing waits, but the same calls on CUDA stall the loop; catching them on CPU keeps the
+    loop free of them on every device. Calls made inside torch.optim are left out: a non-capturable
+    optimiser keeps its step counters on the host by design, so reading them never waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        name = getattr(func, "__name__", "")
+        if name in SYNCING_METHODS and not _called_from_optimizer():
+            self.calls.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def _called_from_optimizer() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if "/torch/optim/" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+@contextmanager
+def detect_host_syncs() -> Iterator[list[str]]:
+    """`with detect_host_syncs() as calls:` ... `calls` names each synchronising call made."""
+    detector = HostSyncDetector()
+    with detector:
+        yield detector.calls
