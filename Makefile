@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export MUJOCO_GL ?= egl
 export PYTHONPATH := $(CURDIR)
+# dvc.yaml's stage commands say `python`: it must be the venv's, as after `. .venv/bin/activate`.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install repro test lint unit slow bench report clean
 
