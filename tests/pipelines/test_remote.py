@@ -78,12 +78,17 @@ def delete_cache_and_outputs(repo: Path, outs: list[str]) -> None:
 
 def assert_round_trip(repo: Path, remote_args: list[str], env: dict[str, str]) -> None:
     outs = cached_outs(repo)
-    assert {"data/datasets", "data/transitions/train.h5", "models/train/agent.pt"} <= set(outs)
+    expected = {
+        "data/datasets/hopper/medium-v0",
+        "data/transitions/medium.h5",
+        "models/train/agent.pt",
+    }
+    assert expected <= set(outs)
     before = file_hashes(repo, outs)
     assert "in sync" in sh(["dvc", "status", "--cloud", *remote_args], repo, env=env)
 
     delete_cache_and_outputs(repo, outs)
-    assert not (repo / "data/datasets").exists()
+    assert not (repo / "data/datasets/hopper/medium-v0").exists()
     sh(["dvc", "pull", *remote_args], repo, env=env)
 
     assert file_hashes(repo, outs) == before
@@ -116,7 +121,7 @@ def test_pulled_datasets_train_without_regenerating(
     clone = tmp_path / "colleague"
     sh(["git", "clone", "-q", str(source), str(clone)], tmp_path)
     datasets = ["data/datasets", "data/imported"]  # generated (collect) and downloaded (download)
-    sh(["dvc", "pull", *datasets], clone, env=s3.env())
+    sh(["dvc", "pull", "--glob", "collect@*", "download"], clone, env=s3.env())
     assert file_hashes(clone, datasets) == file_hashes(source, datasets)
     assert not (clone / "models/behavior").exists()
 
@@ -125,15 +130,15 @@ def test_pulled_datasets_train_without_regenerating(
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh(["dvc", "repro", "--allow-missing", "train"], clone)
 
-    for skipped in ("behavior", "collect"):
+    for skipped in ("behavior", "collect@hopper-medium"):
         assert f"Stage '{skipped}' didn't change, skipping" in out, out
-    for rerun in ("preprocess", "train"):
+    for rerun in ("preprocess@medium", "train"):
         assert f"Running stage '{rerun}'" in out, out
     assert not (clone / "models/behavior").exists(), "the behaviour policy was regenerated"
     assert (clone / "models/train/agent.pt").exists()
     with (
-        h5py.File(clone / "data/transitions/train.h5") as mine,
-        h5py.File(source / "data/transitions/train.h5") as theirs,
+        h5py.File(clone / "data/transitions/medium.h5") as mine,
+        h5py.File(source / "data/transitions/medium.h5") as theirs,
     ):
         assert mine.attrs["reward_scale"] == 2.0
         np.testing.assert_array_equal(mine["observations"][:], theirs["observations"][:])
