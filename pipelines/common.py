@@ -21,6 +21,7 @@ from pydantic import Field
 from offline_rl.config import ConfigError, StrictModel, choice_error, parse_config
 from offline_rl.tracking import RunLogger, WandbConfig
 
+BEHAVIOR_DIR = Path("models/behavior")  # the behavior stage's out, read by reference and collect
 PARAMS_FILE = Path(os.environ.get("OFFLINE_RL_PARAMS", "params.yaml"))
 ModelT = TypeVar("ModelT", bound=StrictModel)
 log = logging.getLogger("pipelines")
@@ -84,6 +85,11 @@ def known_env(env_id: str) -> None:
             if "mujoco" in str(spec.entry_point) and k.endswith("-v5")
         ]
         raise ConfigError(f"{PARAMS_FILE}: env: {choice_error('environment', env_id, mujoco)}")
+
+
+def reference_path(namespace: str) -> Path:
+    """The reference stage's scores for one environment of `collect.envs`."""
+    return Path("metrics/reference") / f"{namespace}.json"
 
 
 def dataset_namespace(env_id: str) -> str:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from datagen.build import check_behavior_env
 from datagen.recipes import CollectConfig, RecipeError, make_policy
 from datagen.reference import d4rl_reference, measure_reference
 from offline_rl.atomic import write_json
-from pipelines.collect import BEHAVIOR_DIR, behavior_dir_for, reference_path
-from pipelines.common import global_params, known_env, load_params, run_stage, section
+from pipelines.common import (
+    BEHAVIOR_DIR,
+    global_params,
+    known_env,
+    load_params,
+    reference_path,
+    run_stage,
+    section,
+)
 
 
 def main() -> None:
@@ -27,7 +35,7 @@ def main() -> None:
         if config.ref_source(namespace) == "d4rl":
             reference = d4rl_reference(env_id)
         else:
-            behavior = behavior_dir_for(env_id, BEHAVIOR_DIR)
+            behavior = check_behavior_env(BEHAVIOR_DIR, env_id)
             random_policy, _ = make_policy("random", env_id, behavior, config, g.seed)
             expert_policy, expert = make_policy("expert", env_id, behavior, config, g.seed)
             reference, details = measure_reference(
