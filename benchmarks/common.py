@@ -105,11 +105,16 @@ def run_d3rlpy(mode: str, data: Path, algo: str, out: Path, **options: Any) -> d
     return loaded
 
 
+# d3rlpy's default and what its worker is given: both sides train the same network sizes.
+HIDDEN = (256, 256)
+
+
 def our_algorithm(name: str, obs_dim: int, act_dim: int, lr: float, seed: int) -> Algorithm:
-    """Our algorithm with its published defaults and `lr` wherever its config leaves it open."""
+    """Our algorithm with its published defaults, `lr` wherever its config leaves it open, and
+    HIDDEN layers (CORL's CQL, AWAC and ReBRAC default to three, d3rlpy to two)."""
     torch.manual_seed(seed)
     _, config_model = ALGORITHMS[name]
-    config = config_model().with_default_lr(lr)
+    config = config_model(hidden=HIDDEN).with_default_lr(lr)
     return make_algorithm(name, obs_dim, act_dim, config, torch.device("cpu"))
 
 

@@ -69,7 +69,7 @@ class SAC:
         q_pi = self.critic(batch.observations, action).min(0).values
         actor_loss = (alpha * log_prob - q_pi).mean()
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.backward(inputs=list(self.actor.parameters()))  # not the critic's
         actor_grad = grad_norm(self.actor)
         self.actor_opt.step()
 

@@ -110,7 +110,7 @@ class CQL:
         alpha_loss.backward()
         self.alpha_opt.step()
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.backward(inputs=list(self.actor.parameters()))  # not the critic's
         self.actor_opt.step()
 
         with torch.no_grad():

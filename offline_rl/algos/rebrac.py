@@ -97,7 +97,7 @@ class ReBRAC:
             bc_penalty = (pi - batch.actions).square().sum(-1).mean()
             actor_loss = cfg.actor_bc_coef * bc_penalty - lmbda * q_pi.mean()
             self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
+            actor_loss.backward(inputs=list(self.actor.parameters()))  # not the critic's
             self.actor_opt.step()
             soft_update(self.critic_target, self.critic, cfg.tau)
             soft_update(self.actor_target, self.actor, cfg.tau)

@@ -84,12 +84,13 @@ class TD3BC:
         }
         if self.step % cfg.policy_freq == 0:
             pi = self.actor(batch.observations)
-            q_pi = self.critic(batch.observations, pi)[0]
+            q_pi = self.critic(batch.observations, pi, members=1)[0]  # Q_1 only, as in TD3
             lmbda = cfg.alpha / q_pi.abs().mean().detach()
             bc_loss = F.mse_loss(pi, batch.actions)
             actor_loss = -lmbda * q_pi.mean() + bc_loss
             self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
+            # Gradients reach the actor's weights only: the critic's would be discarded.
+            actor_loss.backward(inputs=list(self.actor.parameters()))
             actor_grad = grad_norm(self.actor)
             self.actor_opt.step()
             soft_update(self.critic_target, self.critic, cfg.tau)

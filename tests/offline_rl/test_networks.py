@@ -37,3 +37,29 @@ def test_soft_update_moves_target_by_tau() -> None:
     before = target.weight.detach().clone()
     soft_update(target, source, 0.25)
     torch.testing.assert_close(target.weight, 0.75 * before + 0.25 * source.weight.detach())
+
+
+def test_ensemble_critic_first_members_match_the_full_ensemble() -> None:
+    torch.manual_seed(0)
+    critic = EnsembleCritic(5, 2, (16, 16), ensemble_size=3)
+    obs, action = torch.randn(7, 5), torch.randn(7, 2)
+    full = critic(obs, action)
+    assert critic(obs, action, members=1).shape == (1, 7)
+    torch.testing.assert_close(critic(obs, action, members=1), full[:1])
+    torch.testing.assert_close(critic(obs, action, members=2), full[:2])
+
+
+def test_actor_gradient_restricted_to_the_actor_is_unchanged() -> None:
+    """backward(inputs=actor params) skips the critic's weight gradients, not the actor's."""
+    torch.manual_seed(0)
+    actor, critic = nn.Linear(5, 2), EnsembleCritic(5, 2, (16,), ensemble_size=2)
+    obs = torch.randn(9, 5)
+    grads = []
+    for inputs in (None, list(actor.parameters())):
+        actor.zero_grad(set_to_none=True)
+        critic.zero_grad(set_to_none=True)
+        critic(obs, torch.tanh(actor(obs))).min(0).values.mean().backward(inputs=inputs)
+        grads.append([p.grad.clone() for p in actor.parameters() if p.grad is not None])
+    assert all(p.grad is None for p in critic.parameters())  # the restricted pass left them alone
+    for full, restricted in zip(*grads, strict=True):
+        torch.testing.assert_close(full, restricted)
