@@ -114,7 +114,7 @@ def our_algorithm(name: str, obs_dim: int, act_dim: int, lr: float, seed: int) -
     HIDDEN layers (CORL's CQL, AWAC and ReBRAC default to three, d3rlpy to two)."""
     torch.manual_seed(seed)
     _, config_model = ALGORITHMS[name]
-    config = config_model(hidden=HIDDEN).with_default_lr(lr)
+    config = config_model.model_validate({"hidden": HIDDEN}).with_default_lr(lr)
     return make_algorithm(name, obs_dim, act_dim, config, torch.device("cpu"))
 
 
