@@ -9,13 +9,14 @@ target entropy -|A|. Deviation: twin critics run as one batched ensemble network
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.config import StrictModel
 from offline_rl.networks import (
@@ -37,6 +38,16 @@ class SACConfig(StrictModel):
 
 
 class SAC:
+    PARTS: ClassVar[tuple[str, ...]] = (
+        "actor",
+        "critic",
+        "critic_target",
+        "log_alpha",
+        "actor_opt",
+        "critic_opt",
+        "alpha_opt",
+    )
+
     def __init__(self, obs_dim: int, act_dim: int, config: SACConfig, device: torch.device) -> None:
         self.config = config
         self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden).to(device)
@@ -93,18 +104,7 @@ class SAC:
         return self.actor(obs, deterministic=deterministic)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "log_alpha": self.log_alpha.detach(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
-        }
+        return parts_state(self, self.PARTS)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt"):
-            getattr(self, name).load_state_dict(state[name])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
+        load_parts(self, self.PARTS, state)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from offline_rl.algos.base import AlgoConfig
+from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.networks import EnsembleCritic, GaussianActor, make_adam, soft_update
 
@@ -43,6 +43,14 @@ class AWACConfig(AlgoConfig):
 
 
 class AWAC:
+    PARTS: ClassVar[tuple[str, ...]] = (
+        "actor",
+        "critic",
+        "critic_target",
+        "actor_opt",
+        "critic_opt",
+    )
+
     def __init__(
         self, obs_dim: int, act_dim: int, config: AWACConfig, device: torch.device
     ) -> None:
@@ -89,14 +97,7 @@ class AWAC:
         return self.actor(obs, deterministic=deterministic)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-        }
+        return parts_state(self, self.PARTS)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("actor", "critic", "critic_target", "actor_opt", "critic_opt"):
-            getattr(self, name).load_state_dict(state[name])
+        load_parts(self, self.PARTS, state)

@@ -28,6 +28,32 @@ class AlgoConfig(StrictModel):
         return float(value)
 
 
+def parts_state(owner: object, parts: tuple[str, ...]) -> dict[str, Any]:
+    """An algorithm's state_dict: each named attribute's state (networks and optimisers through
+    their own state_dict, bare tensors such as a log-temperature by value) and its update counter
+    `step` where it keeps one. Checkpoints hold exactly this."""
+    state: dict[str, Any] = {}
+    for name in parts:
+        part = getattr(owner, name)
+        state[name] = part.detach().clone() if isinstance(part, Tensor) else part.state_dict()
+    if hasattr(owner, "step"):
+        state["step"] = owner.step
+    return state
+
+
+def load_parts(owner: object, parts: tuple[str, ...], state: dict[str, Any]) -> None:
+    """Inverse of parts_state; a missing part raises KeyError naming it."""
+    for name in parts:
+        part = getattr(owner, name)
+        if isinstance(part, Tensor):
+            with torch.no_grad():
+                part.copy_(state[name])
+        else:
+            part.load_state_dict(state[name])
+    if hasattr(owner, "step"):
+        owner.step = int(state["step"])  # type: ignore[attr-defined]
+
+
 class Algorithm(Protocol):
     """update() returns detached scalar tensors so the hot loop never waits on the device."""
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from offline_rl.algos.base import AlgoConfig
+from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.networks import DeterministicActor, grad_norm, make_adam
 
@@ -25,6 +25,8 @@ class BCConfig(AlgoConfig):
 
 
 class BC:
+    PARTS: ClassVar[tuple[str, ...]] = ("actor", "actor_opt")
+
     def __init__(self, obs_dim: int, act_dim: int, config: BCConfig, device: torch.device) -> None:
         self.config = config
         self.actor = DeterministicActor(obs_dim, act_dim, config.hidden).to(device)
@@ -43,8 +45,7 @@ class BC:
         return self.actor(obs)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "actor_opt": self.actor_opt.state_dict()}
+        return parts_state(self, self.PARTS)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
+        load_parts(self, self.PARTS, state)

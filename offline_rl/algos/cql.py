@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from offline_rl.algos.base import AlgoConfig
+from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.networks import EnsembleCritic, TanhGaussianActor, make_adam, soft_update
 
@@ -52,6 +52,18 @@ class CQLConfig(AlgoConfig):
 
 
 class CQL:
+    PARTS: ClassVar[tuple[str, ...]] = (
+        "actor",
+        "critic",
+        "critic_target",
+        "log_alpha",
+        "log_alpha_prime",
+        "actor_opt",
+        "critic_opt",
+        "alpha_opt",
+        "alpha_prime_opt",
+    )
+
     def __init__(self, obs_dim: int, act_dim: int, config: CQLConfig, device: torch.device) -> None:
         self.config = config
         self.act_dim = act_dim
@@ -151,31 +163,7 @@ class CQL:
         return self.actor(obs, deterministic=deterministic)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "log_alpha_prime": self.log_alpha_prime.detach().clone(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
-            "alpha_prime_opt": self.alpha_prime_opt.state_dict(),
-            "step": self.step,
-        }
+        return parts_state(self, self.PARTS)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in (
-            "actor",
-            "critic",
-            "critic_target",
-            "actor_opt",
-            "critic_opt",
-            "alpha_opt",
-            "alpha_prime_opt",
-        ):
-            getattr(self, name).load_state_dict(state[name])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-            self.log_alpha_prime.copy_(state["log_alpha_prime"])
-        self.step = int(state["step"])
+        load_parts(self, self.PARTS, state)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from offline_rl.algos.base import AlgoConfig
+from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.networks import (
     DeterministicActor,
@@ -60,6 +60,16 @@ class IQLConfig(AlgoConfig):
 
 
 class IQL:
+    PARTS: ClassVar[tuple[str, ...]] = (
+        "actor",
+        "critic",
+        "critic_target",
+        "value",
+        "actor_opt",
+        "critic_opt",
+        "value_opt",
+    )
+
     def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device: torch.device) -> None:
         self.config = config
         self.actor: nn.Module = (
@@ -133,26 +143,7 @@ class IQL:
         return self.actor(obs)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "value": self.value.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "value_opt": self.value_opt.state_dict(),
-            "step": self.step,
-        }
+        return parts_state(self, self.PARTS)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in (
-            "actor",
-            "critic",
-            "critic_target",
-            "value",
-            "actor_opt",
-            "critic_opt",
-            "value_opt",
-        ):
-            getattr(self, name).load_state_dict(state[name])
-        self.step = int(state["step"])
+        load_parts(self, self.PARTS, state)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from offline_rl.algos.base import AlgoConfig
+from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.networks import (
     DeterministicActor,
@@ -46,6 +46,15 @@ class TD3BCConfig(AlgoConfig):
 
 
 class TD3BC:
+    PARTS: ClassVar[tuple[str, ...]] = (
+        "actor",
+        "critic",
+        "actor_target",
+        "critic_target",
+        "actor_opt",
+        "critic_opt",
+    )
+
     def __init__(
         self, obs_dim: int, act_dim: int, config: TD3BCConfig, device: torch.device
     ) -> None:
@@ -107,17 +116,7 @@ class TD3BC:
         return self.actor(obs)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "actor_target": self.actor_target.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "step": self.step,
-        }
+        return parts_state(self, self.PARTS)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
-            getattr(self, name).load_state_dict(state[name])
-        self.step = int(state["step"])
+        load_parts(self, self.PARTS, state)
