@@ -95,6 +95,19 @@ def minari_python() -> Path:
     return python
 
 
+def datacollector_in_venv(steps: int) -> float:
+    """`datacollector(steps)` run in benchmarks/.venv-minari (Minari's collector needs jax)."""
+    out = subprocess.run(
+        [str(minari_python()), __file__, "--datacollector-only", "--steps", str(steps)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["steps_per_s"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=20_000)
@@ -106,15 +119,7 @@ def main() -> None:
         print(json.dumps({"steps_per_s": datacollector(args.steps)}))
         return
     load_at_start = os.getloadavg()[0]  # other jobs on the machine share its cores
-    out = subprocess.run(
-        [str(minari_python()), __file__, "--datacollector-only", "--steps", str(args.steps)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    ).stdout
-    baseline = float(json.loads(out.strip().splitlines()[-1])["steps_per_s"])
+    baseline = datacollector_in_venv(args.steps)
     rows = [("minari.DataCollector loop (1 env, 1 process)", baseline)]
     for workers in (1, 2):
         rate = ours(args.steps, workers, args.num_envs, args.shard_steps)
