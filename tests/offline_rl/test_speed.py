@@ -44,8 +44,8 @@ def test_bf16_contract(name: str, random_transitions: Path) -> None:
     assert torch.equal(algo.act(obs), restored.act(obs))
 
 
-@pytest.mark.slow  # inductor compiles each network: about a minute on 2 cores
-@pytest.mark.parametrize("name", ["bc", "td3_bc"])
+@pytest.mark.slow  # inductor compiles each network: about a minute per algorithm on 2 cores
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_compile_contract_matches_eager(name: str, random_transitions: Path) -> None:
     eager, _, _ = run_updates(name, random_transitions, 4)
     compiled, update, metrics = run_updates(name, random_transitions, 4, compile=True)

@@ -3,7 +3,8 @@ policy, must beat the uniform-random policy's normalised score by a clear margin
 
 The data: 20,000 Hopper-v5 steps of tests/fixtures/hopper_sac_behavior.pt, collected, written as
 Minari and preprocessed as the pipeline does. Budget: 1,500 updates of 64x64 networks per
-algorithm. Minutes of CPU in all, so marked slow: `pytest -m slow tests/offline_rl/algos`.
+algorithm, in fp32 and again under bf16 autocast (`train.precision: bf16`), which must learn as
+well. Minutes of CPU in all, so marked slow: `pytest -m slow tests/offline_rl/algos`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datagen.reference import d4rl_reference
 from offline_rl.algos import ALGORITHMS, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, PolicyFn, evaluate_policy
+from offline_rl.speed import Precision, accelerate
 from offline_rl.transitions import TransitionsMeta, load_transitions
 
 pytestmark = pytest.mark.slow
@@ -91,8 +93,11 @@ def random_score(behaviour_transitions: Path) -> float:
     return normalised_score(RandomPolicy(space, seed=0), meta)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
-def test_beats_random_policy(name: str, behaviour_transitions: Path, random_score: float) -> None:
+def test_beats_random_policy(
+    name: str, precision: Precision, behaviour_transitions: Path, random_score: float
+) -> None:
     torch.manual_seed(0)
     data = load_transitions(behaviour_transitions)
     _, config_model = ALGORITHMS[name]
@@ -101,11 +106,12 @@ def test_beats_random_policy(name: str, behaviour_transitions: Path, random_scor
     device = torch.device("cpu")
     algo = make_algorithm(name, data.meta.obs_dim, data.meta.act_dim, config, device)
     buffer = ReplayBuffer.from_transitions(data, seed=0)
+    update = accelerate(algo, precision=precision)
     for _ in range(UPDATES):
-        metrics = algo.update(buffer.sample(BATCH_SIZE))
+        metrics = update(buffer.sample(BATCH_SIZE))
     assert all(torch.isfinite(v).all() for v in metrics.values()), metrics
 
     policy = AgentPolicy(lambda obs: algo.act(obs, deterministic=True), data.meta, device)
     score = normalised_score(policy, data.meta)
-    print(f"\n{name}: normalised score {score:.1f} (random {random_score:.1f})")
-    assert score > random_score + MARGIN, f"{name}: {score:.1f} vs random {random_score:.1f}"
+    print(f"\n{name} {precision}: normalised score {score:.1f} (random {random_score:.1f})")
+    assert score > random_score + MARGIN, f"{name} {precision}: {score:.1f} vs {random_score:.1f}"
