@@ -65,7 +65,14 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join((__doc__ or "").splitlines()[2:5]),
     )
-    parser.add_argument("step", nargs="?", choices=["all", "gather", "render"], default="all")
+    parser.add_argument(
+        "step",
+        nargs="?",
+        choices=["all", "gather", "render"],
+        default="all",
+        help="all (default): gather, then `dvc repro report`; gather: the snapshot only; "
+        "render: the stage's command",
+    )
     parser.add_argument("--include", help="gather only experiments whose name matches this regex")
     parser.add_argument(
         "--wandb", action="store_true", help="also gather the wandb project (online only)"
