@@ -1,15 +1,22 @@
 """Results tables as offline-RL papers print them (CORL's shape): per algorithm x dataset, the final
 and the best normalised score, mean ± std over seeds, as Markdown and CSV, and the evaluation
-curves per dataset (mean and spread over seeds) as a PNG. Input is a list of runs, wherever they
-come from (DVC experiments, wandb): see pipelines/report.py."""
+curves per dataset (mean and spread over seeds) as a PNG.
+
+Input is the snapshot file (reports/experiments.json): the runs that offline_rl/experiments.py
+gathered from DVC experiments and wandb, in the order in which they win duplicates. Rendering is a
+pure function of the snapshot, so it is the DVC stage `report` (docs/tracking.md).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +32,75 @@ class RunResult:
     final_score: float | None  # normalised score at the end (x100)
     best_score: float | None  # best normalised score seen during training
     curve: tuple[tuple[int, float], ...] = field(default=())  # (gradient step, normalised score)
+    source: str = "dvc"  # "dvc" (an experiment or a commit) or "wandb"
+    rev: str = ""  # the experiment's or commit's git sha; the wandb run id
+    time: int = 0  # when it was made: commit time / run creation (seconds since the epoch)
+
+
+SNAPSHOT_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the report is rendered from; `runs` in priority order (the first of a key wins)."""
+
+    runs: tuple[RunResult, ...] = ()
+    sources: tuple[str, ...] = ("dvc",)
+    include: str | None = None  # the name filter the runs were gathered with
+
+
+def snapshot_text(snapshot: Snapshot) -> str:
+    """Deterministic JSON, one run per line: the same runs always give the same bytes (nothing
+    about when or where they were gathered), so rewriting an unchanged snapshot is a no-op for
+    DVC, and a git diff shows the experiments that came or went."""
+    runs = [
+        json.dumps({**asdict(run), "curve": [list(p) for p in run.curve]}, sort_keys=True)
+        for run in snapshot.runs
+    ]
+    head = {
+        "schema": SNAPSHOT_SCHEMA,
+        "sources": list(snapshot.sources),
+        "include": snapshot.include,
+    }
+    fields = [f" {json.dumps(key)}: {json.dumps(value)}" for key, value in head.items()]
+    body = ' "runs": [' + ("\n  " + ",\n  ".join(runs) + "\n ]" if runs else "]")
+    return "{\n" + ",\n".join([*fields, body]) + "\n}\n"
+
+
+def _run(data: dict[str, Any]) -> RunResult:
+    curve = tuple((int(step), float(score)) for step, score in data.get("curve") or [])
+    return RunResult(**{**data, "curve": curve})
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    """The snapshot at `path`; a missing or empty file is a snapshot of no experiments."""
+    text = path.read_text() if path.exists() else ""
+    if not text.strip():
+        return Snapshot()
+    try:
+        data = json.loads(text)
+        if data.get("schema") != SNAPSHOT_SCHEMA:
+            raise ValueError(f"schema {data.get('schema')!r}, expected {SNAPSHOT_SCHEMA}")
+        return Snapshot(
+            runs=tuple(_run(run) for run in data["runs"]),
+            sources=tuple(data["sources"]),
+            include=data.get("include"),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(
+            f"{path}: not a results snapshot ({error}); regather it with `python -m pipelines.report gather`"
+        ) from None
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Atomically replace `path` with `text` unless it already holds exactly that; True if written.
+
+    An unchanged file keeps its bytes and mtime, so DVC sees nothing to rerun."""
+    if path.exists() and path.read_text() == text:
+        return False
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        tmp.write_text(text)
+    return True
 
 
 @dataclass(frozen=True)
@@ -38,7 +114,7 @@ class Cell:
     best_std: float
 
 
-def dedupe(runs: list[RunResult]) -> list[RunResult]:
+def dedupe(runs: Sequence[RunResult]) -> list[RunResult]:
     """One run per (algo, dataset, seed): the first listed wins (sources list newest first)."""
     seen: dict[tuple[str, str, int], RunResult] = {}
     for run in runs:
@@ -56,7 +132,7 @@ def _best(run: RunResult) -> float:
     return max(known)
 
 
-def aggregate(runs: list[RunResult]) -> list[Cell]:
+def aggregate(runs: Sequence[RunResult]) -> list[Cell]:
     groups: dict[tuple[str, str], list[RunResult]] = defaultdict(list)
     for run in dedupe(runs):
         if run.final_score is not None:
@@ -120,14 +196,58 @@ def _table(cells: list[Cell], title: str, best: bool) -> list[str]:
     return [*lines, ""]
 
 
-def to_markdown(cells: list[Cell]) -> str:
+def _sources_line(snapshot: Snapshot) -> str:
+    names = {"dvc": "DVC experiments and commits", "wandb": "finished wandb runs"}
+    line = "Gathered from " + " and ".join(names.get(s, s) for s in snapshot.sources)
+    if snapshot.include:
+        line += f", names matching `{snapshot.include}`"
+    return line + " (reports/experiments.json; `make report` to refresh)."
+
+
+def _runs_table(runs: list[RunResult], left_out: int) -> list[str]:
+    lines = [
+        "### Runs",
+        "",
+        "| run | source | algo | dataset | seed | final | best |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(runs, key=lambda r: (r.dataset, r.algo, r.seed)):
+        best = "–" if r.best_score is None else f"{r.best_score:.1f}"
+        lines.append(
+            f"| {r.name} | {r.source} | {r.algo} | {r.dataset} | {r.seed} "
+            f"| {r.final_score:.1f} | {best} |"
+        )
+    if left_out:
+        lines += [
+            "",
+            f"{left_out} more run(s) repeat an algorithm x dataset x seed above and are left out "
+            "(the newest DVC result wins, then the newest wandb run).",
+        ]
+    return [*lines, ""]
+
+
+def to_markdown(cells: list[Cell], snapshot: Snapshot | None = None) -> str:
+    snapshot = snapshot or Snapshot()
     lines = [
         "# Results",
         "",
         "D4RL-normalised score (x100), mean ± std over seeds (population std); n = seeds.",
+        _sources_line(snapshot),
         "",
+    ]
+    if not cells:
+        lines += [
+            "No experiment with a score yet. Run some (`dvc exp run`, or `dvc repro` and commit),",
+            "then `make report`.",
+            "",
+        ]
+        return "\n".join(lines)
+    scored = [r for r in snapshot.runs if r.final_score is not None]
+    kept = dedupe(scored)
+    lines += [
         *_table(cells, "Final score", best=False),
         *_table(cells, "Best score during training", best=True),
+        *(_runs_table(kept, len(scored) - len(kept)) if snapshot.runs else []),
     ]
     return "\n".join(lines)
 
@@ -139,7 +259,7 @@ def _curve_stats(runs: list[RunResult]) -> tuple[np.ndarray, np.ndarray, np.ndar
     return np.array(common), values.mean(0), values.std(0)
 
 
-def plot_curves(runs: list[RunResult], path: Path) -> Path:
+def plot_curves(runs: Sequence[RunResult], path: Path) -> Path:
     """One panel per dataset, one line per algorithm: mean over seeds with a ± std band."""
     import matplotlib
 
@@ -162,7 +282,10 @@ def plot_curves(runs: list[RunResult], path: Path) -> Path:
         ax.set_title(dataset)
         ax.set_xlabel("gradient step")
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize="small")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "no evaluation curves yet", ha="center", transform=ax.transAxes)
     axes[0][0].set_ylabel("normalised score (mean ± std over seeds)")
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
@@ -171,12 +294,20 @@ def plot_curves(runs: list[RunResult], path: Path) -> Path:
     return path
 
 
-def write_report(runs: list[RunResult], out_dir: Path) -> list[Cell]:
-    """reports/results.md, results.csv and curves.png from `runs`; returns the table cells."""
-    cells = aggregate(runs)
+def render(snapshot: Snapshot, out_dir: Path) -> list[Cell]:
+    """results.md, results.csv and curves.png in `out_dir` from the snapshot; returns the cells."""
+    cells = aggregate(snapshot.runs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in (("results.md", to_markdown(cells)), ("results.csv", to_csv(cells))):
+    for name, text in (
+        ("results.md", to_markdown(cells, snapshot)),
+        ("results.csv", to_csv(cells)),
+    ):
         with atomic_path(out_dir / name, suffix=Path(name).suffix) as tmp:
             tmp.write_text(text)
-    plot_curves(runs, out_dir / "curves.png")
+    plot_curves(snapshot.runs, out_dir / "curves.png")
     return cells
+
+
+def write_report(runs: Sequence[RunResult], out_dir: Path) -> list[Cell]:
+    """The report of `runs` (a snapshot from DVC only); returns the table cells."""
+    return render(Snapshot(runs=tuple(runs)), out_dir)

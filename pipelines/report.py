@@ -1,152 +1,95 @@
-"""`python -m pipelines.report`: gather every DVC experiment (and wandb runs when online) into
-reports/results.md, reports/results.csv and reports/curves.png (see docs/tracking.md).
+"""`python -m pipelines.report`: the results report over every experiment (docs/tracking.md).
 
-Not a stage of the pipeline, on purpose: it reads across experiments (`dvc exp show`), and a
-stage would run inside every `dvc exp run` (in queued temp copies too), where the experiment
-being run is not committed yet. Run it after the experiments (`make report`), or as the optional
-stage of docs/tracking.md (`reports/dvc.yaml`, `dvc repro reports/dvc.yaml:report`). Best score = `eval/best_normalized_score` of metrics/train.json (the best
-evaluation during training); final = the evaluate stage's score.
+    python -m pipelines.report [--include RE] [--wandb]   gather, then `dvc repro report` (make report)
+    python -m pipelines.report gather [--include RE] [--wandb]
+    python -m pipelines.report render                    the DVC stage `report`
+
+`gather` reads every committed experiment (`dvc exp show --json --all-commits`, curves via git)
+and, with `--wandb` when wandb is online, the project's runs, into reports/experiments.json,
+rewritten only when its content changes. `render` is the stage: a pure function of that file,
+writing reports/results.md, results.csv and curves.png. Gathering is not a stage: its input is the
+set of git refs, which DVC cannot hash, and a stage that always runs would leave `dvc status`
+never clean and run inside every `dvc exp run`. Logic: offline_rl/experiments.py (gathering),
+offline_rl/report.py (snapshot file, tables, plot).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import logging
-import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
-from offline_rl.report import RunResult, write_report
+from offline_rl.experiments import (
+    dvc_exp_show,
+    gather_dvc,
+    gather_wandb,
+    git_commit_times,
+    git_file_reader,
+)
+from offline_rl.report import Snapshot, read_snapshot, render, snapshot_text, write_if_changed
 from offline_rl.tracking import WandbConfig
 from pipelines.common import dataset_namespace, load_params, run_stage, section, wandb_mode
 
-EVAL_CURVE = "plots/train/eval.csv"
-SCORE = "eval/normalized_score_mean"
+SNAPSHOT = Path("reports/experiments.json")  # the stage's dep (committed: a clone has one)
+OUT = Path("reports")  # the stage's outs: results.md, results.csv, curves.png
 log = logging.getLogger("pipelines.report")
 
 
-def _metrics(data: dict[str, Any], file: str) -> dict[str, Any]:
-    return ((data.get("metrics") or {}).get(file) or {}).get("data") or {}
-
-
-def _curve_text(rev: str) -> str | None:
-    if rev == "workspace":
-        path = Path(EVAL_CURVE)
-        return path.read_text() if path.exists() else None
-    shown = subprocess.run(
-        ["git", "show", f"{rev}:{EVAL_CURVE}"], capture_output=True, text=True, check=False
+def gather(include: str | None, use_wandb: bool, snapshot: Path = SNAPSHOT) -> bool:
+    """Write the snapshot of every experiment; True if its content changed."""
+    runs = gather_dvc(
+        dvc_exp_show(), git_file_reader(), git_commit_times(), dataset_namespace, include
     )
-    return shown.stdout if shown.returncode == 0 else None
+    sources = ["dvc"]
+    if use_wandb:
+        config = section(load_params(), "wandb", WandbConfig)
+        if wandb_mode(config) == "online":
+            import wandb
 
-
-def parse_curve(text: str | None) -> tuple[tuple[int, float], ...]:
-    if not text:
-        return ()
-    rows = csv.DictReader(io.StringIO(text))
-    return tuple((int(float(r["step"])), float(r[SCORE])) for r in rows if r.get(SCORE))
-
-
-def run_from_dvc(name: str, rev: str, data: dict[str, Any]) -> RunResult | None:
-    """A table row from one `dvc exp show --json` entry; None when it has no trained agent."""
-    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-    train, evaluate = _metrics(data, "metrics/train.json"), _metrics(data, "metrics/evaluate.json")
-    final = evaluate.get("evaluate/normalized_score_mean", train.get(SCORE))
-    if final is None:
-        return None
-    datasets = (params.get("preprocess") or {}).get("datasets") or []
-    namespace = dataset_namespace(str(params.get("env", "?")))
-    best = train.get("eval/best_normalized_score")
-    return RunResult(
-        name=name,
-        algo=str(train.get("algo") or (params.get("train") or {}).get("algo")),
-        dataset="+".join(f"{namespace}/{d}-v0" for d in datasets),
-        seed=int(params.get("seed", 0)),
-        final_score=float(final),
-        best_score=None if best is None else float(best),
-        curve=parse_curve(_curve_text(rev)),
+            path = f"{config.entity}/{config.project}" if config.entity else config.project
+            runs += gather_wandb(wandb.Api(), path, dataset_namespace, include)
+            sources.append("wandb")
+        else:
+            log.warning("--wandb ignored: wandb is not online (no API key); using DVC only")
+    changed = write_if_changed(
+        snapshot, snapshot_text(Snapshot(tuple(runs), tuple(sources), include))
     )
-
-
-def dvc_runs(table: list[dict[str, Any]], include: str | None) -> list[RunResult]:
-    """Experiments first (newest first, as DVC lists them), then baselines and the workspace."""
-    entries: list[tuple[str, str, dict[str, Any]]] = []
-    baselines = []
-    for baseline in table:
-        for exp in baseline.get("experiments") or []:
-            for rev in exp.get("revs") or []:
-                entries.append(
-                    (rev.get("name") or rev["rev"][:7], rev["rev"], rev.get("data") or {})
-                )
-        name = baseline.get("name") or baseline["rev"][:7]
-        baselines.append((name, baseline["rev"], baseline.get("data") or {}))
-    runs = []
-    for name, rev, data in entries + baselines:
-        if include and not re.search(include, name):
-            continue
-        run = run_from_dvc(name, rev, data)
-        if run is not None:
-            runs.append(run)
-    return runs
-
-
-def wandb_runs(config: WandbConfig) -> list[RunResult]:
-    """Finished `train` runs of the wandb project (summary + evaluation history)."""
-    import wandb
-
-    api = wandb.Api()
-    path = f"{config.entity}/{config.project}" if config.entity else config.project
-    runs = []
-    for run in api.runs(path, filters={"jobType": "train", "state": "finished"}):
-        summary, cfg = run.summary, run.config
-        if SCORE not in summary:
-            continue
-        history = run.history(keys=[SCORE], pandas=False)
-        namespace = dataset_namespace(str(cfg.get("env", "?")))
-        datasets = (cfg.get("preprocess") or {}).get("datasets") or []
-        best = summary.get("eval/best_normalized_score")
-        runs.append(
-            RunResult(
-                name=run.name,
-                algo=str(summary.get("algo") or (cfg.get("train") or {}).get("algo")),
-                dataset="+".join(f"{namespace}/{d}-v0" for d in datasets),
-                seed=int(cfg.get("seed", 0)),
-                final_score=float(summary[SCORE]),
-                best_score=None if best is None else float(best),
-                curve=tuple((int(h["_step"]), float(h[SCORE])) for h in history if SCORE in h),
-            )
-        )
-    return runs
+    log.info("%d runs -> %s (%s)", len(runs), snapshot, "updated" if changed else "unchanged")
+    return changed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("reports"))
-    parser.add_argument("--include", help="only experiments whose name matches this regex")
-    parser.add_argument(
-        "--wandb", action="store_true", help="also read the wandb project (online mode only)"
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join((__doc__ or "").splitlines()[2:5]),
     )
     parser.add_argument(
-        "--all-commits", action="store_true", help="experiments of every commit, not only HEAD"
+        "step",
+        nargs="?",
+        choices=["all", "gather", "render"],
+        default="all",
+        help="all (default): gather, then `dvc repro report`; gather: the snapshot only; "
+        "render: the stage's command",
+    )
+    parser.add_argument("--include", help="gather only experiments whose name matches this regex")
+    parser.add_argument(
+        "--wandb", action="store_true", help="also gather the wandb project (online only)"
     )
     args = parser.parse_args()
-    command = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if args.all_commits else [])
-    shown = subprocess.run(command, capture_output=True, text=True, check=False)
-    if shown.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {shown.stderr.strip()}")
-    runs = dvc_runs(json.loads(shown.stdout), args.include)
-    if args.wandb:
-        config = section(load_params(), "wandb", WandbConfig)
-        if wandb_mode(config) == "online":
-            runs = runs + wandb_runs(config)  # DVC rows first: they win duplicates
-        else:
-            log.warning("--wandb ignored: wandb is not online (no API key); using DVC only")
-    cells = write_report(runs, args.out)
-    log.info("%d runs -> %d table cells in %s", len(runs), len(cells), args.out)
-    print((args.out / "results.md").read_text())
+    if args.step == "render":
+        if args.include or args.wandb:
+            parser.error("--include and --wandb belong to gathering, not render")
+        cells = render(read_snapshot(SNAPSHOT), OUT)
+        log.info("%s -> %d table cells in %s", SNAPSHOT, len(cells), OUT)
+        return
+    gather(args.include, args.wandb)
+    if args.step == "all":
+        command = ["dvc", "repro", "report"]
+        if subprocess.run(command, check=False).returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed (its output is above)")
+        print((OUT / "results.md").read_text())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from offline_rl.report import RunResult, aggregate, write_report
+from offline_rl.report import (
+    RunResult,
+    Snapshot,
+    aggregate,
+    read_snapshot,
+    render,
+    snapshot_text,
+    write_if_changed,
+    write_report,
+)
 
 DATASET = "hopper/medium-v0"
 
@@ -46,3 +55,43 @@ def test_table_holds_mean_and_spread_over_seeds(tmp_path: Path) -> None:
 def test_runs_without_a_score_are_left_out() -> None:
     runs = [*grid(), RunResult("x", "iql", DATASET, 0, None, None)]
     assert {c.algo for c in aggregate(runs)} == {"td3_bc", "bc"}
+
+
+def test_snapshot_round_trips_and_is_rewritten_only_when_it_changes(tmp_path: Path) -> None:
+    path = tmp_path / "reports/experiments.json"
+    snapshot = Snapshot(tuple(grid()), ("dvc", "wandb"), "^a")
+    assert write_if_changed(path, snapshot_text(snapshot))
+    assert read_snapshot(path) == snapshot
+    text, mtime = path.read_text(), path.stat().st_mtime_ns
+    assert text == snapshot_text(Snapshot(tuple(grid()), ("dvc", "wandb"), "^a"))  # deterministic
+    assert text.count("\n  {") == len(grid())  # one run per line: diffs name the runs
+    assert not write_if_changed(path, snapshot_text(snapshot))
+    assert path.stat().st_mtime_ns == mtime
+    assert write_if_changed(path, snapshot_text(Snapshot(tuple(grid()[:2]))))
+    assert len(read_snapshot(path).runs) == 2
+    assert [p.name for p in path.parent.iterdir()] == ["experiments.json"]  # no temporaries left
+
+
+def test_missing_or_empty_snapshot_renders_no_experiments(tmp_path: Path) -> None:
+    assert read_snapshot(tmp_path / "missing.json") == Snapshot()
+    (tmp_path / "empty.json").write_text("")
+    assert read_snapshot(tmp_path / "empty.json") == Snapshot()
+    assert render(Snapshot(), tmp_path / "out") == []
+    assert "No experiment with a score yet" in (tmp_path / "out/results.md").read_text()
+    assert (tmp_path / "out/results.csv").read_text().count("\n") == 1  # the header only
+    assert (tmp_path / "out/curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_file_of_another_schema_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "experiments.json"
+    path.write_text('{"schema": 99, "runs": []}')
+    with pytest.raises(ValueError, match="not a results snapshot"):
+        read_snapshot(path)
+
+
+def test_markdown_names_its_sources_and_runs(tmp_path: Path) -> None:
+    render(Snapshot(tuple(grid()), ("dvc", "wandb"), "^a|^b"), tmp_path)
+    markdown = (tmp_path / "results.md").read_text()
+    assert "DVC experiments and commits and finished wandb runs, names matching `^a|^b`" in markdown
+    assert "| b0 | dvc | bc | hopper/medium-v0 | 0 | 40.0 | – |" in markdown
+    assert "1 more run(s) repeat" in markdown  # b1-old

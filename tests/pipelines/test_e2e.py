@@ -43,13 +43,23 @@ def test_repro_writes_every_output(repro: Path, monkeypatch: pytest.MonkeyPatch)
     assert len(runs) >= 3  # behavior, train, evaluate
     shown = sh(["dvc", "metrics", "show"], repro)
     assert "evaluate/normalized_score_mean" in shown
+    # The report stage renders the committed, empty snapshot: a fresh clone has no experiments
+    # (the workspace's own run counts once committed), and it leaves `dvc status` clean.
+    assert "No experiment with a score yet" in (repro / "reports/results.md").read_text()
     assert "up to date" in sh(["dvc", "status"], repro)
 
 
 def test_lr_experiment_reruns_only_training(repro: Path) -> None:
     out = sh(["dvc", "exp", "run", "-S", "lr=3e-4", "-n", "lr-test"], repro)
-    for skipped in ("behavior", "reference@hopper", "collect@hopper-medium", "preprocess@medium"):
+    for skipped in (
+        "behavior",
+        "reference@hopper",
+        "collect@hopper-medium",
+        "preprocess@medium",
+        "report",
+    ):
         assert f"Stage '{skipped}' didn't change, skipping" in out, out
+    assert "Running stage 'report'" not in out
     for rerun in ("train", "evaluate"):
         assert f"Running stage '{rerun}'" in out, out
     table = json.loads(

@@ -1,7 +1,7 @@
 """Tracking end to end on tiny params in a temporary copy of the repository: metrics and plots
 files parse and `dvc plots show` renders them, a queued two-seed grid runs and `dvc exp show`
 lists both, the queued experiments' wandb runs survive their temporary workspaces, and the
-report gathers the grid."""
+report gathers the grid (and the queued experiments never run the report stage)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def grid_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The repository after a queued grid, and what running the queue printed."""
     repo = copy_repo(tmp_path_factory.mktemp("tracking"))
     sh(["dvc", "repro"], repo)
     sh(["git", "add", "-A"], repo)  # the baseline the queued experiments start from
@@ -40,8 +41,20 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ],
             repo,
         )
-    sh(["dvc", "exp", "run", "--run-all"], repo)
-    return repo
+    out = sh(["dvc", "exp", "run", "--run-all"], repo)
+    return repo, out
+
+
+@pytest.fixture(scope="module")
+def grid(grid_run: tuple[Path, str]) -> Path:
+    return grid_run[0]
+
+
+def test_queued_experiments_leave_the_report_stage_alone(grid_run: tuple[Path, str]) -> None:
+    out = grid_run[1]
+    assert out.count("Running stage 'train'") == 2, out
+    assert "Running stage 'report'" not in out
+    assert out.count("Stage 'report' didn't change, skipping") == 2
 
 
 def test_metrics_and_plots_files_parse_and_render(grid: Path) -> None:
@@ -80,11 +93,24 @@ def test_queued_grid_is_listed_and_keeps_its_wandb_runs(grid: Path) -> None:
 
 def test_report_gathers_the_grid(grid: Path) -> None:
     out = sh(["python", "-m", "pipelines.report"], grid)
-    assert "td3_bc" in out
+    assert "td3_bc" in out and "Running stage 'report'" in out
+    # The baseline commit (td3_bc, lr 1e-3) and both experiments; td3_bc seed 0 twice, the
+    # newer (the experiment) wins.
+    snapshot = json.loads((grid / "reports/experiments.json").read_text())
+    names = [r["name"] for r in snapshot["runs"]]
+    assert len(names) == 3 and {"algo-bc", "algo-td3bc"} <= set(names)
+    assert all(r["curve"] for r in snapshot["runs"])
     with (grid / "reports/results.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [(r["algo"], r["dataset"], r["seeds"]) for r in rows] == [
         ("bc", "hopper/medium-v0", "0"),
         ("td3_bc", "hopper/medium-v0", "0"),
     ]
+    td3bc = next(r for r in snapshot["runs"] if r["name"] == "algo-td3bc")
+    assert float(rows[1]["final_mean"]) == pytest.approx(td3bc["final_score"], abs=1e-4)
     assert (grid / "reports/curves.png").stat().st_size > 1000
+    assert "up to date" in sh(["dvc", "status"], grid)
+    sh(["git", "add", "-A"], grid)  # commit the report: gathering again finds nothing new
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "report"], grid)
+    again = sh(["python", "-m", "pipelines.report"], grid)
+    assert "(unchanged)" in again and "Stage 'report' didn't change, skipping" in again
