@@ -26,7 +26,7 @@ repro: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy datagen offline_rl pipelines benchmarks tests
+	$(BIN)/mypy analysis datagen offline_rl pipelines benchmarks tests
 
 unit: install
 	$(BIN)/python -m pytest -q

@@ -9,8 +9,8 @@ and, with `--wandb` when wandb is online, the project's runs, into reports/exper
 rewritten only when its content changes. `render` is the stage: a pure function of that file,
 writing reports/results.md, results.csv and curves.png. Gathering is not a stage: its input is the
 set of git refs, which DVC cannot hash, and a stage that always runs would leave `dvc status`
-never clean and run inside every `dvc exp run`. Logic: offline_rl/experiments.py (gathering),
-offline_rl/report.py (snapshot file, tables, plot).
+never clean and run inside every `dvc exp run`. Logic: analysis/experiments.py (gathering),
+analysis/report.py (snapshot file, tables, plot).
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import logging
 import subprocess
 from pathlib import Path
 
-from offline_rl.experiments import (
+from analysis.experiments import (
     dvc_exp_show,
     gather_dvc,
     gather_wandb,
     git_commit_times,
     git_file_reader,
 )
-from offline_rl.report import Snapshot, read_snapshot, render, snapshot_text, write_if_changed
+from analysis.report import Snapshot, read_snapshot, render, snapshot_text, write_if_changed
 from offline_rl.tracking import WandbConfig
 from pipelines.common import dataset_namespace, load_params, run_stage, section, wandb_mode
 

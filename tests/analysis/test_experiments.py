@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from offline_rl.experiments import dataset_label, gather_dvc, gather_wandb, parse_curve
+from analysis.experiments import dataset_label, gather_dvc, gather_wandb, parse_curve
 
 CURVE = "step,eval/normalized_score_mean,eval/return_mean\n100,1.5,50\n200,2.5,80\n"
 

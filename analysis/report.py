@@ -2,7 +2,7 @@
 and the best normalised score, mean ± std over seeds, as Markdown and CSV, and the evaluation
 curves per dataset (mean and spread over seeds) as a PNG.
 
-Input is the snapshot file (reports/experiments.json): the runs that offline_rl/experiments.py
+Input is the snapshot file (reports/experiments.json): the runs that analysis/experiments.py
 gathered from DVC experiments and wandb, in the order in which they win duplicates. Rendering is a
 pure function of the snapshot, so it is the DVC stage `report` (docs/tracking.md).
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_rl.report import (
+from analysis.report import (
     RunResult,
     Snapshot,
     aggregate,

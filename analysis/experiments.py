@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from offline_rl.report import RunResult
+from analysis.report import RunResult
 
 EVAL_CURVE = "plots/train/eval.csv"
 SCORE = "eval/normalized_score_mean"  # train: each evaluation during training
