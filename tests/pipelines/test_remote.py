@@ -130,7 +130,7 @@ def test_pulled_datasets_train_without_regenerating(
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh(["dvc", "repro", "--allow-missing", "train"], clone)
 
-    for skipped in ("behavior", "collect@hopper-medium"):
+    for skipped in ("behavior@hopper", "collect@hopper-medium"):
         assert f"Stage '{skipped}' didn't change, skipping" in out, out
     for rerun in ("preprocess@medium", "train"):
         assert f"Running stage '{rerun}'" in out, out
