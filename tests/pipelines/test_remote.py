@@ -123,7 +123,7 @@ def test_pulled_datasets_train_without_regenerating(
     datasets = ["data/datasets", "data/imported"]  # generated (collect) and downloaded (download)
     sh(["dvc", "pull", "collect", "download"], clone, env=s3.env())
     assert file_hashes(clone, datasets) == file_hashes(source, datasets)
-    assert not (clone / "models/behavior").exists()
+    assert not (clone / "models/behavior/hopper").exists()
 
     params = yaml.safe_load((clone / "params.yaml").read_text())
     params["preprocess"]["reward_scale"] = 2.0
@@ -134,7 +134,7 @@ def test_pulled_datasets_train_without_regenerating(
         assert f"Stage '{skipped}' didn't change, skipping" in out, out
     for rerun in ("preprocess@medium", "train"):
         assert f"Running stage '{rerun}'" in out, out
-    assert not (clone / "models/behavior").exists(), "the behaviour policy was regenerated"
+    assert not (clone / "models/behavior/hopper").exists(), "the behaviour policy was regenerated"
     assert (clone / "models/train/agent.pt").exists()
     with (
         h5py.File(clone / "data/transitions/medium.h5") as mine,
