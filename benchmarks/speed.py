@@ -214,7 +214,11 @@ def main() -> None:
         why = None
     except Exception as error:  # report the row without a reference rather than fail
         reference, why = None, f"{type(error).__name__}: {error}"
-    row |= {"reference": reference, "reference_name": "minari.DataCollector", "reference_error": why}
+    row |= {
+        "reference": reference,
+        "reference_name": "minari.DataCollector",
+        "reference_error": why,
+    }
     row |= {"bare_env": n / best_of(1, lambda: bare_env(n))}
     rows.append(row)
     print(row, flush=True)

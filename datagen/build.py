@@ -28,14 +28,15 @@ class BuildPaths:
 
 
 def check_behavior_env(behavior_dir: Path, env_id: str) -> Path:
-    """The behaviour stage trains the pipeline's `env`; its checkpoints must match `env_id`."""
+    """The behaviour checkpoints in `behavior_dir` (one folder per environment) must have been
+    trained on `env_id`."""
     path = behavior_dir / "checkpoints.json"
     if path.exists():
         trained = json.loads(path.read_text()).get("env_id")
         if trained != env_id:
             raise RecipeError(
                 f"{path}: behaviour policies were trained on {trained!r}, not {env_id!r}; "
-                f"run the pipeline with -S env={env_id} to train them"
+                "rerun this environment's behavior stage to train them"
             )
     return behavior_dir
 

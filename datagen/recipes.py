@@ -132,6 +132,13 @@ def choose_checkpoint(
     expert = max(ordered, key=lambda name: returns[name])
     if policy == "expert":
         return expert
+    if returns[expert] <= 0:
+        # the best return is below a fraction of itself: no checkpoint can reach the threshold
+        raise RecipeError(
+            f"{source}: medium is the first checkpoint reaching medium_fraction of the expert's "
+            f"return, which is {returns[expert]:.2f} (not positive) at {expert}; train the "
+            "behaviour policy longer (behavior.steps) or name a checkpoint (policy: step_<N>)"
+        )
     threshold = medium_fraction * returns[expert]
     return next(name for name in ordered if returns[name] >= threshold)
 

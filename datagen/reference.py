@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from offline_rl.checkpoint import seed_everything
 from offline_rl.evaluation import rollout_returns
 
 # D4RL's REF_MIN_SCORE / REF_MAX_SCORE (random and expert returns of the v2 MuJoCo tasks), keyed by
@@ -52,10 +53,23 @@ def measure_reference(
     episodes: int,
     seed: int,
 ) -> tuple[ReferenceScores, dict[str, Any]]:
-    """D4RL's recipe: mean return of a random and of the expert policy over the same fixed seeds."""
+    """D4RL's recipe: mean return of a random and of the expert policy over the same fixed seeds.
+
+    The global RNGs are seeded before each policy runs, so a stochastic (sampling) expert gives the
+    same scores on every run. An expert no better than random defines no normalised score: error.
+    """
     first = seed + REFERENCE_SEED_OFFSET
+    seed_everything(first)
     low, _ = rollout_returns(env_id, random_policy, episodes, seed=first)
+    seed_everything(first)
     high, _ = rollout_returns(env_id, expert_policy, episodes, seed=first)
+    if np.mean(high) <= np.mean(low):
+        raise ValueError(
+            f"measured reference scores for {env_id}: the expert's mean return "
+            f"{np.mean(high):.2f} does not exceed the random policy's {np.mean(low):.2f} over "
+            f"{episodes} episodes, so no normalised score exists; train the behaviour policy "
+            "longer (behavior.steps) or measure over more episodes (collect.ref_episodes)"
+        )
     details = {
         "episodes": episodes,
         "episode_seeds": [first, first + episodes - 1],

@@ -42,8 +42,10 @@ def seed_everything(seed: int) -> None:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
+    # Through a file object: torch names the zip's root folder after a file name it is given (here
+    # the random temporary one), so the same payload would give different bytes and sha256.
+    with atomic_path(path, suffix=".pt") as tmp, tmp.open("wb") as f:
+        torch.save(payload, f)
 
 
 def load_checkpoint(path: str | Path, expect: dict[str, Any] | None = None) -> dict[str, Any]:

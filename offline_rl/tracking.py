@@ -90,6 +90,13 @@ class RunLogger:
                 self.history[curve] = [r for r in rows if r["step"] <= up_to_step]
                 self._write_curve(curve)
 
+    def write_curves(self) -> None:
+        """Write every curve file, one with no rows yet as a bare header (`step`): for a stage
+        whose curve files are DVC outs each, which must exist even when nothing was logged to
+        them (no episode ended within a short behaviour run)."""
+        for curve in self.curves:
+            self._write_curve(curve)
+
     def _write_curve(self, curve: str) -> None:
         rows = self.history[curve]
         fields = sorted({key for row in rows for key in row} - {"step"})

@@ -1,15 +1,26 @@
-"""Stage `behavior`: train the SAC behaviour policy online and save its checkpoints.
+"""Stage `behavior@<namespace>`: train the SAC behaviour policy of one environment of
+`collect.envs` online and save its checkpoints.
 
-A killed run resumes from models/behavior_resume.pt (a persisted DVC out) when it belongs to the
-same configuration; that file says `finished: true` once the run is complete.
+`python -m pipelines.behavior --env hopper` trains one (what each dvc foreach stage runs); without
+arguments it trains every environment of `collect.envs` in turn. Each environment has its own
+outputs: models/behavior/<ns>/, plots/behavior/{episodes,losses,eval}/<ns>.csv and
+metrics/behavior/<ns>.json.
+
+A killed run resumes from models/behavior_resume/<ns>.pt (a persisted DVC out) when it belongs to
+the same configuration; that file says `finished: true` once the run is complete.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import argparse
 
 from datagen.behavior import BehaviorConfig, train_behavior
+from datagen.recipes import CollectConfig
 from pipelines.common import (
+    behavior_curves,
+    behavior_dir,
+    behavior_metrics_path,
+    behavior_resume_path,
     global_params,
     known_env,
     load_params,
@@ -17,39 +28,46 @@ from pipelines.common import (
     progress_enabled,
     run_stage,
     section,
+    select_envs,
 )
-
-OUT_DIR = Path("models/behavior")
-# Persisted DVC out (outside OUT_DIR, which DVC deletes before a run): the rerun resumes from it.
-RESUME_STATE = Path("models/behavior_resume.pt")
-PLOTS = Path("plots/behavior")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", help="a namespace of collect.envs, e.g. hopper (default: all)")
+    args = parser.parse_args()
     params = load_params()
     g = global_params(params)
     config = section(params, "behavior", BehaviorConfig)
-    known_env(g.env)
-    factory = make_logger_factory(
-        params,
-        "behavior",
-        {
-            "train": PLOTS / "episodes.csv",
-            "losses": PLOTS / "losses.csv",
-            "eval": PLOTS / "eval.csv",
-        },
-        {"stage": "behavior"},
-    )
-    result, logger = train_behavior(
-        g.env, config, g.seed, OUT_DIR, factory, progress_enabled(), RESUME_STATE
-    )
-    try:
-        logger.summary(
-            {f"behavior/step_{s}_return": r for s, r in result.checkpoints.items()},
-            Path("metrics/behavior.json"),
+    envs = select_envs(section(params, "collect", CollectConfig).envs, args.env)
+    for namespace, env_id in envs.items():  # every config error before any training
+        known_env(env_id, f"collect.envs.{namespace}")
+    for namespace, env_id in envs.items():
+        factory = make_logger_factory(
+            params,
+            "behavior",
+            behavior_curves(namespace),
+            {"stage": f"behavior@{namespace}", "env_id": env_id},
+            stage_name=f"behavior@{namespace}",
+            env_id=env_id,
         )
-    finally:
-        logger.finish()
+        result, logger = train_behavior(
+            env_id,
+            config,
+            g.seed,
+            behavior_dir(namespace),
+            factory,
+            progress_enabled(),
+            behavior_resume_path(namespace),
+        )
+        try:
+            logger.write_curves()  # each is a DVC out: present even if nothing was logged to it
+            logger.summary(
+                {f"behavior/step_{s}_return": r for s, r in result.checkpoints.items()},
+                behavior_metrics_path(namespace),
+            )
+        finally:
+            logger.finish()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from datagen.build import BuildPaths, build_dataset, read_reference
 from datagen.recipes import CollectConfig, RecipeError
 from offline_rl.atomic import write_json
 from pipelines.common import (
-    BEHAVIOR_DIR,
+    behavior_dir,
     git_commit,
     global_params,
     known_env,
@@ -25,13 +25,11 @@ from pipelines.common import (
     reference_path,
     run_stage,
     section,
+    select_envs,
 )
 
-PATHS = BuildPaths(
-    behavior_dir=BEHAVIOR_DIR,
-    datasets_root=Path("data/datasets"),
-    shards_root=Path("data/shards"),  # resume points of interrupted collections (git-ignored)
-)
+DATASETS_ROOT = Path("data/datasets")
+SHARDS_ROOT = Path("data/shards")  # resume points of interrupted collections (git-ignored)
 log = logging.getLogger("pipelines.collect")
 
 
@@ -42,6 +40,21 @@ def code_permalink() -> str:
     return f"{remote or 'local'}@{git_commit()}"
 
 
+def params_hash(config: CollectConfig, namespace: str, seed: int) -> str:
+    """The hash of the params behind one environment's datasets (recorded in their provenance).
+
+    Only what can shape them counts: this environment's entry of `envs` and `ref_scores`, not the
+    other environments nor the list of kinds built, so listing another environment leaves these
+    datasets' metadata as it was. Where the work runs (backend, workers, ray_address) never
+    changes a dataset either."""
+    content = config.model_dump(
+        mode="json", exclude={"backend", "workers", "ray_address", "envs", "kinds", "ref_scores"}
+    )
+    content["env"] = {namespace: config.envs[namespace]}
+    content["ref_scores"] = config.ref_source(namespace)
+    return hashlib.sha256(json.dumps([content, seed], sort_keys=True).encode()).hexdigest()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", help="a namespace of collect.envs, e.g. hopper (default: all)")
@@ -50,23 +63,19 @@ def main() -> None:
     params = load_params()
     g = global_params(params)
     config = section(params, "collect", CollectConfig)
-    for name, value, allowed in (
-        ("env", args.env, list(config.envs)),
-        ("kind", args.kind, config.kinds),
-    ):
-        if value is not None and value not in allowed:
-            raise RecipeError(f"--{name} {value!r} is not in collect.{name}s {allowed}")
-    # Where the work runs never changes a dataset, so it stays out of the provenance hash.
-    content = config.model_dump(mode="json", exclude={"backend", "workers", "ray_address"})
-    params_hash = hashlib.sha256(json.dumps([content, g.seed], sort_keys=True).encode()).hexdigest()
-    for namespace in [args.env] if args.env else list(config.envs):
-        env_id = config.envs[namespace]
-        known_env(env_id)
+    if args.kind is not None and args.kind not in config.kinds:
+        raise RecipeError(f"--kind {args.kind!r} is not in collect.kinds {config.kinds}")
+    envs = select_envs(config.envs, args.env)
+    for namespace, env_id in envs.items():
+        known_env(env_id, f"collect.envs.{namespace}")
+    for namespace, env_id in envs.items():
         reference = read_reference(reference_path(namespace))
+        paths = BuildPaths(behavior_dir(namespace), DATASETS_ROOT, SHARDS_ROOT)
+        provenance = {"params_sha256": params_hash(config, namespace, g.seed)}
         for kind in [args.kind] if args.kind else config.kinds:
             summary = build_dataset(
-                env_id, namespace, kind, config, g.seed, reference, PATHS,
-                {"params_sha256": params_hash}, code_permalink(),
+                env_id, namespace, kind, config, g.seed, reference, paths, provenance,
+                code_permalink(),
             )  # fmt: skip
             write_json(Path("metrics/collect") / namespace / f"{kind}.json", summary)
             log.info(

@@ -21,7 +21,6 @@ from pydantic import Field
 from offline_rl.config import ConfigError, StrictModel, choice_error, parse_config
 from offline_rl.tracking import RunLogger, WandbConfig
 
-BEHAVIOR_DIR = Path("models/behavior")  # the behavior stage's out, read by reference and collect
 PARAMS_FILE = Path(os.environ.get("OFFLINE_RL_PARAMS", "params.yaml"))
 ModelT = TypeVar("ModelT", bound=StrictModel)
 log = logging.getLogger("pipelines")
@@ -30,6 +29,8 @@ log = logging.getLogger("pipelines")
 class Globals(StrictModel):
     """Top-level keys of params.yaml that several stages read."""
 
+    # The environment of the offline half (download, preprocess, train, evaluate); behaviour
+    # training and collection run for every environment of collect.envs instead.
     env: str = Field(default="Hopper-v5", min_length=1)
     seed: int = Field(default=0, ge=0, lt=2**31)
     lr: float = Field(default=3e-4, gt=0, le=1)
@@ -75,7 +76,8 @@ def global_params(params: dict[str, Any]) -> Globals:
     return parse_config(Globals, keys, "", str(PARAMS_FILE))
 
 
-def known_env(env_id: str) -> None:
+def known_env(env_id: str, key: str = "env") -> None:
+    """Fail naming `key` (the params.yaml key that holds `env_id`) unless gymnasium knows it."""
     import gymnasium as gym
 
     if env_id not in gym.registry:
@@ -84,7 +86,62 @@ def known_env(env_id: str) -> None:
             for k, spec in gym.registry.items()
             if "mujoco" in str(spec.entry_point) and k.endswith("-v5")
         ]
-        raise ConfigError(f"{PARAMS_FILE}: env: {choice_error('environment', env_id, mujoco)}")
+        raise ConfigError(f"{PARAMS_FILE}: {key}: {choice_error('environment', env_id, mujoco)}")
+
+
+def select_envs(envs: dict[str, str], namespace: str | None) -> dict[str, str]:
+    """The entries of `collect.envs` a stage run works on: the one `--env` names, or all."""
+    if namespace is None:
+        return dict(envs)
+    if namespace not in envs:
+        raise ConfigError(
+            f"{PARAMS_FILE}: collect.envs: {choice_error('namespace', namespace, list(envs))} "
+            "(--env names a key of collect.envs)"
+        )
+    return {namespace: envs[namespace]}
+
+
+def offline_namespace(env_id: str, envs: dict[str, str]) -> str:
+    """The collect.envs namespace whose generated datasets the offline stages read for `env`.
+
+    The top-level `env` is the environment preprocess, train and evaluate work on; datasets are
+    generated for the environments of collect.envs, so `env` must be one of them whenever
+    preprocess reads a generated dataset.
+    """
+    for namespace, listed in envs.items():
+        if listed == env_id:
+            return namespace
+    listed = ", ".join(f"{ns}: {id_}" for ns, id_ in envs.items())
+    raise ConfigError(
+        f"{PARAMS_FILE}: env: {env_id!r} is not an environment of collect.envs ({{{listed}}}); "
+        "preprocess reads the generated datasets of `env`, so set env to one of them or add "
+        f"{{{dataset_namespace(env_id)}: {env_id}}} to collect.envs"
+    )
+
+
+def behavior_dir(namespace: str) -> Path:
+    """behavior@<namespace>'s checkpoints and replay buffer, read by reference and collect."""
+    return Path("models/behavior") / namespace
+
+
+def behavior_resume_path(namespace: str) -> Path:
+    """behavior@<namespace>'s resume state: a persisted DVC out outside the folder DVC deletes."""
+    return Path("models/behavior_resume") / f"{namespace}.pt"
+
+
+def behavior_curves(namespace: str) -> dict[str, Path]:
+    """behavior@<namespace>'s CSV curves, one folder per curve so the top-level `plots:` of
+    dvc.yaml draws every environment's file from one entry (plots/behavior/eval/<ns>.csv, ...)."""
+    root = Path("plots/behavior")
+    return {
+        "train": root / "episodes" / f"{namespace}.csv",
+        "losses": root / "losses" / f"{namespace}.csv",
+        "eval": root / "eval" / f"{namespace}.csv",
+    }
+
+
+def behavior_metrics_path(namespace: str) -> Path:
+    return Path("metrics/behavior") / f"{namespace}.json"
 
 
 def reference_path(namespace: str) -> Path:
@@ -153,11 +210,15 @@ def dvc_md5(path: Path, lock_file: Path = Path("dvc.lock")) -> str | None:
     return digest.hexdigest()
 
 
-def param_tags(params: dict[str, Any], job_type: str) -> list[str]:
-    """wandb tags: the ones listed in params plus env, algorithm and datasets, to filter runs."""
+def param_tags(params: dict[str, Any], job_type: str, env_id: str | None = None) -> list[str]:
+    """wandb tags: the ones listed in params plus env, algorithm and datasets, to filter runs.
+
+    `env_id` is the environment the run works on when it is not the top-level `env` (behaviour
+    training runs once per environment of collect.envs)."""
     tags = [f"stage:{job_type}"]
-    if isinstance(params.get("env"), str):
-        tags.append(f"env:{params['env']}")
+    env = env_id if env_id is not None else params.get("env")
+    if isinstance(env, str):
+        tags.append(f"env:{env}")
     train = params.get("train") or {}
     if job_type in ("train", "evaluate") and isinstance(train.get("algo"), str):
         tags.append(f"algo:{train['algo']}")
@@ -168,16 +229,22 @@ def param_tags(params: dict[str, Any], job_type: str) -> list[str]:
 
 
 def make_logger_factory(
-    params: dict[str, Any], job_type: str, curves: dict[str, Path], run_config: dict[str, Any]
+    params: dict[str, Any],
+    job_type: str,
+    curves: dict[str, Path],
+    run_config: dict[str, Any],
+    stage_name: str | None = None,
+    env_id: str | None = None,
 ) -> Callable[[str | None], RunLogger]:
     """A logger constructor taking the wandb run id to resume (None starts a new run).
 
-    The run is named `<experiment>-<stage>` and grouped by the DVC experiment (DVC_EXP_NAME), so a
-    wandb run and a `dvc exp show` row are found from each other.
+    The run is named `<experiment>-<stage>` (`stage_name`, default the job type: `behavior@hopper`
+    for a foreach stage) and grouped by the DVC experiment (DVC_EXP_NAME), so a wandb run and a
+    `dvc exp show` row are found from each other. `env_id`: see `param_tags`.
     """
     config = section(params, "wandb", WandbConfig)
     experiment = os.environ.get("DVC_EXP_NAME")
-    name = f"{experiment}-{job_type}" if experiment else None
+    name = f"{experiment}-{stage_name or job_type}" if experiment else None
     full_config = {**params, "git_commit": git_commit(), "dvc_experiment": experiment}
     full_config.update(run_config)
 
@@ -192,7 +259,7 @@ def make_logger_factory(
             run_id=run_id,
             wandb_dir=wandb_dir(),
             curves=curves,
-            extra_tags=param_tags(params, job_type),
+            extra_tags=param_tags(params, job_type, env_id),
         )
 
     return factory

@@ -9,17 +9,19 @@ to build every entry in turn.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from datagen.preprocess import PreprocessConfig, preprocess
+from datagen.recipes import CollectConfig
 from offline_rl.atomic import write_json
 from offline_rl.config import ConfigError, choice_error
 from pipelines.common import (
     PARAMS_FILE,
-    dataset_namespace,
     global_params,
     known_env,
     load_params,
+    offline_namespace,
     run_stage,
     section,
 )
@@ -35,6 +37,12 @@ def transitions_path(name: str) -> Path:
     return TRANSITIONS_ROOT / f"{name}.h5"
 
 
+def reads_generated(names: Iterable[str]) -> bool:
+    """Whether any entry names a generated kind: a part without "/" ("medium", "medium+expert");
+    a part with one is an imported id (data/imported/<id>)."""
+    return any("/" not in part for name in names for part in name.split("+"))
+
+
 def main() -> None:
     params = load_params()
     g = global_params(params)
@@ -46,10 +54,12 @@ def main() -> None:
                 f"{PARAMS_FILE}: preprocess.datasets: {choice_error('entry', name, config.datasets)}"
             )
     known_env(g.env)
-    namespace = dataset_namespace(g.env)
+    # A kind is read from what collect generated for `env` (data/datasets/<namespace>/<kind>-v0),
+    # so `env` must then be one of collect.envs.
+    envs = section(params, "collect", CollectConfig).envs
+    namespace = offline_namespace(g.env, envs) if reads_generated(names) else ""
     for name in names:
-        # A part with a "/" is an imported dataset id (data/imported/<id>); a bare part is a kind
-        # the collect stage generated (data/datasets/<namespace>/<kind>-v0).
+        # A part with a "/" is an imported dataset id (data/imported/<id>).
         sources = [
             (part, IMPORTED_ROOT / part)
             if "/" in part

@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 
 from datagen.build import check_behavior_env
-from datagen.recipes import CollectConfig, RecipeError, make_policy
+from datagen.recipes import CollectConfig, make_policy
 from datagen.reference import d4rl_reference, measure_reference
 from offline_rl.atomic import write_json
 from pipelines.common import (
-    BEHAVIOR_DIR,
+    behavior_dir,
     global_params,
     known_env,
     load_params,
     reference_path,
     run_stage,
     section,
+    select_envs,
 )
 
 
@@ -26,16 +27,15 @@ def main() -> None:
     params = load_params()
     g = global_params(params)
     config = section(params, "collect", CollectConfig)
-    if args.env is not None and args.env not in config.envs:
-        raise RecipeError(f"--env {args.env!r} is not in collect.envs {list(config.envs)}")
-    for namespace in [args.env] if args.env else list(config.envs):
-        env_id = config.envs[namespace]
-        known_env(env_id)
+    envs = select_envs(config.envs, args.env)
+    for namespace, env_id in envs.items():
+        known_env(env_id, f"collect.envs.{namespace}")
+    for namespace, env_id in envs.items():
         details: dict[str, object] = {}
         if config.ref_source(namespace) == "d4rl":
             reference = d4rl_reference(env_id)
         else:
-            behavior = check_behavior_env(BEHAVIOR_DIR, env_id)
+            behavior = check_behavior_env(behavior_dir(namespace), env_id)
             random_policy, _ = make_policy("random", env_id, behavior, config, g.seed)
             expert_policy, expert = make_policy("expert", env_id, behavior, config, g.seed)
             reference, details = measure_reference(

@@ -12,8 +12,16 @@ from datagen.behavior import BehaviorConfig
 from datagen.preprocess import PreprocessConfig
 from datagen.recipes import CollectConfig
 from offline_rl.tracking import WandbConfig
-from pipelines.common import global_params, known_env, load_params, run_stage, section
+from pipelines.common import (
+    global_params,
+    known_env,
+    load_params,
+    offline_namespace,
+    run_stage,
+    section,
+)
 from pipelines.evaluate import EvaluateConfig
+from pipelines.preprocess import reads_generated
 from pipelines.train import train_configs
 
 
@@ -22,8 +30,12 @@ def validate_params(params: dict[str, Any]) -> None:
     g = global_params(params)
     known_env(g.env)
     section(params, "behavior", BehaviorConfig)
-    section(params, "collect", CollectConfig)
-    section(params, "preprocess", PreprocessConfig)
+    collect = section(params, "collect", CollectConfig)
+    for namespace, env_id in collect.envs.items():
+        known_env(env_id, f"collect.envs.{namespace}")
+    preprocess = section(params, "preprocess", PreprocessConfig)
+    if reads_generated(preprocess.datasets):
+        offline_namespace(g.env, collect.envs)  # preprocess reads what collect made for `env`
     train_configs(params)
     section(params, "evaluate", EvaluateConfig)
     section(params, "wandb", WandbConfig)

@@ -13,7 +13,7 @@ import torch
 
 from datagen.policies import SACPolicy
 from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
-from datagen.recipes import RecipeError, checkpoint_returns
+from datagen.recipes import RecipeError, checkpoint_returns, choose_checkpoint
 from offline_rl.agent import save_agent
 from offline_rl.checkpoint import CheckpointError, save_checkpoint
 from offline_rl.transitions import load_transitions
@@ -145,3 +145,12 @@ def test_broken_checkpoint_index(tmp_path: Path, text: str) -> None:
     (tmp_path / "checkpoints.json").write_text(text)
     with pytest.raises(RecipeError, match=rf"{tmp_path / 'checkpoints.json'}: not a behaviour"):
         checkpoint_returns(tmp_path)
+
+
+def test_medium_of_an_expert_with_a_negative_return(tmp_path: Path) -> None:
+    """HalfCheetah's early policies: every return negative, so no "medium" fraction exists."""
+    returns = {"step_300": -12.8, "step_600": -6.4}
+    source = tmp_path / "checkpoints.json"
+    assert choose_checkpoint("expert", returns, 0.5, source) == "step_600"
+    with pytest.raises(RecipeError, match=rf"{source}: medium .* -6.40 \(not positive\)"):
+        choose_checkpoint("medium", returns, 0.5, source)

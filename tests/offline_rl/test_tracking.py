@@ -158,3 +158,22 @@ def test_profiler_writes_a_chrome_trace_and_phase_split(
     assert summary["trace/backward_s"] > 0
     fractions = sum(summary[f"{p}_fraction"] for p in ("sample", "update", "evaluate"))
     assert fractions == pytest.approx(1.0)
+
+
+def test_write_curves_leaves_every_curve_file_even_an_empty_one(tmp_path: Path) -> None:
+    curves = {"train": tmp_path / "episodes.csv", "eval": tmp_path / "eval" / "hopper.csv"}
+    logger = RunLogger(
+        WandbConfig(project="test"),
+        mode="disabled",
+        job_type="behavior",
+        name=None,
+        group=None,
+        run_config={},
+        run_id=None,
+        wandb_dir=tmp_path,
+        curves=curves,
+    )
+    logger.log("eval", 5, {"eval/return_mean": 1.5})
+    logger.write_curves()
+    assert curves["train"].read_text() == "step\n"  # no episode ended: a header, not a missing out
+    assert curves["eval"].read_text().splitlines() == ["step,eval/return_mean", "5,1.5"]

@@ -52,6 +52,20 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["unknown environment 'Hoper-v5'", "did you mean 'Hopper-v5'?", "HalfCheetah-v5"],
     ),
     (
+        "unknown environment in collect.envs",
+        {"collect.envs": {"hopper": "Hopper-v5", "hoper": "Hoper-v5"}},
+        ["collect.envs.hoper: unknown environment 'Hoper-v5'", "did you mean 'Hopper-v5'?"],
+    ),
+    (
+        "env that collect.envs does not generate",
+        {"env": "Walker2d-v5"},
+        [
+            "params.yaml: env: 'Walker2d-v5' is not an environment of collect.envs",
+            "{hopper: Hopper-v5}",
+            "add {walker2d: Walker2d-v5} to collect.envs",
+        ],
+    ),
+    (
         "unknown algorithm",
         {"train.algo": "td3bc"},
         [
@@ -175,12 +189,18 @@ def test_valid_params_pass() -> None:
 # Each entry starts a Python process (~8 s here), so only two run in the default suite.
 STAGE_CASES = [
     pytest.param("train", {"train.stpes": 10}, "did you mean 'steps'?"),
-    pytest.param("behavior", {"env": "Hoper-v5"}, "did you mean 'Hopper-v5'?"),
+    pytest.param("behavior", {"collect.envs": {"hoper": "Hoper-v5"}}, "did you mean 'Hopper-v5'?"),
     pytest.param("train", {"trian": {}}, "did you mean 'train'?", marks=pytest.mark.slow),
     pytest.param(
         "collect",
         {"collect.datasets.medium.policy": "mediun"},
         "did you mean 'medium'?",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        "preprocess",
+        {"env": "Walker2d-v5"},
+        "env: 'Walker2d-v5' is not an environment of collect.envs",
         marks=pytest.mark.slow,
     ),
 ]

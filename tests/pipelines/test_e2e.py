@@ -29,7 +29,7 @@ def test_repro_writes_every_output(repro: Path, monkeypatch: pytest.MonkeyPatch)
             assert sum(f[e]["rewards"].shape[0] for e in f) == steps
     with h5py.File(repro / "data/transitions/medium.h5") as f:
         assert f["observations"].shape[0] == 1500
-    for stage in ("behavior", "preprocess/medium", "train", "evaluate"):
+    for stage in ("behavior/hopper", "preprocess/medium", "train", "evaluate"):
         json.loads((repro / f"metrics/{stage}.json").read_text())
     for kind in ("random", "medium", "expert", "medium-replay"):
         collected = json.loads((repro / f"metrics/collect/hopper/{kind}.json").read_text())
@@ -52,7 +52,7 @@ def test_repro_writes_every_output(repro: Path, monkeypatch: pytest.MonkeyPatch)
 def test_lr_experiment_reruns_only_training(repro: Path) -> None:
     out = sh(["dvc", "exp", "run", "-S", "lr=3e-4", "-n", "lr-test"], repro)
     for skipped in (
-        "behavior",
+        "behavior@hopper",
         "reference@hopper",
         "collect@hopper-medium",
         "preprocess@medium",

@@ -188,8 +188,12 @@ BEHAVIOR_CHANGES = {
 }
 
 
+BEHAVIOR = Path("models/behavior/hopper")  # behavior@hopper's folder; tiny params list only hopper
+BEHAVIOR_RESUME = Path("models/behavior_resume/hopper.pt")
+
+
 def check_behavior(workdir: Path) -> None:
-    folder = workdir / "models/behavior"
+    folder = workdir / BEHAVIOR
     if folder.exists():
         assert sorted(p.name for p in folder.iterdir()) == [
             "checkpoints.json",
@@ -199,7 +203,7 @@ def check_behavior(workdir: Path) -> None:
         ]
         with h5py.File(folder / "replay.h5", "r") as f:
             assert f["observations"].shape[0] == 400
-    state = workdir / "models/behavior_resume.pt"
+    state = workdir / BEHAVIOR_RESUME
     if state.exists():
         load_checkpoint(state, expect={"kind": "behavior_resume"})
 
@@ -214,11 +218,11 @@ def test_killed_behaviour_training_resumes_to_the_same_policies(tmp_path: Path) 
         duration,
         check_behavior,
         seed=2,
-        wait_for=killed / "models/behavior_resume.pt",
+        wait_for=killed / BEHAVIOR_RESUME,
     )
     _, output = run_to_end("behavior", killed)
     assert "resuming behaviour SAC from step" in output, (events, output)
-    a, b = straight / "models/behavior", killed / "models/behavior"
+    a, b = straight / BEHAVIOR, killed / BEHAVIOR
     assert (a / "checkpoints.json").read_text() == (b / "checkpoints.json").read_text()
     with h5py.File(a / "replay.h5") as fa, h5py.File(b / "replay.h5") as fb:
         for key in fa:

@@ -8,9 +8,11 @@ import pytest
 import yaml
 
 from datagen.behavior import BehaviorConfig
+from datagen.recipes import CollectConfig
 from offline_rl.config import ConfigError
-from pipelines.common import global_params, load_params, section
+from pipelines.common import global_params, load_params, section, select_envs
 from pipelines.train import TrainConfig
+from pipelines.validate import validate_params
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,3 +55,35 @@ def test_tiny_params_fixture_is_the_default_with_smaller_numbers() -> None:
     for name, value in default.items():
         if isinstance(value, dict):
             assert value.keys() == tiny[name].keys(), name
+
+
+def test_the_d4rl_preset_validates_over_the_default_params() -> None:
+    """params/d4rl.yaml's sections replace params.yaml's (docs/datasets.md): still valid, with
+    D4RL's three environments each getting a behaviour run."""
+    params = load_params(REPO / "params.yaml")
+    params.update(yaml.safe_load((REPO / "params/d4rl.yaml").read_text()))
+    validate_params(params)
+    assert section(params, "collect", CollectConfig).envs == {
+        "hopper": "Hopper-v5",
+        "halfcheetah": "HalfCheetah-v5",
+        "walker2d": "Walker2d-v5",
+    }
+
+
+def test_env_need_not_be_generated_when_preprocess_reads_only_imported_datasets() -> None:
+    params = load_params(REPO / "params.yaml")
+    params["env"] = "Walker2d-v5"
+    params["preprocess"]["datasets"] = ["mujoco/walker2d/medium-v0"]
+    params["train"]["dataset"] = "mujoco/walker2d/medium-v0"
+    validate_params(params)
+    params["preprocess"]["datasets"] = ["mujoco/walker2d/medium-v0+medium"]
+    with pytest.raises(ConfigError, match=r"env: 'Walker2d-v5' is not an environment of collect"):
+        validate_params(params)
+
+
+def test_select_envs_names_the_namespaces() -> None:
+    envs = {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
+    assert select_envs(envs, None) == envs
+    assert select_envs(envs, "walker2d") == {"walker2d": "Walker2d-v5"}
+    with pytest.raises(ConfigError, match=r"collect.envs: unknown namespace 'waker2d'.*walker2d"):
+        select_envs(envs, "waker2d")

@@ -123,18 +123,18 @@ def test_pulled_datasets_train_without_regenerating(
     datasets = ["data/datasets", "data/imported"]  # generated (collect) and downloaded (download)
     sh(["dvc", "pull", "collect", "download"], clone, env=s3.env())
     assert file_hashes(clone, datasets) == file_hashes(source, datasets)
-    assert not (clone / "models/behavior").exists()
+    assert not (clone / "models/behavior/hopper").exists()
 
     params = yaml.safe_load((clone / "params.yaml").read_text())
     params["preprocess"]["reward_scale"] = 2.0
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh(["dvc", "repro", "--allow-missing", "train"], clone)
 
-    for skipped in ("behavior", "collect@hopper-medium"):
+    for skipped in ("behavior@hopper", "collect@hopper-medium"):
         assert f"Stage '{skipped}' didn't change, skipping" in out, out
     for rerun in ("preprocess@medium", "train"):
         assert f"Running stage '{rerun}'" in out, out
-    assert not (clone / "models/behavior").exists(), "the behaviour policy was regenerated"
+    assert not (clone / "models/behavior/hopper").exists(), "the behaviour policy was regenerated"
     assert (clone / "models/train/agent.pt").exists()
     with (
         h5py.File(clone / "data/transitions/medium.h5") as mine,

@@ -41,6 +41,8 @@ def test_tags_name_stage_env_algorithm_and_data() -> None:
     params = {"env": "Hopper-v5", "train": {"algo": "bc"}, "preprocess": {"datasets": ["medium"]}}
     assert param_tags(params, "train") == ["stage:train", "env:Hopper-v5", "algo:bc", "data:medium"]
     assert param_tags(params, "behavior") == ["stage:behavior", "env:Hopper-v5"]
+    # behavior@walker2d trains an environment of collect.envs, not the top-level env
+    assert param_tags(params, "behavior", "Walker2d-v5") == ["stage:behavior", "env:Walker2d-v5"]
 
 
 def test_sweep_arguments_become_dvc_set_params() -> None:

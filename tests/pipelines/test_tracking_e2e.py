@@ -58,7 +58,7 @@ def test_queued_experiments_leave_the_report_stage_alone(grid_run: tuple[Path, s
 
 
 def test_metrics_and_plots_files_parse_and_render(grid: Path) -> None:
-    for stage in ("behavior", "train", "evaluate"):
+    for stage in ("behavior/hopper", "train", "evaluate"):
         json.loads((grid / f"metrics/{stage}.json").read_text())
     train = json.loads((grid / "metrics/train.json").read_text())
     assert train["eval/best_normalized_score"] >= train["eval/normalized_score_mean"]
@@ -73,6 +73,8 @@ def test_metrics_and_plots_files_parse_and_render(grid: Path) -> None:
     assert "index.html" in out
     for title in ("Offline training - normalised score", "Offline training - critic loss"):
         assert title in html
+    for curve in ("episodes", "losses", "eval"):  # behaviour curves: one plot per environment
+        assert f"plots/behavior/{curve}/hopper.csv" in html
     shown = json.loads(sh(["dvc", "plots", "show", "--json"], grid))
     assert not shown.get("errors"), shown["errors"]
 
