@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from benchmarks.memory import peak_rss_mb
 from datagen.sources.d4rl import import_d4rl
 from datagen.sources.http import RetryPolicy, download
 from tests.datagen.d4rl_files import ServedFile, serve
@@ -49,15 +49,6 @@ def write_file(path: Path, rows: int, seed: int = 0) -> int:
         f["rewards"] = rng.normal(1.0, 0.5, size=rows).astype(np.float32)
         f["terminals"], f["timeouts"] = terminals, timeouts
     return len(lengths)
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. VmHWM, not getrusage: ru_maxrss survives exec, so a child would
-    report its parent's (the file generator's) peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def convert(path: Path, root: Path) -> dict[str, float]:

@@ -7,7 +7,7 @@ Builds (once, cached under benchmarks/data/) a Minari dataset of synthetic episo
 shapes, written through our writer (Minari's storage API) in chunks. Episode lengths are uniform in
 [100, 1000]; 1000-step episodes end in a truncation, shorter ones in a terminal, as Hopper's do.
 
-Each contender runs in its own subprocess that reports its own peak RSS (getrusage ru_maxrss, the
+Each contender runs in its own subprocess that reports its own peak RSS (VmHWM, the
 whole process: interpreter and imports included) and the time of the work alone (imports excluded):
 - ours:   datagen.preprocess.preprocess into a transitions file (default chunk_rows, uncompressed)
 - minari: MinariDataset.iterate_episodes into flat float32 arrays (observations, next_observations,
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.memory import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "data" / "preprocess"
@@ -136,8 +137,7 @@ def child(contender: str, folder: Path) -> None:
     start = time.perf_counter()
     rows = runner(folder)
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}))
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
 
 
 def measure(contender: str, folder: Path) -> dict[str, float]:
