@@ -81,7 +81,7 @@ class TanhGaussianActor(nn.Module):
         else:
             log_std = self.log_std(features)
         log_std = log_std.clamp(self.log_std_min, self.log_std_max)
-        return Normal(mean, log_std.exp()), mean
+        return gaussian(mean, log_std.exp()), mean
 
     def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Reparameterised action in [-1, 1] and its log-probability (summed over action dims)."""
@@ -100,7 +100,7 @@ class TanhGaussianActor(nn.Module):
 
     def forward(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         dist, mean = self.distribution(obs)
-        return torch.tanh(mean) if deterministic else torch.tanh(dist.sample())
+        return torch.tanh(mean) if deterministic else torch.tanh(dist.rsample())
 
 
 class GaussianActor(nn.Module):
@@ -123,11 +123,11 @@ class GaussianActor(nn.Module):
 
     def distribution(self, obs: Tensor) -> Normal:
         std = self.log_std.clamp(self.log_std_min, self.log_std_max).exp()
-        return Normal(self.mean(obs), std)
+        return gaussian(self.mean(obs), std)
 
     def forward(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         dist = self.distribution(obs)
-        return dist.mean if deterministic else dist.sample().clamp(-1.0, 1.0)
+        return dist.mean if deterministic else dist.rsample().clamp(-1.0, 1.0)
 
 
 def squash_correction(pre_tanh: Tensor) -> Tensor:
@@ -186,6 +186,15 @@ class EnsembleCritic(nn.Module):
         return self.net(x).squeeze(-1)
 
 
+def gaussian(mean: Tensor, std: Tensor) -> Normal:
+    """Normal(mean, std) without torch's argument checks: they read a device value back to the
+    host at every construction and log_prob (a sync per call, and an error inside a CUDA graph);
+    std is positive by construction (an exponential) wherever this is called. Draw from it with
+    rsample() (under no_grad where no gradient is wanted): sample() calls torch.normal(mean, std),
+    which checks std on the host too."""
+    return Normal(mean, std, validate_args=False)
+
+
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging target <- (1 - tau) target + tau source, with one fused foreach call."""
     with torch.no_grad():
@@ -194,10 +203,11 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
         torch._foreach_lerp_(target_params, source_params, tau)  # type: ignore[arg-type]
 
 
-def make_adam(params: list[nn.Parameter] | nn.Module, lr: float) -> torch.optim.Adam:
+def make_adam(params: list[nn.Parameter] | nn.Module, lr: float | Tensor) -> torch.optim.Adam:
     """Adam with the fused implementation: one kernel per parameter does the whole update, on
     CPU and CUDA (about 5% more TD3+BC steps/s than foreach on a 2-core CPU). Same maths as
-    torch's default Adam."""
+    torch's default Adam. A 0-d tensor `lr` on the parameters' device may be changed in place
+    between steps (a schedule), also inside a CUDA graph."""
     if isinstance(params, nn.Module):
         params = list(params.parameters())
     return torch.optim.Adam(params, lr=lr, fused=True)

@@ -64,7 +64,7 @@ class AWAC:
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         with torch.no_grad():
-            next_action = self.actor.distribution(batch.next_observations).sample().clamp(-1, 1)
+            next_action = self.actor.distribution(batch.next_observations).rsample().clamp(-1, 1)
             next_q = self.critic_target(batch.next_observations, next_action).min(0).values
             target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_q
         q = self.critic(batch.observations, batch.actions)
@@ -75,7 +75,7 @@ class AWAC:
 
         dist = self.actor.distribution(batch.observations)
         with torch.no_grad():
-            policy_action = dist.sample().clamp(-1.0, 1.0)
+            policy_action = dist.rsample().clamp(-1.0, 1.0)
             v = self.critic(batch.observations, policy_action).min(0).values
             advantage = self.critic(batch.observations, batch.actions).min(0).values - v
             weights = torch.exp(advantage / cfg.awac_lambda).clamp(max=EXP_ADV_MAX)
