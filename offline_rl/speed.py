@@ -60,7 +60,13 @@ class AcceleratedUpdate:
 
     def _run(self, batch: Batch) -> dict[str, Tensor]:
         with torch.autocast(
-            self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+            self.device_type,
+            dtype=torch.bfloat16,
+            enabled=self.precision == "bf16",
+            # Autocast's cache keeps one bf16 copy of each weight for the whole region, but an
+            # update changes weights mid-region (CQL samples from the actor after stepping it),
+            # and inside a CUDA graph the cache would point at memory the graph does not own.
+            cache_enabled=False,
         ):
             return self.algo.update(batch)
 

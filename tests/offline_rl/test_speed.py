@@ -105,3 +105,19 @@ def test_sync_detector_sees_a_host_read() -> None:
         float(torch.ones(2).sum())
         torch.zeros(1).item()
     assert calls == ["__float__", "item"]
+
+
+def test_bf16_update_sees_weights_it_changed() -> None:
+    """CQL samples from its actor after stepping it: autocast must not serve the old bf16 copy."""
+    layer = torch.nn.Linear(4, 4)
+    x = torch.randn(2, 4)
+
+    class SteppingAlgo:
+        def update(self, batch: Any) -> dict[str, torch.Tensor]:
+            before = layer(x)
+            with torch.no_grad():
+                layer.weight.add_(1.0)
+            return {"change": (layer(x) - before).abs().sum()}
+
+    metrics = accelerate(SteppingAlgo(), precision="bf16")(None)  # type: ignore[arg-type]
+    assert metrics["change"] > 1.0
