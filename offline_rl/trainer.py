@@ -28,6 +28,7 @@ from offline_rl.checkpoint import (
     set_rng_state,
 )
 from offline_rl.config import StrictModel
+from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.profiling import Profiler
 from offline_rl.speed import accelerate
 from offline_rl.tracking import RunLogger
@@ -46,6 +47,7 @@ class LoopConfig(StrictModel):
     # Speed switches that keep the maths (offline_rl/speed.py); docs/performance.md has figures.
     compile: bool = False
     precision: Literal["fp32", "bf16"] = "fp32"
+    cuda_graph: bool = False  # on a CUDA device: replay the training step as CUDA graphs
 
 
 class TrainingDiverged(RuntimeError):
@@ -110,6 +112,13 @@ def train(
     logger.restore(history, start_step)
 
     update = accelerate(algo, loop.compile, loop.precision, buffer.device)
+    graphed = None
+    if loop.cuda_graph and buffer.device.type == "cuda":
+        graphed = GraphedTrainStep(
+            algo, lambda: buffer.sample(loop.batch_size), update, [buffer.generator]
+        )
+    elif loop.cuda_graph:
+        log.info("cuda_graph applies to CUDA devices; training on %s eagerly", buffer.device)
     last_eval: dict[str, float] = dict(history.get("eval", [{}])[-1]) if history.get("eval") else {}
     last_eval.pop("step", None)
     profiler = profiler or Profiler(torch.device("cpu"))
@@ -125,6 +134,7 @@ def train(
         last_eval = _loop(
             algo,
             update,
+            graphed,
             algo_name,
             buffer,
             loop,
@@ -143,6 +153,7 @@ def train(
 def _loop(
     algo: Algorithm,
     update: Callable[[Batch], dict[str, torch.Tensor]],
+    graphed: GraphedTrainStep | None,
     algo_name: str,
     buffer: ReplayBuffer,
     loop: LoopConfig,
@@ -155,11 +166,16 @@ def _loop(
     last_eval: dict[str, float],
 ) -> dict[str, float]:
     window_start, window_steps = time.perf_counter(), 0
+    metrics: dict[str, torch.Tensor] = {}  # latest value of each: some are not every step's
     for step in bar:
-        with profiler.phase("sample"):
-            batch = buffer.sample(loop.batch_size)
-        with profiler.phase("update"):
-            metrics = update(batch)
+        if graphed is not None:  # sampling is inside the graph
+            with profiler.phase("update"):
+                metrics.update(graphed())
+        else:
+            with profiler.phase("sample"):
+                batch = buffer.sample(loop.batch_size)
+            with profiler.phase("update"):
+                metrics.update(update(batch))
         profiler.step()
         window_steps += 1
         is_last = step == loop.steps

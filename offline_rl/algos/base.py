@@ -55,7 +55,19 @@ def load_parts(owner: object, parts: tuple[str, ...], state: dict[str, Any]) -> 
 
 
 class Algorithm(Protocol):
-    """update() returns detached scalar tensors so the hot loop never waits on the device."""
+    """update() returns detached scalar tensors so the hot loop never waits on the device; the
+    loop keeps the latest value of each (an actor updated every other step reports every other
+    step).
+
+    So that the update can be captured once as a CUDA graph and replayed (offline_rl/cuda_graph.py),
+    it also keeps to these rules, which every algorithm here follows:
+    - no host-device synchronisation (no .item(), no data-dependent Python branches);
+    - the only Python state it changes is an update counter `step`, where it keeps one, by +1;
+      anything else that changes from step to step (IQL's learning-rate schedule) is a tensor
+      changed in place;
+    - where the work done depends on `step` (TD3+BC's delayed actor), `graph_key()` returns a
+      value naming the branch the next update takes; one graph is captured per value.
+    """
 
     config: Any
 

@@ -158,6 +158,10 @@ class CQL:
             "q_mean": q.detach().mean(),
         }
 
+    def graph_key(self) -> bool:
+        """Whether the next update is one of the BC warm-up updates (one CUDA graph per branch)."""
+        return self.step + 1 <= self.config.bc_steps
+
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         return self.actor(obs, deterministic=deterministic)

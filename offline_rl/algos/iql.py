@@ -68,6 +68,7 @@ class IQL:
         "actor_opt",
         "critic_opt",
         "value_opt",
+        "updates",
     )
 
     def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device: torch.device) -> None:
@@ -80,17 +81,22 @@ class IQL:
         self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, ensemble_size=2).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = mlp(obs_dim, 1, config.hidden).to(device)
-        self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
+        # The update count and the actor's learning rate are device tensors, so that the cosine
+        # schedule advances inside a replayed CUDA graph as it does eagerly.
+        self.updates = torch.zeros((), dtype=torch.int64, device=device)
+        self.actor_lr = torch.tensor(config.lr("actor_lr"), device=device)
+        self.actor_opt = make_adam(self.actor, self.actor_lr)
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
         self.value_opt = make_adam(self.value, config.lr("value_lr"))
-        self.step = 0
 
-    def actor_lr_now(self) -> float:
-        cfg = self.config
-        if cfg.actor_lr_cosine_steps == 0:
-            return cfg.lr("actor_lr")
-        progress = min(self.step, cfg.actor_lr_cosine_steps) / cfg.actor_lr_cosine_steps
-        return cfg.lr("actor_lr") * 0.5 * (1.0 + math.cos(math.pi * progress))
+    def schedule_actor_lr(self) -> None:
+        """Cosine decay from actor_lr to 0 over actor_lr_cosine_steps updates, then 0."""
+        steps = self.config.actor_lr_cosine_steps
+        if steps:
+            progress = self.updates.clamp(max=steps) / steps
+            self.actor_lr.copy_(
+                self.config.lr("actor_lr") * 0.5 * (1.0 + torch.cos(math.pi * progress))
+            )
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
@@ -121,9 +127,8 @@ class IQL:
         else:
             squared_error = (self.actor(batch.observations) - batch.actions).square().sum(-1)
             actor_loss = (exp_adv * squared_error).mean()
-        self.step += 1
-        for group in self.actor_opt.param_groups:
-            group["lr"] = self.actor_lr_now()
+        self.updates += 1
+        self.schedule_actor_lr()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
@@ -147,3 +152,8 @@ class IQL:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         load_parts(self, self.PARTS, state)
+        # The optimiser's loaded state brings its own (host) copy of the learning rate: keep
+        # stepping with the device tensor that the schedule writes.
+        group = self.actor_opt.param_groups[0]
+        self.actor_lr.copy_(group["lr"])
+        group["lr"] = self.actor_lr

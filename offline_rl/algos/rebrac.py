@@ -76,7 +76,6 @@ class ReBRAC:
         self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
         self.step = 0
-        self.last_actor_metrics: dict[str, Tensor] = {}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
@@ -110,11 +109,15 @@ class ReBRAC:
             self.actor_opt.step()
             soft_update(self.critic_target, self.critic, cfg.tau)
             soft_update(self.actor_target, self.actor, cfg.tau)
-            self.last_actor_metrics = {
+            metrics |= {
                 "actor_loss": actor_loss.detach(),
                 "bc_penalty": bc_penalty.detach(),
             }
-        return metrics | self.last_actor_metrics
+        return metrics
+
+    def graph_key(self) -> bool:
+        """Whether the next update also trains the actor (one CUDA graph per branch)."""
+        return (self.step + 1) % self.config.policy_freq == 0
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:

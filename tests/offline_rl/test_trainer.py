@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -19,12 +21,27 @@ class Interrupt(Exception):
 
 
 def run(
-    name: str, transitions: Path, workdir: Path, steps: int, stop_after_eval: int | None = None
+    name: str,
+    source: Path | Callable[[], ReplayBuffer],
+    workdir: Path,
+    steps: int,
+    stop_after_eval: int | None = None,
+    device: torch.device | str = "cpu",
+    **loop_options: Any,
 ) -> dict[str, torch.Tensor]:
-    algo = build(name, seed=0)
-    buffer = ReplayBuffer.from_transitions(load_transitions(transitions), seed=0)
+    """Train `name` on a transitions file (or a buffer made by `source`); returns its weights."""
+    algo = build(name, seed=0, device=device)
+    if isinstance(source, Path):
+        buffer = ReplayBuffer.from_transitions(load_transitions(source), seed=0)
+    else:
+        buffer = source()
     loop = LoopConfig(
-        steps=steps, batch_size=32, log_interval=5, eval_interval=10, checkpoint_interval=10
+        steps=steps,
+        batch_size=32,
+        log_interval=5,
+        eval_interval=10,
+        checkpoint_interval=10,
+        **loop_options,
     )
 
     def factory(run_id: str | None) -> RunLogger:
@@ -114,3 +131,20 @@ def test_diverging_loss_stops_with_step_and_checkpoint(
             progress=False,
         )
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+def test_a_log_at_a_critic_only_step_carries_the_latest_actor_losses(
+    random_transitions: Path, tmp_path: Path
+) -> None:
+    run("td3_bc", random_transitions, tmp_path, steps=5)  # logs at step 5; the actor learns at 4
+    header, row = (tmp_path / "losses.csv").read_text().splitlines()[:2]
+    values = dict(zip(header.split(","), row.split(","), strict=True))
+    assert values["step"] == "5" and float(values["actor_loss"]) == float(values["actor_loss"])
+
+
+def test_cuda_graph_switch_on_a_cpu_device_trains_eagerly(
+    random_transitions: Path, tmp_path: Path
+) -> None:
+    eager = run("td3_bc", random_transitions, tmp_path / "a", steps=10)
+    switched = run("td3_bc", random_transitions, tmp_path / "b", steps=10, cuda_graph=True)
+    assert all(torch.equal(eager[k], switched[k]) for k in eager)

@@ -22,13 +22,14 @@ def build(
     act_dim: int = 3,
     seed: int = 0,
     overrides: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
 ) -> Algorithm:
     torch.manual_seed(seed)
     _, config_model = ALGORITHMS[name]
     fields = config_model.model_fields
     values = {k: v for k, v in {**SMALL, **(overrides or {})}.items() if k in fields}
     config = config_model(**values).with_default_lr(3e-4)
-    return make_algorithm(name, obs_dim, act_dim, config, torch.device("cpu"))
+    return make_algorithm(name, obs_dim, act_dim, config, torch.device(device))
 
 
 def buffer_for(path: Path, seed: int = 0) -> ReplayBuffer:
