@@ -13,13 +13,14 @@ import h5py
 import numpy as np
 import torch
 
+from benchmarks.algorithms import HIDDEN as HIDDEN
+from benchmarks.algorithms import our_algorithm as our_algorithm
 from benchmarks.d3rlpy_env import ensure_d3rlpy_env
 from datagen.collect import rollout_episodes
 from datagen.minari_writer import DatasetInfo, write_dataset
 from datagen.policies import SACPolicy
 from datagen.preprocess import PreprocessConfig, preprocess
 from datagen.reference import d4rl_reference
-from offline_rl.algos import ALGORITHMS, Algorithm, make_algorithm
 from offline_rl.transitions import load_transitions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,19 +104,6 @@ def run_d3rlpy(mode: str, data: Path, algo: str, out: Path, **options: Any) -> d
         raise RuntimeError(f"d3rlpy worker failed ({' '.join(command)}):\n{result.stderr[-3000:]}")
     loaded: dict[str, Any] = json.loads(out.read_text())
     return loaded
-
-
-# d3rlpy's default and what its worker is given: both sides train the same network sizes.
-HIDDEN = (256, 256)
-
-
-def our_algorithm(name: str, obs_dim: int, act_dim: int, lr: float, seed: int) -> Algorithm:
-    """Our algorithm with its published defaults, `lr` wherever its config leaves it open, and
-    HIDDEN layers (CORL's CQL, AWAC and ReBRAC default to three, d3rlpy to two)."""
-    torch.manual_seed(seed)
-    _, config_model = ALGORITHMS[name]
-    config = config_model.model_validate({"hidden": HIDDEN}).with_default_lr(lr)
-    return make_algorithm(name, obs_dim, act_dim, config, torch.device("cpu"))
 
 
 def env_action_space(env_id: str = ENV_ID) -> gym.spaces.Box:

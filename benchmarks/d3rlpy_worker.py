@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 HIDDEN = [256, 256]
 
 
-def make_algo(name: str, batch_size: int, lr: float) -> Any:
+def make_algo(name: str, batch_size: int, lr: float, device: str = "cpu:0") -> Any:
     """d3rlpy's algorithm with our sizes: 256x256 MLPs, batch 256, two critics, our learning rate."""
     encoder = d3rlpy.models.VectorEncoderFactory(hidden_units=HIDDEN)
     common: dict[str, Any] = {"batch_size": batch_size}
@@ -75,7 +75,7 @@ def make_algo(name: str, batch_size: int, lr: float) -> Any:
         )
     else:
         raise SystemExit(f"d3rlpy worker: unknown algorithm {name!r}")
-    return config.create(device="cpu:0")
+    return config.create(device=device)
 
 
 def load_dataset(path: Path) -> Any:
@@ -94,9 +94,11 @@ def speed(algo: Any, dataset: Any, batch_size: int, warmup: int, steps: int) -> 
     """The loop `fit` runs (sample a batch, update), without its logging, timed after warm-up."""
     for _ in range(warmup):
         algo.update(dataset.sample_transition_batch(batch_size))
+    synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         algo.update(dataset.sample_transition_batch(batch_size))
+    synchronize()
     elapsed = time.perf_counter() - start
     counted = 4  # an even number covers delayed actor updates (TD3+BC updates the actor every 2)
     with FlopCounterMode(display=False) as counter:
@@ -107,6 +109,11 @@ def speed(algo: Any, dataset: Any, batch_size: int, warmup: int, steps: int) -> 
         "seconds": elapsed,
         "flops_per_step": counter.get_total_flops() / counted,
     }
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -121,12 +128,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu:0", help="d3rlpy's device string, e.g. cuda:0")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     d3rlpy.seed(args.seed)
     dataset = load_dataset(args.data)
-    algo = make_algo(args.algo, args.batch_size, args.lr)
+    algo = make_algo(args.algo, args.batch_size, args.lr, args.device)
     algo.build_with_dataset(dataset)
     result: dict[str, Any] = {"algo": args.algo, "d3rlpy": d3rlpy.__version__}
     if args.mode == "speed":

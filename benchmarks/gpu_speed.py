@@ -1,0 +1,223 @@
+"""Issue 11 on a GPU: gradient steps/s of every algorithm, eager and replayed from CUDA graphs
+(offline_rl/cuda_graph.py), in fp32 and bf16, against d3rlpy 2.8.1 on the same GPU in the same
+run, and the time 1M gradient steps take at each rate. The `loop` rows run the real training loop
+(offline_rl.trainer.train: graphs, metrics synced every 1,000 steps, a checkpoint at the end; no
+evaluation) rather than bare steps.
+
+    python -m benchmarks.gpu_speed --transitions medium.h5 \
+        --d3rlpy-data medium.d3rlpy.npz --d3rlpy-path <folder with d3rlpy and its packages>
+
+Batch 256, 256x256 MLPs, two critics, the same settings as benchmarks/speed.py. Each row runs for
+`--seconds` after its warm-up (which includes capture), synchronising with the device every 500
+steps, and reports whether its losses stayed finite. Only torch, h5py and the project are imported:
+the GPU machine needs no MuJoCo. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.algorithms import our_algorithm
+from offline_rl.algos import ALGORITHMS
+from offline_rl.atomic import write_json
+from offline_rl.buffer import ReplayBuffer
+from offline_rl.cuda_graph import GraphedTrainStep
+from offline_rl.speed import Precision, accelerate
+from offline_rl.tracking import RunLogger, WandbConfig
+from offline_rl.trainer import LoopConfig, train
+from offline_rl.transitions import Transitions, load_transitions
+
+WORKER = Path(__file__).resolve().parent / "d3rlpy_worker.py"
+D3RLPY_ALGOS = ("bc", "td3_bc", "iql", "cql", "awac")
+BATCH = 256
+SYNC_EVERY = 500
+CUDA = torch.device("cuda")
+
+
+def time_steps(
+    step: Callable[[], dict[str, Tensor]], warmup: int, seconds: float
+) -> dict[str, Any]:
+    metrics: dict[str, Tensor] = {}
+    start = time.perf_counter()
+    for _ in range(warmup):
+        metrics.update(step())
+    torch.cuda.synchronize()
+    warmup_s = time.perf_counter() - start
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(SYNC_EVERY):
+            metrics.update(step())
+        steps += SYNC_EVERY
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    finite = all(bool(torch.isfinite(v).all()) for v in metrics.values())
+    return {"steps_per_s": steps / elapsed, "steps": steps, "warmup_s": warmup_s, "finite": finite}
+
+
+def time_ours(
+    name: str,
+    data: Transitions,
+    graphed: bool,
+    precision: Precision,
+    args: argparse.Namespace,
+    compile: bool = False,
+) -> dict[str, Any]:
+    algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
+    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    update = accelerate(algo, compile=compile, precision=precision, device=CUDA)
+    runner = None
+    if graphed:
+        runner = GraphedTrainStep(algo, lambda: buffer.sample(BATCH), update, [buffer.generator])
+    result = time_steps(runner or (lambda: update(buffer.sample(BATCH))), args.warmup, args.seconds)
+    return result
+
+
+def flops_per_step(name: str, data: Transitions) -> float:
+    algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
+    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(4):  # covers the delayed actor updates of TD3+BC and ReBRAC
+            algo.update(buffer.sample(BATCH))
+    return counter.get_total_flops() / 4
+
+
+def time_loop(name: str, data: Transitions, steps: int, workdir: Path) -> dict[str, Any]:
+    """The training loop as the train stage runs it, minus evaluation."""
+    algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
+    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    loop = LoopConfig(
+        steps=steps,
+        batch_size=BATCH,
+        log_interval=1000,
+        eval_interval=steps,
+        checkpoint_interval=steps,
+        cuda_graph=True,
+    )
+    checkpoint = workdir / f"loop-{name}.pt"
+    checkpoint.unlink(missing_ok=True)
+
+    def logger(run_id: str | None) -> RunLogger:
+        return RunLogger(
+            WandbConfig(),
+            mode="disabled",
+            job_type="benchmark",
+            name=None,
+            group=None,
+            run_config={},
+            run_id=run_id,
+            wandb_dir=workdir,
+            curves={"train": workdir / f"loop-{name}.csv", "eval": workdir / "eval.csv"},
+        )
+
+    start = time.perf_counter()
+    logged, _ = train(
+        algo, name, buffer, loop, 0, checkpoint, "benchmark", logger, lambda step: {}, False
+    )
+    torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    logged.finish()
+    last = logged.history["train"][-1]
+    finite = all(v == v and abs(v) != float("inf") for v in last.values())
+    return {"steps_per_s": steps / elapsed, "steps": steps, "seconds": elapsed, "finite": finite}
+
+
+def time_d3rlpy(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    out = args.workdir / f"gpu-d3rlpy-{name}.json"
+    steps = args.d3rlpy_steps // 4 if name == "cql" else args.d3rlpy_steps
+    command = [sys.executable, str(WORKER), "speed", "--data", str(args.d3rlpy_data)]
+    command += ["--algo", name, "--out", str(out), "--steps", str(steps), "--warmup", "50"]
+    command += ["--device", "cuda:0"]
+    env = os.environ | {"PYTHONPATH": str(args.d3rlpy_path)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--transitions", type=Path, required=True)
+    parser.add_argument("--algos", nargs="+", default=sorted(ALGORITHMS))
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per row")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--loop", nargs="*", default=["td3_bc", "iql"], help="algos run by train()")
+    parser.add_argument("--loop-steps", type=int, default=100_000)
+    parser.add_argument("--compile", nargs="*", default=[], help="algos also timed compiled")
+    parser.add_argument("--d3rlpy-data", type=Path, help="the transitions exported for d3rlpy")
+    parser.add_argument("--d3rlpy-path", type=Path, help="PYTHONPATH holding d3rlpy 2.8.1")
+    parser.add_argument("--d3rlpy-steps", type=int, default=2000)
+    parser.add_argument("--workdir", type=Path, default=Path("benchmarks/results/work"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_speed.json"))
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    data = load_transitions(args.transitions, CUDA)
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, label: str, result: dict[str, Any], flops: float) -> None:
+        row = {"algo": name, "variant": label, **result}
+        if "steps_per_s" in result:
+            row["hours_per_1M_steps"] = 1e6 / result["steps_per_s"] / 3600
+            row["minutes_per_1M_steps"] = 1e6 / result["steps_per_s"] / 60
+            row["achieved_tflops"] = flops * result["steps_per_s"] / 1e12
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+
+    for name in args.algos:
+        flops = flops_per_step(name, data)
+        for graphed in (False, True):
+            for precision in ("fp32", "bf16"):
+                label = f"{'graph' if graphed else 'eager'} {precision}"
+                add(name, label, time_ours(name, data, graphed, precision, args), flops)
+        if name in args.compile:
+            result = time_ours(name, data, True, "fp32", args, compile=True)
+            add(name, "graph compiled fp32", result, flops)
+        if name in args.loop:
+            add(
+                name, "loop graph fp32", time_loop(name, data, args.loop_steps, args.workdir), flops
+            )
+        if name in D3RLPY_ALGOS and args.d3rlpy_data and args.d3rlpy_path:
+            reference = time_d3rlpy(name, args)
+            add(name, "d3rlpy 2.8.1", reference, reference.get("flops_per_step", flops))
+
+    print_table(rows)
+    write_json(
+        args.out,
+        {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "device": torch.cuda.get_device_name(),
+            "torch": torch.__version__,
+            "dataset_size": len(data),
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "rows": rows,
+        },
+    )
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(f"\n{'algo':8} {'variant':16} {'steps/s':>9} {'1M steps':>10} {'TFLOP/s':>8}  finite")
+    for row in rows:
+        if "steps_per_s" not in row:
+            print(f"{row['algo']:8} {row['variant']:16} error: {row.get('error')}")
+            continue
+        minutes = row["minutes_per_1M_steps"]
+        print(
+            f"{row['algo']:8} {row['variant']:16} {row['steps_per_s']:9.0f} {minutes:8.1f} min"
+            f" {row['achieved_tflops']:8.2f}  {row.get('finite', '')}"
+        )
+
+
+if __name__ == "__main__":
+    main()
