@@ -35,7 +35,7 @@ from offline_rl.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.speed import Precision, accelerate
-from offline_rl.tracking import RunLogger, WandbConfig
+from offline_rl.tracking import RunLogger
 from offline_rl.trainer import LoopConfig, train
 from offline_rl.transitions import Transitions, load_transitions
 
@@ -109,16 +109,8 @@ def time_loop(name: str, data: Transitions, steps: int, workdir: Path) -> dict[s
     checkpoint.unlink(missing_ok=True)
 
     def logger(run_id: str | None) -> RunLogger:
-        return RunLogger(
-            WandbConfig(),
-            mode="disabled",
-            job_type="benchmark",
-            name=None,
-            group=None,
-            run_config={},
-            run_id=run_id,
-            wandb_dir=workdir,
-            curves={"train": workdir / f"loop-{name}.csv", "eval": workdir / "eval.csv"},
+        return RunLogger.files_only(
+            {"train": workdir / f"loop-{name}.csv", "eval": workdir / "eval.csv"}, run_id=run_id
         )
 
     start = time.perf_counter()

@@ -7,7 +7,7 @@ import csv
 import io
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field
 
@@ -65,6 +65,21 @@ class RunLogger:
                 dir=str(wandb_dir),
                 reinit="finish_previous",
             )
+
+    @classmethod
+    def files_only(cls, curves: dict[str, Path], run_id: str | None = None) -> Self:
+        """A logger that writes the CSV curves alone, wandb disabled (tests, benchmarks)."""
+        return cls(
+            WandbConfig(),
+            mode="disabled",
+            job_type="local",
+            name=None,
+            group=None,
+            run_config={},
+            run_id=run_id,
+            wandb_dir=Path("."),  # unused while wandb is disabled
+            curves=curves,
+        )
 
     @property
     def run_id(self) -> str | None:

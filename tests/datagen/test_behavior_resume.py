@@ -20,7 +20,7 @@ from datagen.behavior import (
 )
 from datagen.sac import SACConfig
 from offline_rl.checkpoint import load_checkpoint, save_checkpoint
-from offline_rl.tracking import RunLogger, WandbConfig
+from offline_rl.tracking import RunLogger
 
 CONFIG = BehaviorConfig(
     steps=240,
@@ -51,16 +51,8 @@ class KillingLogger(RunLogger):
 
 def run(workdir: Path, resume: bool = True, kill_at: int | None = None) -> Path:
     def factory(run_id: str | None) -> RunLogger:
-        logger = KillingLogger(
-            WandbConfig(),
-            mode="disabled",
-            job_type="behavior",
-            name=None,
-            group=None,
-            run_config={},
-            run_id=run_id,
-            wandb_dir=workdir,
-            curves={k: workdir / f"{k}.csv" for k in ("train", "losses", "eval")},
+        logger = KillingLogger.files_only(
+            {k: workdir / f"{k}.csv" for k in ("train", "losses", "eval")}, run_id=run_id
         )
         logger.kill_at = kill_at
         return logger

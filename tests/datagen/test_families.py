@@ -20,7 +20,7 @@ from datagen.recipes import CollectConfig, DatasetRecipe
 from datagen.reference import d4rl_reference
 from datagen.sac import SACConfig
 from datagen.validate import validate_dataset
-from offline_rl.tracking import RunLogger, WandbConfig
+from offline_rl.tracking import RunLogger
 
 ENV_ID = "Hopper-v5"
 STEPS = 600
@@ -37,17 +37,7 @@ def behavior_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         eval_episodes=1,
         sac=SACConfig(hidden=(32, 32)),
     )
-    logger = RunLogger(
-        WandbConfig(),
-        mode="disabled",
-        job_type="test",
-        name=None,
-        group=None,
-        run_config={},
-        run_id=None,
-        wandb_dir=out.parent,
-        curves={c: out.parent / f"{c}.csv" for c in ("train", "losses", "eval")},
-    )
+    logger = RunLogger.files_only({c: out.parent / f"{c}.csv" for c in ("train", "losses", "eval")})
     train_behavior(
         ENV_ID, config, seed=0, out_dir=out, logger_factory=lambda _: logger, progress=False
     )

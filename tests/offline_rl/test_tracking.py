@@ -162,17 +162,7 @@ def test_profiler_writes_a_chrome_trace_and_phase_split(
 
 def test_write_curves_leaves_every_curve_file_even_an_empty_one(tmp_path: Path) -> None:
     curves = {"train": tmp_path / "episodes.csv", "eval": tmp_path / "eval" / "hopper.csv"}
-    logger = RunLogger(
-        WandbConfig(project="test"),
-        mode="disabled",
-        job_type="behavior",
-        name=None,
-        group=None,
-        run_config={},
-        run_id=None,
-        wandb_dir=tmp_path,
-        curves=curves,
-    )
+    logger = RunLogger.files_only(curves)
     logger.log("eval", 5, {"eval/return_mean": 1.5})
     logger.write_curves()
     assert curves["train"].read_text() == "step\n"  # no episode ended: a header, not a missing out

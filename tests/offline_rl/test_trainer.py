@@ -10,7 +10,7 @@ import torch
 from offline_rl.algos import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.checkpoint import load_checkpoint
-from offline_rl.tracking import RunLogger, WandbConfig
+from offline_rl.tracking import RunLogger
 from offline_rl.trainer import LoopConfig, TrainingDiverged, train
 from offline_rl.transitions import load_transitions
 from tests.offline_rl.algos.test_contract import build, params_of
@@ -45,16 +45,8 @@ def run(
     )
 
     def factory(run_id: str | None) -> RunLogger:
-        return RunLogger(
-            WandbConfig(),
-            mode="disabled",
-            job_type="train",
-            name=None,
-            group=None,
-            run_config={},
-            run_id=run_id,
-            wandb_dir=workdir,
-            curves={"train": workdir / "losses.csv", "eval": workdir / "eval.csv"},
+        return RunLogger.files_only(
+            {"train": workdir / "losses.csv", "eval": workdir / "eval.csv"}, run_id=run_id
         )
 
     def evaluate(step: int) -> dict[str, float]:
@@ -105,17 +97,7 @@ def test_diverging_loss_stops_with_step_and_checkpoint(
     )
 
     def factory(run_id: str | None) -> RunLogger:
-        return RunLogger(
-            WandbConfig(),
-            mode="disabled",
-            job_type="t",
-            name=None,
-            group=None,
-            run_config={},
-            run_id=None,
-            wandb_dir=tmp_path,
-            curves={"train": tmp_path / "l.csv", "eval": tmp_path / "e.csv"},
-        )
+        return RunLogger.files_only({"train": tmp_path / "l.csv", "eval": tmp_path / "e.csv"})
 
     with pytest.raises(TrainingDiverged, match=r"critic_loss.*step 5.*last good checkpoint: none"):
         train(
