@@ -47,6 +47,7 @@ def medium_dataset(workdir: Path, steps: int, seed: int = 0) -> tuple[Path, Path
             description="benchmark dataset",
             code_permalink="benchmarks/common.py",
         )
+        torch.manual_seed(seed)  # the policy samples from torch's generator
         episodes = rollout_episodes(ENV_ID, policy, steps, seed, num_envs=8)
         write_dataset(root, info, episodes, d4rl_reference(ENV_ID))
     if not transitions.exists():

@@ -67,6 +67,7 @@ def behaviour_transitions(tmp_path_factory: pytest.TempPathFactory) -> Path:
         description="learning-test dataset",
         code_permalink="tests",
     )
+    torch.manual_seed(0)  # the policy samples from torch's generator, seeded at random per process
     episodes = rollout_episodes(ENV_ID, SACPolicy(BEHAVIOUR), DATA_STEPS, base_seed=0, num_envs=8)
     write_dataset(root, info, episodes, d4rl_reference(ENV_ID))
     out = root / "train.h5"
