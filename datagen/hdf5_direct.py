@@ -18,6 +18,7 @@ caller reads that episode through h5py instead, which gives the same arrays or t
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,11 @@ def available() -> bool:
     return _LIB is not None
 
 
+# Given an episode's step count, the float32 arrays its observations (at least steps + 1 rows) and
+# actions (at least steps rows) are to be read into, or None to leave the episode to the caller.
+Destination = Callable[[int], tuple[np.ndarray, np.ndarray] | None]
+
+
 class DirectReader:
     """Episodes of an open Minari file read in one pass each (see the module docstring)."""
 
@@ -88,25 +94,48 @@ class DirectReader:
         self.float32 = h5py.h5t.NATIVE_FLOAT.id
         self.float64 = h5py.h5t.NATIVE_DOUBLE.id
         self.bool = h5py.h5t.py_create(np.dtype(bool))  # kept alive: its id is used below
+        self.scratch: dict[bytes, np.ndarray] = {}
 
-    def read(self, index: int) -> RawEpisode | None:
-        """Episode `index`, or None where the h5py path must decide (errors, long episodes)."""
+    def read(self, index: int, destination: Destination | None = None) -> RawEpisode | None:
+        """Episode `index`, or None where the h5py path must decide (errors, episodes longer than
+        `max_steps`, or that `destination` declines).
+
+        Without `destination` every array is new. With it, observations and actions are read into
+        the arrays it returns, and rewards and flags into buffers of this reader that the next
+        call overwrites: that saves a copy and an allocation per array, per episode.
+        """
         lib = _LIB
         with self.lock:
             group = lib.H5Gopen2(self.file.id.id, b"episode_%d" % index, _DEFAULT)
             if group < 0:
                 return None
             try:
-                rewards = self._read(group, b"rewards", 1, np.float64, self.float64, None)
+                reuse = destination is not None
+                rewards = self._read(
+                    group, b"rewards", 1, None, self.float64, np.float64, None, reuse=reuse
+                )
                 if rewards is None or rewards.shape[0] > self.max_steps:
                     return None
                 steps = rewards.shape[0]
+                into = destination(steps) if destination is not None else (None, None)
+                if into is None:
+                    return None
                 observations = self._read(
-                    group, b"observations", 2, np.float32, self.float32, steps + 1
+                    group, b"observations", 2, steps + 1, self.float32, np.float32, into[0]
                 )
-                actions = self._read(group, b"actions", 2, np.float32, self.float32, steps)
+                actions = self._read(group, b"actions", 2, steps, self.float32, np.float32, into[1])
                 flags = [
-                    self._read(group, key, 1, np.bool_, self.bool.id, steps, check_type=True)
+                    self._read(
+                        group,
+                        key,
+                        1,
+                        steps,
+                        self.bool.id,
+                        np.bool_,
+                        None,
+                        check_type=True,
+                        reuse=reuse,
+                    )
                     for key in (b"terminations", b"truncations")
                 ]
             finally:
@@ -115,17 +144,28 @@ class DirectReader:
             return None
         return RawEpisode(observations, actions, rewards, flags[0], flags[1])
 
+    def _buffer(self, key: bytes, rows: int, dtype: Any) -> np.ndarray:
+        """This reader's own buffer for `key`, grown to `rows` rows when needed."""
+        buffer = self.scratch.get(key)
+        if buffer is None or buffer.shape[0] < rows:
+            buffer = self.scratch[key] = np.empty(max(rows, 1024), dtype=dtype)
+        return buffer[:rows]
+
     def _read(
         self,
         group: int,
         key: bytes,
         rank: int,
-        dtype: Any,
-        mem_type: int,
         rows: int | None,
+        mem_type: int,
+        dtype: Any,
+        into: np.ndarray | None,
         check_type: bool = False,
+        reuse: bool = False,
     ) -> np.ndarray | None:
-        """The whole dataset converted by HDF5 to `mem_type`; None unless it has `rank` dims and
+        """The whole dataset converted by HDF5 to `mem_type`, into the first rows of `into` (a
+        C-contiguous array of `dtype` that has room and the same row shape) or, with `reuse`,
+        into this reader's buffer, else into a new array. None unless it has `rank` dims and
         (if given) `rows` rows, or with `check_type` unless it is stored as `mem_type` itself."""
         lib, dims = _LIB, self.dims
         dataset = lib.H5Dopen2(group, key, _DEFAULT)
@@ -147,12 +187,19 @@ class DirectReader:
             lib.H5Sclose(space)
             if found != rank or (rows is not None and dims[0] != rows):
                 return None
-            out = np.empty(tuple(dims[:rank]), dtype=dtype)
-            if (
-                out.size
-                and lib.H5Dread(dataset, mem_type, _ALL, _ALL, _DEFAULT, out.ctypes.data) < 0
-            ):
-                return None
-            return out
+            shape = tuple(dims[:rank])
+            if into is not None:
+                fits = into.shape[1:] == shape[1:] and into.shape[0] >= shape[0]
+                if not (fits and into.dtype == dtype and into.flags.c_contiguous):
+                    return None
+                out = into[: shape[0]]
+            elif reuse:
+                out = self._buffer(key, shape[0], dtype)
+            else:
+                out = np.empty(shape, dtype=dtype)
+            if out.size == 0:
+                return out
+            status = lib.H5Dread(dataset, mem_type, _ALL, _ALL, _DEFAULT, out.ctypes.data)
+            return out if status >= 0 else None
         finally:
             lib.H5Dclose(dataset)

@@ -68,7 +68,7 @@ def _read(
     return out
 
 
-def _finite(main_file: Path, name: str, key: str, values: np.ndarray) -> None:
+def check_finite(main_file: Path, name: str, key: str, values: np.ndarray) -> None:
     if not np.isfinite(values).all():
         raise PreprocessError(f"{main_file}: {name}/{key} holds NaN or inf values")
 
@@ -100,8 +100,8 @@ def _slices(
             actions=_read(main_file, f"{name}/actions", actions, start, end, np.float32),
             start=start,
         )
-        _finite(main_file, name, "observations", piece.observations)
-        _finite(main_file, name, "actions", piece.actions)
+        check_finite(main_file, name, "observations", piece.observations)
+        check_finite(main_file, name, "actions", piece.actions)
         yield piece
 
 
@@ -131,7 +131,7 @@ def _read_h5py(main_file: Path, f: h5py.File, index: int, slice_rows: int) -> Ep
     _check_lengths(main_file, name, observations.shape[0], actions.shape[0], steps)
     if flags["terminations"].shape[0] != steps or flags["truncations"].shape[0] != steps:
         raise PreprocessError(f"{main_file}: {name} flags do not have {steps} steps")
-    _finite(main_file, name, "rewards", rewards)
+    check_finite(main_file, name, "rewards", rewards)
     pieces = _slices(main_file, name, observations, actions, steps, slice_rows)
     terminations = flags["terminations"].astype(bool)
     truncations = flags["truncations"].astype(bool)
@@ -149,9 +149,9 @@ def _check_lengths(main_file: Path, name: str, observations: int, actions: int, 
 def _from_raw(main_file: Path, index: int, raw: RawEpisode) -> Episode:
     """An episode the direct reader returned whole (shapes already checked there)."""
     name = f"episode_{index}"
-    _finite(main_file, name, "rewards", raw.rewards)
-    _finite(main_file, name, "observations", raw.observations)
-    _finite(main_file, name, "actions", raw.actions)
+    check_finite(main_file, name, "rewards", raw.rewards)
+    check_finite(main_file, name, "observations", raw.observations)
+    check_finite(main_file, name, "actions", raw.actions)
     piece = EpisodeSlice(observations=raw.observations, actions=raw.actions, start=0)
     return Episode(index, raw.rewards, raw.terminations, raw.truncations, iter((piece,)))
 
@@ -185,6 +185,10 @@ class EpisodeReader:
     def close(self) -> None:
         self.direct = None
         self.file.close()
+
+    def read_h5py(self, index: int) -> Episode:
+        """Episode `index` through h5py alone (any length; slices of at most `slice_rows`)."""
+        return _read_h5py(self.main_file, self.file, index, self.slice_rows)
 
     def episodes(self, start: int = 0, stop: int | None = None) -> Iterator[Episode]:
         """Episodes [start, stop) (default: to the end). Observations and actions come in

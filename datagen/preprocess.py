@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,15 +44,14 @@ import minari
 import numpy as np
 from pydantic import Field, field_validator
 
-from datagen.minari_reader import EpisodeReader, count_episodes
 from datagen.minari_reader import PreprocessError as PreprocessError
+from datagen.minari_reader import count_episodes
 from datagen.transition_blocks import (
     ParallelRows,
     Piece,
-    RowsJob,
     array_specs,
+    build_inline,
     can_fork,
-    episode_rows,
     jobs_for,
 )
 from datagen.transition_blocks import discounted_returns_to_go as discounted_returns_to_go
@@ -170,6 +168,22 @@ class RunningStats:
 class ChunkWriter:
     """Fixed buffer of `chunk_rows` rows per array, appended to the file each time it fills."""
 
+    @staticmethod
+    def hdf5_chunk_rows(chunk_rows: int) -> int:
+        return min(chunk_rows, 65_536)
+
+    @staticmethod
+    def cache_bytes(obs_dim: int, act_dim: int, chunk_rows: int) -> int:
+        """HDF5 chunk cache per array that holds two of its chunks. Appends of `chunk_rows` rows
+        end mid-chunk; with HDF5's default 1 MB cache such a chunk was written, evicted, read back
+        and written again by the next append (measured: that doubled the write traffic)."""
+        rows = ChunkWriter.hdf5_chunk_rows(chunk_rows)
+        widest = max(
+            int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            for shape, dtype in array_specs(obs_dim, act_dim).values()
+        )
+        return max(2 * rows * widest, 1 << 20)
+
     def __init__(
         self, file: h5py.File, obs_dim: int, act_dim: int, chunk_rows: int, compression: str | None
     ) -> None:
@@ -183,7 +197,7 @@ class ChunkWriter:
                 shape=(0, *shape),
                 maxshape=(None, *shape),
                 dtype=dtype,
-                chunks=(min(chunk_rows, 65_536), *shape),
+                chunks=(self.hdf5_chunk_rows(chunk_rows), *shape),
                 compression=compression,
             )
             self.buffers[key] = np.empty((chunk_rows, *shape), dtype=dtype)
@@ -246,30 +260,6 @@ def _block_rows(chunk_rows: int) -> int:
     return min(chunk_rows, 65_536)
 
 
-def _inline_rows(
-    jobs: list[RowsJob],
-    held_out: np.ndarray,
-    discount: float,
-    obs_dim: int,
-    act_dim: int,
-    slice_rows: int,
-) -> Iterator[Piece]:
-    """The rows of every job, read in this process."""
-    readers: dict[Path, EpisodeReader] = {}
-    try:
-        for job in jobs:
-            if job.main_file not in readers:
-                readers[job.main_file] = EpisodeReader(
-                    job.main_file, slice_rows, count=job.episodes_in_file
-                )
-            yield from episode_rows(
-                readers[job.main_file], job, held_out, discount, obs_dim, act_dim
-            )
-    finally:
-        for reader in readers.values():
-            reader.close()
-
-
 def preprocess(
     sources: list[tuple[str, Path]],
     output: Path,
@@ -305,22 +295,36 @@ def preprocess(
     episode_id = 0
     jobs = jobs_for(files)
     common = (held_out, config.return_to_go_discount, obs_dim, act_dim)
+    block_rows = _block_rows(config.chunk_rows)
+    workers: contextlib.AbstractContextManager[ParallelRows | None] = contextlib.nullcontext()
     if config.workers > 1 and len(jobs) > 1 and can_fork():
-        source: contextlib.AbstractContextManager[Iterable[Piece]] = ParallelRows(
-            jobs, *common, config.workers, _block_rows(config.chunk_rows)
-        )
-    else:
-        source = contextlib.nullcontext(_inline_rows(jobs, *common, config.chunk_rows))
+        workers = ParallelRows(jobs, *common, config.workers, block_rows)
+    cache = ChunkWriter.cache_bytes(obs_dim, act_dim, config.chunk_rows)
     # Workers are forked before the output file is opened.
-    with source as pieces, atomic_path(output, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+    with (
+        workers as parallel,
+        atomic_path(output, suffix=".h5") as tmp,
+        h5py.File(tmp, "w", rdcc_nbytes=cache) as f,
+    ):
         writer = ChunkWriter(f, obs_dim, act_dim, config.chunk_rows, compression)
-        for piece in pieces:
+
+        def append(piece: Piece) -> None:
+            nonlocal episode_id
             if piece.columns:
                 writer.add(piece.columns)
             for episode_return in piece.returns:
                 if not held_out[episode_id]:
                     train_returns.append(episode_return)
                 episode_id += 1
+
+        def give(block: dict[str, np.ndarray], rows: int, returns: list[float], _: bool) -> None:
+            append(Piece({key: array[:rows] for key, array in block.items()}, returns))
+
+        if parallel is None:
+            build_inline(jobs, *common, block_rows, give)
+        else:
+            for piece in parallel:
+                append(piece)
         writer.flush()
         if writer.rows == 0:
             raise PreprocessError(f"datasets {names} hold no transitions")

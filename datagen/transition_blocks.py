@@ -1,18 +1,20 @@
-"""Episodes -> rows of the transitions file, in one process or across worker processes.
+"""Episodes -> rows of the transitions file, in blocks, in one process or across worker processes.
 
-`episode_rows` turns the episodes of one Minari file into the rows of every array of the
-transitions file (`array_specs`), piece by piece; `datagen.preprocess` appends them to its writer.
+`BlockBuilder` writes the rows of every array of the transitions file (`array_specs`) for
+consecutive episodes into blocks of at most `block_rows` rows; `datagen.preprocess` appends each
+block to its writer, in order. Where the blocks end never changes the file.
 
-With several workers (`parallel_rows`), the episodes are cut into consecutive groups of
-`GROUP_EPISODES`; group g is converted by worker g % workers into blocks of at most `block_rows`
-rows in shared memory (two slots per worker), and the main process takes the blocks group by group
-in episode order, so the rows it writes are the same, in the same order, whatever the number of
-workers. Memory stays bounded: each worker fills a slot only after the main process has handed it
-back. Workers are forked (they need only h5py and numpy, and the shared slots are anonymous
-mappings made before the fork); no HDF5 file is open in the parent while it forks, and the workers
-never touch the parent's torch or HDF5 state. Where fork is unavailable the work stays in-process.
+With one worker (`build_inline`) that happens in-process. With several (`ParallelRows`), the
+episodes are cut into consecutive jobs of `GROUP_EPISODES`; job j is built by worker j % workers
+into blocks in shared memory (`SLOTS_PER_WORKER` slots each), and the main process takes the blocks
+job by job, in episode order, so the rows it writes are the same, in the same order, whatever the
+number of workers. Memory stays bounded: a worker fills a slot only after the main process has
+handed it back. Workers are forked (they need only h5py and numpy, the slots are an anonymous
+shared mapping made before the fork, and they are forked before the output file is opened); they
+open their own input files and touch nothing else of the parent's. Without fork (not Linux or
+macOS), the work stays in-process.
 
-This module imports only numpy, h5py and the reader, so a worker starts in milliseconds.
+This module imports only numpy, h5py and the reader, not the heavier `datagen.preprocess`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 import mmap
 import multiprocessing
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -30,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from datagen.minari_reader import EpisodeReader, PreprocessError
+from datagen.hdf5_direct import RawEpisode
+from datagen.minari_reader import EpisodeReader, PreprocessError, check_finite
 
-GROUP_EPISODES = 32  # episodes per unit of work: small enough to balance, large enough to batch
-SLOTS_PER_WORKER = 2  # one being filled while the main process writes the other
+GROUP_EPISODES = 128  # episodes per unit of work (~70k rows here): balances, yet few messages
+SLOTS_PER_WORKER = 4  # slack for scheduling jitter: 2 was measurably slower on 2 cores
 
 
 def array_specs(obs_dim: int, act_dim: int) -> dict[str, tuple[tuple[int, ...], type]]:
@@ -85,53 +88,137 @@ class RowsJob:
 @dataclass
 class Piece:
     """Rows of the transitions file (`columns`: every array, or none) and the total rewards of the
-    episodes that start in them, in order (none for a later slice of a long episode)."""
+    episodes that start in them, in order."""
 
     columns: dict[str, np.ndarray]
     returns: list[float]
 
 
-def episode_rows(
-    reader: EpisodeReader,
-    job: RowsJob,
-    held_out: np.ndarray,
-    discount: float,
-    obs_dim: int,
-    act_dim: int,
-) -> Iterator[Piece]:
-    """The rows of the episodes of `job`, at most `reader.slice_rows` per piece, in order;
-    `held_out[i]` marks episode i of the output file as a validation episode."""
-    episode_id = job.first_id
-    for episode in reader.episodes(job.start, job.stop):
-        rtg = discounted_returns_to_go(episode.rewards, discount)
+def block_arrays(capacity: int, obs_dim: int, act_dim: int) -> dict[str, np.ndarray]:
+    """Empty arrays for a block of `capacity` rows (observations: one more, see BlockBuilder)."""
+    return {
+        key: np.empty((capacity + (key == "observations"), *shape), dtype=dtype)
+        for key, (shape, dtype) in array_specs(obs_dim, act_dim).items()
+    }
+
+
+# Hands a block over: its arrays, its row count, the returns of the episodes started in it, and
+# whether it ends a job.
+Give = Callable[[dict[str, np.ndarray], int, list[float], bool], None]
+
+
+class BlockBuilder:
+    """Writes the rows of consecutive episodes into blocks of at most `capacity` rows.
+
+    `take()` gives an empty block (arrays of `block_arrays`), `give` hands a filled one over. An
+    episode that fits in a block is read by HDF5 straight into it: its T + 1 observations land in
+    the `observations` rows [fill, fill + T] (the last row is overwritten by the next episode's
+    first observation, which is why that array has one spare row), its actions in `actions`, and
+    only next_observations are copied. Other episodes (longer than a block, or that the direct
+    reader declines) go through h5py in slices and are copied. Block boundaries never change what
+    is written: the main process appends blocks in order.
+    """
+
+    def __init__(
+        self,
+        held_out: np.ndarray,
+        discount: float,
+        obs_dim: int,
+        act_dim: int,
+        capacity: int,
+        take: Callable[[], dict[str, np.ndarray]],
+        give: Give,
+    ) -> None:
+        self.held_out, self.discount = held_out, discount
+        self.obs_dim, self.act_dim, self.capacity = obs_dim, act_dim, capacity
+        self.take, self.give = take, give
+        self.fill, self.returns = 0, list[float]()
+        self._block: dict[str, np.ndarray] | None = None  # taken when the first row needs it
+
+    def run(self, reader: EpisodeReader, job: RowsJob) -> None:
+        """Every episode of `job` (from `reader`), then the block handed over as the job's last."""
+        self.reader, direct = reader, reader.direct
+        for index in range(job.start, job.stop):
+            episode_id = job.first_id + index - job.start
+            raw = direct.read(index, self._room) if direct is not None else None
+            if raw is None:
+                self._copy(index, episode_id)
+            else:
+                self._place(index, episode_id, raw)
+        self._hand_over(done=True)
+
+    @property
+    def block(self) -> dict[str, np.ndarray]:
+        if self._block is None:
+            self._block = self.take()
+        return self._block
+
+    def _hand_over(self, done: bool) -> None:
+        self.give(self.block, self.fill, self.returns, done)
+        self._block, self.fill, self.returns = None, 0, []
+
+    def _room(self, steps: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where the direct reader puts an episode of `steps` steps (None: longer than a block)."""
+        if steps > self.capacity:
+            return None
+        if self.fill + steps > self.capacity:
+            self._hand_over(done=False)
+        block = self.block
+        return block["observations"][self.fill :], block["actions"][self.fill :]
+
+    def _place(self, index: int, episode_id: int, raw: RawEpisode) -> None:
+        """The rest of an episode the direct reader put in the block."""
+        main_file, name = self.reader.main_file, f"episode_{index}"
+        if raw.observations.shape[1:] != (self.obs_dim,) or raw.actions.shape[1:] != (
+            self.act_dim,
+        ):
+            self._copy(index, episode_id)  # h5py's path names the wrong shape
+            return
+        check_finite(main_file, name, "rewards", raw.rewards)
+        check_finite(main_file, name, "observations", raw.observations)
+        check_finite(main_file, name, "actions", raw.actions)
+        block, start = self.block, self.fill
+        end = start + raw.rewards.shape[0]
+        block["next_observations"][start:end] = raw.observations[1:]
+        block["rewards"][start:end] = raw.rewards
+        block["terminals"][start:end] = raw.terminations
+        np.greater(raw.truncations, raw.terminations, out=block["timeouts"][start:end])
+        block["episode_ids"][start:end] = episode_id
+        block["returns_to_go"][start:end] = discounted_returns_to_go(raw.rewards, self.discount)
+        block["validation"][start:end] = self.held_out[episode_id]
+        self.returns.append(float(raw.rewards.sum()))
+        self.fill = end
+
+    def _copy(self, index: int, episode_id: int) -> None:
+        """An episode read through h5py, slice by slice, copied into blocks."""
+        episode = self.reader.read_h5py(index)
+        rtg = discounted_returns_to_go(episode.rewards, self.discount)
         timeouts = episode.truncations & ~episode.terminations
-        returns = [float(episode.rewards.sum())]
-        validation = bool(held_out[episode_id])
+        self.returns.append(float(episode.rewards.sum()))
         for piece in episode.slices:
-            if piece.observations.shape[1:] != (obs_dim,) or piece.actions.shape[1:] != (act_dim,):
+            if piece.observations.shape[1:] != (self.obs_dim,) or piece.actions.shape[1:] != (
+                self.act_dim,
+            ):
                 raise PreprocessError(
-                    f"{job.main_file}: episode_{episode.index} shapes "
+                    f"{self.reader.main_file}: episode_{index} shapes "
                     f"{piece.observations.shape[1:]}, {piece.actions.shape[1:]} differ "
-                    f"from the spaces ({obs_dim},), ({act_dim},)"
+                    f"from the spaces ({self.obs_dim},), ({self.act_dim},)"
                 )
-            steps = slice(piece.start, piece.start + piece.actions.shape[0])
             n = piece.actions.shape[0]
-            columns = {
-                "observations": piece.observations[:-1],
-                "actions": piece.actions,
-                "rewards": episode.rewards[steps],
-                "next_observations": piece.observations[1:],
-                "terminals": episode.terminations[steps],
-                "timeouts": timeouts[steps],
-                "episode_ids": np.full(n, episode_id, dtype=np.int64),
-                "returns_to_go": rtg[steps],
-                "validation": np.full(n, validation),
-            }
-            yield Piece(columns, returns)
-            returns = []
-        if returns:  # an episode without steps still counts
-            yield Piece({}, returns)
-        episode_id += 1
+            if self.fill + n > self.capacity:
+                self._hand_over(done=False)
+            steps = slice(piece.start, piece.start + n)
+            block, rows = self.block, slice(self.fill, self.fill + n)
+            block["observations"][rows] = piece.observations[:-1]
+            block["actions"][rows] = piece.actions
+            block["rewards"][rows] = episode.rewards[steps]
+            block["next_observations"][rows] = piece.observations[1:]
+            block["terminals"][rows] = episode.terminations[steps]
+            block["timeouts"][rows] = timeouts[steps]
+            block["episode_ids"][rows] = episode_id
+            block["returns_to_go"][rows] = rtg[steps]
+            block["validation"][rows] = self.held_out[episode_id]
+            self.fill += n
 
 
 def jobs_for(files: list[tuple[Path, int]], group: int | None = None) -> list[RowsJob]:
@@ -147,29 +234,54 @@ def jobs_for(files: list[tuple[Path, int]], group: int | None = None) -> list[Ro
     return jobs
 
 
+def build_inline(
+    jobs: list[RowsJob],
+    held_out: np.ndarray,
+    discount: float,
+    obs_dim: int,
+    act_dim: int,
+    capacity: int,
+    give: Give,
+) -> None:
+    """Every job's blocks built in this process, one reused block."""
+    block = block_arrays(capacity, obs_dim, act_dim)
+    builder = BlockBuilder(held_out, discount, obs_dim, act_dim, capacity, lambda: block, give)
+    readers: dict[Path, EpisodeReader] = {}
+    try:
+        for job in jobs:
+            if job.main_file not in readers:
+                readers[job.main_file] = EpisodeReader(
+                    job.main_file, capacity, count=job.episodes_in_file
+                )
+            builder.run(readers[job.main_file], job)
+    finally:
+        for reader in readers.values():
+            reader.close()
+
+
 class _Slots:
-    """`count` blocks of `capacity` rows of every array, in one anonymous shared mapping."""
+    """`count` blocks of `capacity` rows (`block_arrays`) in one anonymous shared mapping."""
 
     def __init__(self, count: int, capacity: int, obs_dim: int, act_dim: int) -> None:
         self.capacity = capacity
-        self.layout: list[tuple[str, int, tuple[int, ...], np.dtype[Any]]] = []
-        offset = 0
-        for key, (shape, dtype) in array_specs(obs_dim, act_dim).items():
-            self.layout.append((key, offset, shape, np.dtype(dtype)))
-            offset += capacity * int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-            offset = -(-offset // 64) * 64  # each array cache-line aligned
-        self.slot_bytes = offset
-        self.memory = mmap.mmap(-1, count * offset)  # MAP_SHARED | MAP_ANONYMOUS: kept by fork
-
-    def view(self, slot: int, rows: int | None = None) -> dict[str, np.ndarray]:
-        n = self.capacity if rows is None else rows
-        base = slot * self.slot_bytes
-        return {
-            key: np.frombuffer(
-                self.memory, dtype, n * int(np.prod(shape, dtype=np.int64)), base + offset
-            ).reshape(n, *shape)
-            for key, offset, shape, dtype in self.layout
-        }
+        shapes = {key: a.shape for key, a in block_arrays(capacity, 0, 0).items()}  # rows only
+        specs = array_specs(obs_dim, act_dim)
+        layout, size = [], 0
+        for key, (shape, dtype) in specs.items():
+            full = (shapes[key][0], *shape)
+            layout.append((key, size, full, np.dtype(dtype)))
+            size += -(-int(np.prod(full)) * np.dtype(dtype).itemsize // 64) * 64  # aligned
+        # MAP_SHARED | MAP_ANONYMOUS: the forked workers write what the main process reads.
+        self.memory = mmap.mmap(-1, count * size)
+        self.views = [
+            {
+                key: np.frombuffer(
+                    self.memory, dtype, int(np.prod(full)), slot * size + offset
+                ).reshape(full)
+                for key, offset, full, dtype in layout
+            }
+            for slot in range(count)
+        ]
 
 
 class _Stopped(Exception):
@@ -186,37 +298,30 @@ def _worker(
     obs_dim: int,
     act_dim: int,
 ) -> None:
-    """Convert `jobs` into blocks in the slots `own`; each job ends with a message marked done.
+    """Build the blocks of `jobs` in the slots `own`; each job's last block is marked done.
     Messages: ("block", slot, rows, returns, done) or ("error", exception, traceback text)."""
     readers: dict[Path, EpisodeReader] = {}
     free = list(own)
+    filling: list[int] = []  # the slot being filled
 
-    def next_slot() -> int:
+    def take() -> dict[str, np.ndarray]:
         slot = free.pop() if free else conn.recv()
         if slot is None:  # the main process stopped early (an error elsewhere)
             raise _Stopped
-        return int(slot)
+        filling[:] = [int(slot)]
+        return slots.views[int(slot)]
 
+    def give(block: dict[str, np.ndarray], rows: int, returns: list[float], done: bool) -> None:
+        conn.send(("block", filling[0], rows, returns, done))
+
+    builder = BlockBuilder(held_out, discount, obs_dim, act_dim, slots.capacity, take, give)
     try:
         for job in jobs:
             if job.main_file not in readers:
                 readers[job.main_file] = EpisodeReader(
                     job.main_file, slots.capacity, count=job.episodes_in_file
                 )
-            slot = next_slot()
-            block, fill, returns = slots.view(slot), 0, list[float]()
-            pieces = episode_rows(readers[job.main_file], job, held_out, discount, obs_dim, act_dim)
-            for piece in pieces:
-                n = len(piece.columns["rewards"]) if piece.columns else 0
-                if fill + n > slots.capacity:
-                    conn.send(("block", slot, fill, returns, False))
-                    slot = next_slot()
-                    block, fill, returns = slots.view(slot), 0, []
-                for key, value in piece.columns.items():
-                    block[key][fill : fill + n] = value
-                fill += n
-                returns += piece.returns
-            conn.send(("block", slot, fill, returns, True))
+            builder.run(readers[job.main_file], job)
         while conn.recv() is not None:  # slots handed back after our last block
             pass
     except _Stopped:
@@ -295,7 +400,8 @@ class ParallelRows:
                 if message[0] == "error":
                     raise message[1] from RuntimeError(f"in preprocess worker {w}:\n{message[2]}")
                 _, slot, rows, returns, done = message
-                yield Piece(self.slots.view(slot, rows), returns)
+                block = self.slots.views[slot]
+                yield Piece({key: array[:rows] for key, array in block.items()}, returns)
                 conn.send(slot)
 
     def __exit__(self, *exc: object) -> None:
