@@ -92,10 +92,14 @@ def dataset_for(transitions: int) -> Path:
     return folder
 
 
+def output_of(folder: Path) -> Path:
+    return folder.parent.parent / "transitions.h5"
+
+
 def run_ours(folder: Path, workers: int | None = None) -> int:
     from datagen.preprocess import PreprocessConfig, preprocess
 
-    out = folder.parent.parent / "transitions.h5"
+    out = output_of(folder)
     config = PreprocessConfig() if workers is None else PreprocessConfig(workers=workers)
     summary = preprocess([("hopper/synthetic-v0", folder)], out, config)
     return int(summary["transitions"])
@@ -148,6 +152,9 @@ def child(contender: str, folder: Path) -> None:
 
     if contender == "minari":
         import minari  # noqa: F401
+    # The previous round's file goes first, as DVC deletes a stage's outs before running it:
+    # freeing a GB of blocks is not preprocessing.
+    output_of(folder).unlink(missing_ok=True)
     runner = {
         "ours": run_ours,
         "ours-1w": run_ours_1w,
