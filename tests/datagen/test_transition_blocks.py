@@ -4,8 +4,10 @@ error reaches the caller naming the file and the key, with no worker left behind
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -93,4 +95,24 @@ def test_error_in_a_worker_names_file_and_key(
     assert "in preprocess worker" in str(error.value.__cause__)  # raised there, passed on
     assert not out.exists()
     assert not list(tmp_path.glob("*.h5*"))  # no temporary file left either
+    assert not multiprocessing.active_children()
+
+
+def test_a_worker_that_dies_is_reported(
+    sources: list[tuple[str, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-run (e.g. by the OOM killer) fails the run instead of hanging it."""
+    monkeypatch.setattr(transition_blocks, "GROUP_EPISODES", 5)
+    run = transition_blocks.BlockBuilder.run
+
+    def dies_on_its_second_job(self: transition_blocks.BlockBuilder, reader: Any, job: Any) -> None:
+        if job.start == 5:  # first in job 1 (worker 1), which the main process waits for next
+            os._exit(3)
+        run(self, reader, job)
+
+    monkeypatch.setattr(transition_blocks.BlockBuilder, "run", dies_on_its_second_job)
+    out = tmp_path / "t.h5"
+    with pytest.raises(RuntimeError, match=r"preprocess worker 1 died \(exit code 3\)"):
+        preprocess(sources, out, PreprocessConfig(workers=2))
+    assert not out.exists()
     assert not multiprocessing.active_children()
