@@ -43,11 +43,13 @@ class RawEpisode:
 
 def _bind() -> Any:
     """The HDF5 functions used here, from the library h5py itself runs on; None if unavailable."""
+    if h5py.version.hdf5_version_tuple < (1, 10):  # hid_t was 32 bits before 1.10
+        return None
     try:
-        import h5py.defs
+        from h5py import defs
 
         # dlsym on an extension module's handle also searches the libraries it was linked with.
-        lib = ctypes.PyDLL(h5py.defs.__file__)  # PyDLL: the GIL stays held, as h5py holds it
+        lib = ctypes.PyDLL(defs.__file__)  # PyDLL: the GIL stays held, as h5py holds it
         signatures: dict[str, tuple[Any, list[Any]]] = {
             "H5Gopen2": (_HID, [_HID, ctypes.c_char_p, _HID]),
             "H5Gclose": (ctypes.c_int, [_HID]),

@@ -1,11 +1,13 @@
 """Minari datasets -> one flat transitions file (see offline_rl.transitions for the layout).
 
-Streaming: episodes are read one at a time straight from each dataset's HDF5 file, in slices of at
-most `chunk_rows` steps, into a fixed write buffer of `chunk_rows` rows that is flushed whenever it
-fills. Peak memory is therefore set by `chunk_rows` (plus one episode's rewards and flags, a few
-bytes per step), never by the dataset. Statistics (observation mean/std by Chan's parallel merge,
-per-episode returns) are accumulated in the same pass and stored as attributes; the output is
-byte-for-byte the same whatever `chunk_rows` is (statistics agree to float rounding).
+Streaming: episodes are read one at a time straight from each dataset's HDF5 file into blocks of at
+most min(`chunk_rows`, 65536) rows (`datagen.transition_blocks`; by `workers` forked processes when
+there are several), which are appended in episode order to a fixed write buffer of `chunk_rows` rows
+that is flushed whenever it fills. Peak memory is therefore set by `chunk_rows` and `workers` (plus
+one episode's rewards and flags, a few bytes per step), never by the dataset. Statistics
+(observation mean/std by Chan's parallel merge, per-episode returns) are accumulated in the same
+pass and stored as attributes; the output is the same whatever `workers` is, and its arrays the
+same whatever `chunk_rows` is (statistics agree to float rounding).
 
 Arrays derived here:
 - `returns_to_go`: for step t of an episode of T steps, sum_{k=t}^{T-1} discount^(k-t) r_k of the
@@ -168,10 +170,6 @@ class RunningStats:
 class ChunkWriter:
     """Fixed buffer of `chunk_rows` rows per array, appended to the file each time it fills."""
 
-    @staticmethod
-    def hdf5_chunk_rows(chunk_rows: int) -> int:
-        return min(chunk_rows, 65_536)
-
     def __init__(
         self, file: h5py.File, obs_dim: int, act_dim: int, chunk_rows: int, compression: str | None
     ) -> None:
@@ -185,7 +183,7 @@ class ChunkWriter:
                 shape=(0, *shape),
                 maxshape=(None, *shape),
                 dtype=dtype,
-                chunks=(self.hdf5_chunk_rows(chunk_rows), *shape),
+                chunks=(min(chunk_rows, 65_536), *shape),
                 compression=compression,
             )
             self.buffers[key] = np.empty((chunk_rows, *shape), dtype=dtype)

@@ -27,8 +27,8 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -94,11 +94,22 @@ class Piece:
     returns: list[float]
 
 
-def block_arrays(capacity: int, obs_dim: int, act_dim: int) -> dict[str, np.ndarray]:
-    """Empty arrays for a block of `capacity` rows (observations: one more, see BlockBuilder)."""
+def block_shapes(
+    capacity: int, obs_dim: int, act_dim: int
+) -> dict[str, tuple[tuple[int, ...], type]]:
+    """Shape and dtype of every array of a block of `capacity` rows: `observations` has one row
+    more (see BlockBuilder)."""
     return {
-        key: np.empty((capacity + (key == "observations"), *shape), dtype=dtype)
+        key: ((capacity + (key == "observations"), *shape), dtype)
         for key, (shape, dtype) in array_specs(obs_dim, act_dim).items()
+    }
+
+
+def block_arrays(capacity: int, obs_dim: int, act_dim: int) -> dict[str, np.ndarray]:
+    """Empty arrays for a block of `capacity` rows."""
+    return {
+        key: np.empty(shape, dtype=dtype)
+        for key, (shape, dtype) in block_shapes(capacity, obs_dim, act_dim).items()
     }
 
 
@@ -167,13 +178,9 @@ class BlockBuilder:
         return block["observations"][self.fill :], block["actions"][self.fill :]
 
     def _place(self, index: int, episode_id: int, raw: RawEpisode) -> None:
-        """The rest of an episode the direct reader put in the block."""
+        """The rest of an episode the direct reader put in the block (it read observations and
+        actions only if their widths were the block's: others go to `_copy`, which names them)."""
         main_file, name = self.reader.main_file, f"episode_{index}"
-        if raw.observations.shape[1:] != (self.obs_dim,) or raw.actions.shape[1:] != (
-            self.act_dim,
-        ):
-            self._copy(index, episode_id)  # h5py's path names the wrong shape
-            return
         check_finite(main_file, name, "rewards", raw.rewards)
         check_finite(main_file, name, "observations", raw.observations)
         check_finite(main_file, name, "actions", raw.actions)
@@ -264,11 +271,8 @@ class _Slots:
 
     def __init__(self, count: int, capacity: int, obs_dim: int, act_dim: int) -> None:
         self.capacity = capacity
-        shapes = {key: a.shape for key, a in block_arrays(capacity, 0, 0).items()}  # rows only
-        specs = array_specs(obs_dim, act_dim)
         layout, size = [], 0
-        for key, (shape, dtype) in specs.items():
-            full = (shapes[key][0], *shape)
+        for key, (full, dtype) in block_shapes(capacity, obs_dim, act_dim).items():
             layout.append((key, size, full, np.dtype(dtype)))
             size += -(-int(np.prod(full)) * np.dtype(dtype).itemsize // 64) * 64  # aligned
         # MAP_SHARED | MAP_ANONYMOUS: the forked workers write what the main process reads.
@@ -302,17 +306,18 @@ def _worker(
     Messages: ("block", slot, rows, returns, done) or ("error", exception, traceback text)."""
     readers: dict[Path, EpisodeReader] = {}
     free = list(own)
-    filling: list[int] = []  # the slot being filled
+    filling = -1  # the slot being filled
 
     def take() -> dict[str, np.ndarray]:
+        nonlocal filling
         slot = free.pop() if free else conn.recv()
         if slot is None:  # the main process stopped early (an error elsewhere)
             raise _Stopped
-        filling[:] = [int(slot)]
-        return slots.views[int(slot)]
+        filling = int(slot)
+        return slots.views[filling]
 
     def give(block: dict[str, np.ndarray], rows: int, returns: list[float], done: bool) -> None:
-        conn.send(("block", filling[0], rows, returns, done))
+        conn.send(("block", filling, rows, returns, done))
 
     builder = BlockBuilder(held_out, discount, obs_dim, act_dim, slots.capacity, take, give)
     try:
@@ -341,7 +346,7 @@ def can_fork() -> bool:
 
 
 class ParallelRows:
-    """The pieces of `episode_rows` over `jobs`, converted by `workers` forked processes.
+    """The blocks of `jobs`, built by `workers` forked processes (see the module docstring).
 
     Enter before opening the output file (the workers are forked then). Iterating gives one piece
     per block, in job order; its columns are views of shared memory, valid until the next piece is
@@ -361,7 +366,7 @@ class ParallelRows:
         self.jobs, self.workers = jobs, workers
         self.args = (held_out, discount, obs_dim, act_dim)
         self.slots = _Slots(workers * SLOTS_PER_WORKER, block_rows, obs_dim, act_dim)
-        self.processes: list[Any] = []
+        self.processes: list[BaseProcess] = []
         self.conns: list[Connection] = []
 
     def __enter__(self) -> ParallelRows:
