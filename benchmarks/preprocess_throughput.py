@@ -9,17 +9,27 @@ shapes, written through our writer (Minari's storage API) in chunks. Episode len
 
 Each contender runs in its own subprocess that reports its own peak RSS (VmHWM, the
 whole process: interpreter and imports included) and the time of the work alone (imports excluded):
-- ours:   datagen.preprocess.preprocess into a transitions file (default chunk_rows, uncompressed)
+- ours:   datagen.preprocess.preprocess into a transitions file (default config: chunk_rows,
+          uncompressed, `workers` reader processes)
+- ours-1w: the same with workers=1 (everything in one process)
 - minari: MinariDataset.iterate_episodes into flat float32 arrays (observations, next_observations,
           actions, rewards, terminals, timeouts), as an in-memory qlearning_dataset would build them
-- ours-read: our episode reader alone, no writing (where the time of `ours` goes)
-Writes benchmarks/results/preprocess.json and prints a table.
+- ours-read: our episode reader alone, in one process, no writing (where the time of `ours` goes)
+Worker processes report their peak too: `workers_peak_rss_mb` is the largest one's (it counts the
+pages they share with the main process, which forked them), and `total_peak_rss_mb` is the main
+process's peak plus that for each worker, an upper bound on the memory of the process tree.
+
+`--repeat N` runs all contenders N times in rounds (so each round's contenders see the same
+background load) and reports every round, the median per contender and the range of the speedup.
+Writes benchmarks/results/preprocess.json (or --out) and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -36,7 +46,7 @@ DATA = ROOT / "data" / "preprocess"
 RESULTS = ROOT / "results" / "preprocess.json"
 ENV_ID = "Hopper-v5"
 OBS_DIM, ACT_DIM = 11, 3
-CONTENDERS = ("ours", "minari", "ours-read")
+CONTENDERS = ("ours", "ours-1w", "minari", "ours-read")
 
 
 def synthetic_episodes(transitions: int, seed: int = 0) -> Iterator[Any]:
@@ -82,12 +92,21 @@ def dataset_for(transitions: int) -> Path:
     return folder
 
 
-def run_ours(folder: Path) -> int:
+def output_of(folder: Path) -> Path:
+    return folder.parent.parent / "transitions.h5"
+
+
+def run_ours(folder: Path, workers: int | None = None) -> int:
     from datagen.preprocess import PreprocessConfig, preprocess
 
-    out = folder.parent.parent / "transitions.h5"
-    summary = preprocess([("hopper/synthetic-v0", folder)], out, PreprocessConfig())
+    out = output_of(folder)
+    config = PreprocessConfig() if workers is None else PreprocessConfig(workers=workers)
+    summary = preprocess([("hopper/synthetic-v0", folder)], out, config)
     return int(summary["transitions"])
+
+
+def run_ours_1w(folder: Path) -> int:
+    return run_ours(folder, workers=1)
 
 
 def run_ours_read(folder: Path) -> int:
@@ -133,14 +152,29 @@ def child(contender: str, folder: Path) -> None:
 
     if contender == "minari":
         import minari  # noqa: F401
-    runner = {"ours": run_ours, "minari": run_minari, "ours-read": run_ours_read}[contender]
+    # The previous round's file goes first, as DVC deletes a stage's outs before running it:
+    # freeing a GB of blocks is not preprocessing.
+    output_of(folder).unlink(missing_ok=True)
+    runner = {
+        "ours": run_ours,
+        "ours-1w": run_ours_1w,
+        "minari": run_minari,
+        "ours-read": run_ours_read,
+    }[contender]
     start = time.perf_counter()
     rows = runner(folder)
     seconds = time.perf_counter() - start
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
+    main_peak = peak_rss_mb()
+    # Children waited for (the reader workers): the largest one's peak RSS.
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    report = {"rows": rows, "seconds": seconds, "peak_rss_mb": main_peak}
+    report["workers_peak_rss_mb"] = workers
+    print(json.dumps(report))
 
 
 def measure(contender: str, folder: Path) -> dict[str, float]:
+    from datagen.preprocess import PreprocessConfig
+
     cmd = [sys.executable, "-m", "benchmarks.preprocess_throughput", "--child", contender]
     result = subprocess.run(
         [*cmd, "--dataset", str(folder)], capture_output=True, text=True, check=False
@@ -149,12 +183,33 @@ def measure(contender: str, folder: Path) -> dict[str, float]:
         raise RuntimeError(f"{contender} failed:\n{result.stderr}")
     report: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     report["transitions_per_s"] = report["rows"] / report["seconds"]
+    workers = PreprocessConfig().workers if contender == "ours" else 1
+    # workers=1 forks nothing; the child's RUSAGE_CHILDREN is then empty (or a helper's).
+    report["workers"] = workers
+    if workers == 1:
+        report["workers_peak_rss_mb"] = 0.0
+    report["total_peak_rss_mb"] = report["peak_rss_mb"] + (
+        workers * report["workers_peak_rss_mb"] if workers > 1 else 0.0
+    )
     return report
+
+
+def table(results: dict[str, dict[str, float]]) -> None:
+    print(
+        f"{'contender':<10} {'transitions/s':>14} {'seconds':>9} {'peak RSS MB':>12} {'tree MB':>8}"
+    )
+    for name, r in results.items():
+        print(
+            f"{name:<10} {r['transitions_per_s']:>14,.0f} {r['seconds']:>9.2f} "
+            f"{r['peak_rss_mb']:>12.0f} {r['total_peak_rss_mb']:>8.0f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--transitions", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of all contenders")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--dataset", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -162,22 +217,41 @@ def main() -> None:
         child(args.child, args.dataset)
         return
     folder = dataset_for(args.transitions)
-    results = {name: measure(name, folder) for name in CONTENDERS}
-    ours, minari = results["ours"], results["minari"]
+    rounds: list[dict[str, dict[str, float]]] = []
+    speedups: list[float] = []
+    for k in range(args.repeat):
+        results = {name: measure(name, folder) for name in CONTENDERS}
+        speedups.append(
+            results["ours"]["transitions_per_s"] / results["minari"]["transitions_per_s"]
+        )
+        rounds.append(results)
+        print(f"round {k + 1}/{args.repeat} (load average {os.getloadavg()[0]:.2f} after it):")
+        table(results)
+        print(f"speedup of ours over minari: {speedups[-1]:.2f}x\n")
+    median = {
+        name: {key: float(np.median([r[name][key] for r in rounds])) for key in rounds[0][name]}
+        for name in CONTENDERS
+    }
     summary = {
         "transitions": args.transitions,
-        "results": results,
-        "speedup_vs_minari": ours["transitions_per_s"] / minari["transitions_per_s"],
+        "repeat": args.repeat,
+        "results": median,
+        "speedup_vs_minari": float(np.median(speedups)),
+        "speedup_range": [min(speedups), max(speedups)],
+        "rounds": [
+            {"results": r, "speedup_vs_minari": x} for r, x in zip(rounds, speedups, strict=True)
+        ],
         "targets": {"speedup_at_least": 5.0, "peak_rss_mb_below": 1024.0},
     }
-    print(f"{'contender':<10} {'transitions/s':>14} {'seconds':>9} {'peak RSS MB':>12}")
-    for name, r in results.items():
+    if args.repeat > 1:
+        print(f"median over {args.repeat} rounds:")
+        table(median)
         print(
-            f"{name:<10} {r['transitions_per_s']:>14,.0f} {r['seconds']:>9.1f} {r['peak_rss_mb']:>12.0f}"
+            f"speedup of ours over minari: median {summary['speedup_vs_minari']:.2f}x, "
+            f"range {min(speedups):.2f}-{max(speedups):.2f}x"
         )
-    print(f"speedup of ours over minari: {summary['speedup_vs_minari']:.2f}x")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

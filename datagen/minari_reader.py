@@ -14,6 +14,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from datagen.hdf5_direct import DirectReader, RawEpisode
+from datagen.hdf5_direct import available as direct_available
+
 
 class PreprocessError(ValueError):
     """A source dataset is missing, unreadable, inconsistent or holds non-finite values."""
@@ -49,6 +52,7 @@ def _open(main_file: Path, file: h5py.File, name: str, key: str) -> h5py.h5d.Dat
 def _read(
     main_file: Path, name: str, dataset: h5py.h5d.DatasetID, start: int, stop: int, dtype: Any
 ) -> np.ndarray:
+    # `name` is "episode_<i>/<key>", so an error names the dataset.
     """Rows [start, stop) converted by HDF5 itself to `dtype` (None: the file's own type)."""
     shape = (stop - start, *dataset.shape[1:])
     out = np.empty(shape, dtype=dataset.dtype if dtype is None else dtype)
@@ -64,7 +68,7 @@ def _read(
     return out
 
 
-def _finite(main_file: Path, name: str, key: str, values: np.ndarray) -> None:
+def check_finite(main_file: Path, name: str, key: str, values: np.ndarray) -> None:
     if not np.isfinite(values).all():
         raise PreprocessError(f"{main_file}: {name}/{key} holds NaN or inf values")
 
@@ -90,12 +94,14 @@ def _slices(
     for start in range(0, steps, slice_rows):
         end = min(start + slice_rows, steps)
         piece = EpisodeSlice(
-            observations=_read(main_file, name, observations, start, end + 1, np.float32),
-            actions=_read(main_file, name, actions, start, end, np.float32),
+            observations=_read(
+                main_file, f"{name}/observations", observations, start, end + 1, np.float32
+            ),
+            actions=_read(main_file, f"{name}/actions", actions, start, end, np.float32),
             start=start,
         )
-        _finite(main_file, name, "observations", piece.observations)
-        _finite(main_file, name, "actions", piece.actions)
+        check_finite(main_file, name, "observations", piece.observations)
+        check_finite(main_file, name, "actions", piece.actions)
         yield piece
 
 
@@ -112,35 +118,90 @@ def _cap_metadata_cache(file: h5py.File) -> None:
     file.id.set_mdc_config(config)
 
 
-def read_episodes(main_file: Path, slice_rows: int) -> Iterator[Episode]:
-    """Yield the episodes of a Minari HDF5 file in id order, checked as they are read.
+def _read_h5py(main_file: Path, f: h5py.File, index: int, slice_rows: int) -> Episode:
+    """Episode `index` through h5py: any layout, any length, and the precise error if broken."""
+    name = f"episode_{index}"
+    observations, actions = (_open(main_file, f, name, k) for k in ("observations", "actions"))
+    flags = {}
+    for key in ("rewards", "terminations", "truncations"):
+        dataset = _open(main_file, f, name, key)
+        flags[key] = _read(main_file, f"{name}/{key}", dataset, 0, dataset.shape[0], None)
+    rewards = flags["rewards"].astype(np.float64)
+    steps = rewards.shape[0]
+    _check_lengths(main_file, name, observations.shape[0], actions.shape[0], steps)
+    if flags["terminations"].shape[0] != steps or flags["truncations"].shape[0] != steps:
+        raise PreprocessError(f"{main_file}: {name} flags do not have {steps} steps")
+    check_finite(main_file, name, "rewards", rewards)
+    pieces = _slices(main_file, name, observations, actions, steps, slice_rows)
+    terminations = flags["terminations"].astype(bool)
+    truncations = flags["truncations"].astype(bool)
+    return Episode(index, rewards, terminations, truncations, pieces)
 
-    Observations and actions are read lazily, `slice_rows` steps at a time, as `Episode.slices` is
-    consumed; consume it before moving to the next episode.
+
+def _check_lengths(main_file: Path, name: str, observations: int, actions: int, steps: int) -> None:
+    if not (observations == steps + 1 and actions == steps):
+        raise PreprocessError(
+            f"{main_file}: {name} has {observations} observations and "
+            f"{actions} actions for {steps} rewards (expected T+1, T, T)"
+        )
+
+
+def _from_raw(main_file: Path, index: int, raw: RawEpisode) -> Episode:
+    """An episode the direct reader returned whole (shapes already checked there)."""
+    name = f"episode_{index}"
+    check_finite(main_file, name, "rewards", raw.rewards)
+    check_finite(main_file, name, "observations", raw.observations)
+    check_finite(main_file, name, "actions", raw.actions)
+    piece = EpisodeSlice(observations=raw.observations, actions=raw.actions, start=0)
+    return Episode(index, raw.rewards, raw.terminations, raw.truncations, iter((piece,)))
+
+
+class EpisodeReader:
+    """An open Minari HDF5 file whose episodes are read in id order, checked as they are read.
+
+    Episodes of at most `slice_rows` steps are read whole through HDF5's C API
+    (`datagen.hdf5_direct`, unless `direct` is False); longer ones, and any episode that reader
+    declines, go through h5py. Both give the same arrays; h5py gives the precise error.
     """
-    episodes = count_episodes(main_file)
-    with h5py.File(main_file, "r") as f:
-        _cap_metadata_cache(f)
-        for index in range(episodes):
-            name = f"episode_{index}"
-            observations, actions = (
-                _open(main_file, f, name, k) for k in ("observations", "actions")
-            )
-            flags = {}
-            for key in ("rewards", "terminations", "truncations"):
-                dataset = _open(main_file, f, name, key)
-                flags[key] = _read(main_file, name, dataset, 0, dataset.shape[0], None)
-            rewards = flags["rewards"].astype(np.float64)
-            steps = rewards.shape[0]
-            if not (observations.shape[0] == steps + 1 and actions.shape[0] == steps):
-                raise PreprocessError(
-                    f"{main_file}: {name} has {observations.shape[0]} observations and "
-                    f"{actions.shape[0]} actions for {steps} rewards (expected T+1, T, T)"
-                )
-            if flags["terminations"].shape[0] != steps or flags["truncations"].shape[0] != steps:
-                raise PreprocessError(f"{main_file}: {name} flags do not have {steps} steps")
-            _finite(main_file, name, "rewards", rewards)
-            pieces = _slices(main_file, name, observations, actions, steps, slice_rows)
-            terminations = flags["terminations"].astype(bool)
-            truncations = flags["truncations"].astype(bool)
-            yield Episode(index, rewards, terminations, truncations, pieces)
+
+    def __init__(
+        self, main_file: Path, slice_rows: int, direct: bool = True, count: int | None = None
+    ) -> None:
+        self.main_file, self.slice_rows = main_file, slice_rows
+        self.count = count_episodes(main_file) if count is None else count
+        try:
+            self.file = h5py.File(main_file, "r")
+        except OSError as error:
+            raise PreprocessError(f"{main_file}: unreadable HDF5 file ({error})") from None
+        _cap_metadata_cache(self.file)
+        self.direct = DirectReader(self.file, slice_rows) if direct and direct_available() else None
+
+    def __enter__(self) -> EpisodeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.direct = None
+        self.file.close()
+
+    def read_h5py(self, index: int) -> Episode:
+        """Episode `index` through h5py alone (any length; slices of at most `slice_rows`)."""
+        return _read_h5py(self.main_file, self.file, index, self.slice_rows)
+
+    def episodes(self, start: int = 0, stop: int | None = None) -> Iterator[Episode]:
+        """Episodes [start, stop) (default: to the end). Observations and actions come in
+        `Episode.slices` of at most `slice_rows` steps: consume them before the next episode."""
+        for index in range(start, self.count if stop is None else min(stop, self.count)):
+            raw = self.direct.read(index) if self.direct is not None else None
+            if raw is None:
+                yield _read_h5py(self.main_file, self.file, index, self.slice_rows)
+            else:
+                yield _from_raw(self.main_file, index, raw)
+
+
+def read_episodes(main_file: Path, slice_rows: int, direct: bool = True) -> Iterator[Episode]:
+    """Every episode of a Minari HDF5 file in id order (see `EpisodeReader`)."""
+    with EpisodeReader(main_file, slice_rows, direct) as reader:
+        yield from reader.episodes()

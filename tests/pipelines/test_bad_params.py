@@ -134,6 +134,11 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["preprocess.chunk_rows = 0", "greater than or equal to 1"],
     ),
     (
+        "no reader process",
+        {"preprocess.workers": 0},
+        ["preprocess.workers = 0", "greater than or equal to 1"],
+    ),
+    (
         "unknown device",
         {"train.device": "gpu"},
         ["train.device = 'gpu'", "auto|cpu|mps|cuda"],

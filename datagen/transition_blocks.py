@@ -1,0 +1,423 @@
+"""Episodes -> rows of the transitions file, in blocks, in one process or across worker processes.
+
+`BlockBuilder` writes the rows of every array of the transitions file (`array_specs`) for
+consecutive episodes into blocks of at most `block_rows` rows; `datagen.preprocess` appends each
+block to its writer, in order. Where the blocks end never changes the file.
+
+With one worker (`build_inline`) that happens in-process. With several (`ParallelRows`), the
+episodes are cut into consecutive jobs of `GROUP_EPISODES`; job j is built by worker j % workers
+into blocks in shared memory (`SLOTS_PER_WORKER` slots each), and the main process takes the blocks
+job by job, in episode order, so the rows it writes are the same, in the same order, whatever the
+number of workers. Memory stays bounded: a worker fills a slot only after the main process has
+handed it back. Workers are forked (they need only h5py and numpy, the slots are an anonymous
+shared mapping made before the fork, and they are forked before the output file is opened); they
+open their own input files and touch nothing else of the parent's. Without fork (not Linux or
+macOS), the work stays in-process.
+
+This module imports only numpy, h5py and the reader, not the heavier `datagen.preprocess`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import mmap
+import multiprocessing
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+import numpy as np
+
+from datagen.hdf5_direct import RawEpisode
+from datagen.minari_reader import EpisodeReader, PreprocessError, check_finite
+
+GROUP_EPISODES = 128  # episodes per unit of work (~70k rows here): balances, yet few messages
+SLOTS_PER_WORKER = 4  # slack for scheduling jitter: 2 was measurably slower on 2 cores
+
+
+def array_specs(obs_dim: int, act_dim: int) -> dict[str, tuple[tuple[int, ...], type]]:
+    """Per-row shape and dtype of every array of the transitions file."""
+    return {
+        "observations": ((obs_dim,), np.float32),
+        "actions": ((act_dim,), np.float32),
+        "rewards": ((), np.float32),
+        "next_observations": ((obs_dim,), np.float32),
+        "terminals": ((), bool),
+        "timeouts": ((), bool),
+        "episode_ids": ((), np.int64),
+        "returns_to_go": ((), np.float32),
+        "validation": ((), bool),
+    }
+
+
+def discounted_returns_to_go(rewards: np.ndarray, discount: float) -> np.ndarray:
+    """rtg[t] = sum_{k>=t} discount^(k-t) rewards[k], vectorised in blocks short enough that
+    discount^-block stays far from float64 overflow (a step-by-step Python loop is ~100x slower)."""
+    rewards = rewards.astype(np.float64)
+    if discount == 1.0:
+        return np.cumsum(rewards[::-1])[::-1].copy()
+    block = max(1, min(len(rewards), int(200 / -math.log10(discount))))
+    out = np.empty_like(rewards)
+    weights = discount ** np.arange(block, dtype=np.float64)
+    carry = 0.0  # rtg of the step just after the current block
+    for end in range(len(rewards), 0, -block):
+        start = max(0, end - block)
+        w = weights[: end - start]
+        tail = np.cumsum((rewards[start:end] * w)[::-1])[::-1] / w
+        out[start:end] = tail + carry * discount ** np.arange(end - start, 0, -1)
+        carry = out[start]
+    return out
+
+
+@dataclass(frozen=True)
+class RowsJob:
+    """Episodes [start, stop) of `main_file` (which holds `episodes_in_file`), the first of which
+    is episode `first_id` of the output file."""
+
+    main_file: Path
+    start: int
+    stop: int
+    first_id: int
+    episodes_in_file: int
+
+
+@dataclass
+class Piece:
+    """Rows of the transitions file (`columns`: every array, or none) and the total rewards of the
+    episodes that start in them, in order."""
+
+    columns: dict[str, np.ndarray]
+    returns: list[float]
+
+
+def block_shapes(
+    capacity: int, obs_dim: int, act_dim: int
+) -> dict[str, tuple[tuple[int, ...], type]]:
+    """Shape and dtype of every array of a block of `capacity` rows: `observations` has one row
+    more (see BlockBuilder)."""
+    return {
+        key: ((capacity + (key == "observations"), *shape), dtype)
+        for key, (shape, dtype) in array_specs(obs_dim, act_dim).items()
+    }
+
+
+def block_arrays(capacity: int, obs_dim: int, act_dim: int) -> dict[str, np.ndarray]:
+    """Empty arrays for a block of `capacity` rows."""
+    return {
+        key: np.empty(shape, dtype=dtype)
+        for key, (shape, dtype) in block_shapes(capacity, obs_dim, act_dim).items()
+    }
+
+
+# Hands a block over: its arrays, its row count, the returns of the episodes started in it, and
+# whether it ends a job.
+Give = Callable[[dict[str, np.ndarray], int, list[float], bool], None]
+
+
+class BlockBuilder:
+    """Writes the rows of consecutive episodes into blocks of at most `capacity` rows.
+
+    `take()` gives an empty block (arrays of `block_arrays`), `give` hands a filled one over. An
+    episode that fits in a block is read by HDF5 straight into it: its T + 1 observations land in
+    the `observations` rows [fill, fill + T] (the last row is overwritten by the next episode's
+    first observation, which is why that array has one spare row), its actions in `actions`, and
+    only next_observations are copied. Other episodes (longer than a block, or that the direct
+    reader declines) go through h5py in slices and are copied. Block boundaries never change what
+    is written: the main process appends blocks in order.
+    """
+
+    def __init__(
+        self,
+        held_out: np.ndarray,
+        discount: float,
+        obs_dim: int,
+        act_dim: int,
+        capacity: int,
+        take: Callable[[], dict[str, np.ndarray]],
+        give: Give,
+    ) -> None:
+        self.held_out, self.discount = held_out, discount
+        self.obs_dim, self.act_dim, self.capacity = obs_dim, act_dim, capacity
+        self.take, self.give = take, give
+        self.fill, self.returns = 0, list[float]()
+        self._block: dict[str, np.ndarray] | None = None  # taken when the first row needs it
+
+    def run(self, reader: EpisodeReader, job: RowsJob) -> None:
+        """Every episode of `job` (from `reader`), then the block handed over as the job's last."""
+        self.reader, direct = reader, reader.direct
+        for index in range(job.start, job.stop):
+            episode_id = job.first_id + index - job.start
+            raw = direct.read(index, self._room) if direct is not None else None
+            if raw is None:
+                self._copy(index, episode_id)
+            else:
+                self._place(index, episode_id, raw)
+        self._hand_over(done=True)
+
+    @property
+    def block(self) -> dict[str, np.ndarray]:
+        if self._block is None:
+            self._block = self.take()
+        return self._block
+
+    def _hand_over(self, done: bool) -> None:
+        self.give(self.block, self.fill, self.returns, done)
+        self._block, self.fill, self.returns = None, 0, []
+
+    def _room(self, steps: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where the direct reader puts an episode of `steps` steps (None: longer than a block)."""
+        if steps > self.capacity:
+            return None
+        if self.fill + steps > self.capacity:
+            self._hand_over(done=False)
+        block = self.block
+        return block["observations"][self.fill :], block["actions"][self.fill :]
+
+    def _place(self, index: int, episode_id: int, raw: RawEpisode) -> None:
+        """The rest of an episode the direct reader put in the block (it read observations and
+        actions only if their widths were the block's: others go to `_copy`, which names them)."""
+        main_file, name = self.reader.main_file, f"episode_{index}"
+        check_finite(main_file, name, "rewards", raw.rewards)
+        check_finite(main_file, name, "observations", raw.observations)
+        check_finite(main_file, name, "actions", raw.actions)
+        block, start = self.block, self.fill
+        end = start + raw.rewards.shape[0]
+        block["next_observations"][start:end] = raw.observations[1:]
+        block["rewards"][start:end] = raw.rewards
+        block["terminals"][start:end] = raw.terminations
+        np.greater(raw.truncations, raw.terminations, out=block["timeouts"][start:end])
+        block["episode_ids"][start:end] = episode_id
+        block["returns_to_go"][start:end] = discounted_returns_to_go(raw.rewards, self.discount)
+        block["validation"][start:end] = self.held_out[episode_id]
+        self.returns.append(float(raw.rewards.sum()))
+        self.fill = end
+
+    def _copy(self, index: int, episode_id: int) -> None:
+        """An episode read through h5py, slice by slice, copied into blocks."""
+        episode = self.reader.read_h5py(index)
+        rtg = discounted_returns_to_go(episode.rewards, self.discount)
+        timeouts = episode.truncations & ~episode.terminations
+        self.returns.append(float(episode.rewards.sum()))
+        for piece in episode.slices:
+            if piece.observations.shape[1:] != (self.obs_dim,) or piece.actions.shape[1:] != (
+                self.act_dim,
+            ):
+                raise PreprocessError(
+                    f"{self.reader.main_file}: episode_{index} shapes "
+                    f"{piece.observations.shape[1:]}, {piece.actions.shape[1:]} differ "
+                    f"from the spaces ({self.obs_dim},), ({self.act_dim},)"
+                )
+            n = piece.actions.shape[0]
+            if self.fill + n > self.capacity:
+                self._hand_over(done=False)
+            steps = slice(piece.start, piece.start + n)
+            block, rows = self.block, slice(self.fill, self.fill + n)
+            block["observations"][rows] = piece.observations[:-1]
+            block["actions"][rows] = piece.actions
+            block["rewards"][rows] = episode.rewards[steps]
+            block["next_observations"][rows] = piece.observations[1:]
+            block["terminals"][rows] = episode.terminations[steps]
+            block["timeouts"][rows] = timeouts[steps]
+            block["episode_ids"][rows] = episode_id
+            block["returns_to_go"][rows] = rtg[steps]
+            block["validation"][rows] = self.held_out[episode_id]
+            self.fill += n
+
+
+def jobs_for(files: list[tuple[Path, int]], group: int | None = None) -> list[RowsJob]:
+    """Consecutive groups of at most `group` (default `GROUP_EPISODES`) episodes over files given
+    as (path, episodes)."""
+    group = group or GROUP_EPISODES
+    jobs, first_id = [], 0
+    for main_file, count in files:
+        for start in range(0, count, group):
+            stop = min(start + group, count)
+            jobs.append(RowsJob(main_file, start, stop, first_id + start, count))
+        first_id += count
+    return jobs
+
+
+def build_inline(
+    jobs: list[RowsJob],
+    held_out: np.ndarray,
+    discount: float,
+    obs_dim: int,
+    act_dim: int,
+    capacity: int,
+    give: Give,
+) -> None:
+    """Every job's blocks built in this process, one reused block."""
+    block = block_arrays(capacity, obs_dim, act_dim)
+    builder = BlockBuilder(held_out, discount, obs_dim, act_dim, capacity, lambda: block, give)
+    readers: dict[Path, EpisodeReader] = {}
+    try:
+        for job in jobs:
+            if job.main_file not in readers:
+                readers[job.main_file] = EpisodeReader(
+                    job.main_file, capacity, count=job.episodes_in_file
+                )
+            builder.run(readers[job.main_file], job)
+    finally:
+        for reader in readers.values():
+            reader.close()
+
+
+class _Slots:
+    """`count` blocks of `capacity` rows (`block_arrays`) in one anonymous shared mapping."""
+
+    def __init__(self, count: int, capacity: int, obs_dim: int, act_dim: int) -> None:
+        self.capacity = capacity
+        layout, size = [], 0
+        for key, (full, dtype) in block_shapes(capacity, obs_dim, act_dim).items():
+            layout.append((key, size, full, np.dtype(dtype)))
+            size += -(-int(np.prod(full)) * np.dtype(dtype).itemsize // 64) * 64  # aligned
+        # MAP_SHARED | MAP_ANONYMOUS: the forked workers write what the main process reads.
+        self.memory = mmap.mmap(-1, count * size)
+        self.views = [
+            {
+                key: np.frombuffer(
+                    self.memory, dtype, int(np.prod(full)), slot * size + offset
+                ).reshape(full)
+                for key, offset, full, dtype in layout
+            }
+            for slot in range(count)
+        ]
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _worker(
+    conn: Connection,
+    jobs: list[RowsJob],
+    slots: _Slots,
+    own: list[int],
+    held_out: np.ndarray,
+    discount: float,
+    obs_dim: int,
+    act_dim: int,
+) -> None:
+    """Build the blocks of `jobs` in the slots `own`; each job's last block is marked done.
+    Messages: ("block", slot, rows, returns, done) or ("error", exception, traceback text)."""
+    readers: dict[Path, EpisodeReader] = {}
+    free = list(own)
+    filling = -1  # the slot being filled
+
+    def take() -> dict[str, np.ndarray]:
+        nonlocal filling
+        slot = free.pop() if free else conn.recv()
+        if slot is None:  # the main process stopped early (an error elsewhere)
+            raise _Stopped
+        filling = int(slot)
+        return slots.views[filling]
+
+    def give(block: dict[str, np.ndarray], rows: int, returns: list[float], done: bool) -> None:
+        conn.send(("block", filling, rows, returns, done))
+
+    builder = BlockBuilder(held_out, discount, obs_dim, act_dim, slots.capacity, take, give)
+    try:
+        for job in jobs:
+            if job.main_file not in readers:
+                readers[job.main_file] = EpisodeReader(
+                    job.main_file, slots.capacity, count=job.episodes_in_file
+                )
+            builder.run(readers[job.main_file], job)
+        while conn.recv() is not None:  # slots handed back after our last block
+            pass
+    except _Stopped:
+        pass
+    except BaseException as error:
+        try:
+            conn.send(("error", error, traceback.format_exc()))
+        except Exception:  # the message itself failed (unpicklable error): say so in words
+            conn.send(("error", RuntimeError(repr(error)), traceback.format_exc()))
+    finally:
+        for reader in readers.values():
+            reader.close()
+
+
+def can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+class ParallelRows:
+    """The blocks of `jobs`, built by `workers` forked processes (see the module docstring).
+
+    Enter before opening the output file (the workers are forked then). Iterating gives one piece
+    per block, in job order; its columns are views of shared memory, valid until the next piece is
+    asked for.
+    """
+
+    def __init__(
+        self,
+        jobs: list[RowsJob],
+        held_out: np.ndarray,
+        discount: float,
+        obs_dim: int,
+        act_dim: int,
+        workers: int,
+        block_rows: int,
+    ) -> None:
+        self.jobs, self.workers = jobs, workers
+        self.args = (held_out, discount, obs_dim, act_dim)
+        self.slots = _Slots(workers * SLOTS_PER_WORKER, block_rows, obs_dim, act_dim)
+        self.processes: list[BaseProcess] = []
+        self.conns: list[Connection] = []
+
+    def __enter__(self) -> ParallelRows:
+        context = multiprocessing.get_context("fork")
+        try:
+            for w in range(self.workers):
+                parent, child = context.Pipe()
+                own = [w * SLOTS_PER_WORKER + k for k in range(SLOTS_PER_WORKER)]
+                process = context.Process(
+                    target=_worker,
+                    args=(child, self.jobs[w :: self.workers], self.slots, own, *self.args),
+                    name=f"preprocess-worker-{w}",
+                    daemon=True,
+                )
+                process.start()
+                child.close()
+                self.processes.append(process)
+                self.conns.append(parent)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __iter__(self) -> Iterator[Piece]:
+        for g in range(len(self.jobs)):
+            w, done = g % self.workers, False
+            conn = self.conns[w]
+            while not done:
+                try:
+                    message = conn.recv()
+                except EOFError:
+                    self.processes[w].join(5)
+                    raise RuntimeError(
+                        f"preprocess worker {w} died (exit code {self.processes[w].exitcode})"
+                    ) from None
+                if message[0] == "error":
+                    raise message[1] from RuntimeError(f"in preprocess worker {w}:\n{message[2]}")
+                _, slot, rows, returns, done = message
+                block = self.slots.views[slot]
+                yield Piece({key: array[:rows] for key, array in block.items()}, returns)
+                conn.send(slot)
+
+    def __exit__(self, *exc: object) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):  # a worker that died has closed its end
+                conn.send(None)
+        for process in self.processes:
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        for conn in self.conns:
+            conn.close()
+        # The shared mapping is unmapped when the last view of it is gone.
