@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -80,8 +81,7 @@ def time_ours(
     runner = None
     if graphed:
         runner = GraphedTrainStep(algo, lambda: buffer.sample(BATCH), update, [buffer.generator])
-    result = time_steps(runner or (lambda: update(buffer.sample(BATCH))), args.warmup, args.seconds)
-    return result
+    return time_steps(runner or (lambda: update(buffer.sample(BATCH))), args.warmup, args.seconds)
 
 
 def flops_per_step(name: str, data: Transitions) -> float:
@@ -121,7 +121,7 @@ def time_loop(name: str, data: Transitions, steps: int, workdir: Path) -> dict[s
     elapsed = time.perf_counter() - start
     logged.finish()
     last = logged.history["train"][-1]
-    finite = all(v == v and abs(v) != float("inf") for v in last.values())
+    finite = all(math.isfinite(v) for v in last.values())
     return {"steps_per_s": steps / elapsed, "steps": steps, "seconds": elapsed, "finite": finite}
 
 
