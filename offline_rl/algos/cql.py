@@ -79,31 +79,23 @@ class CQL:
         self.alpha_prime_opt = make_adam([self.log_alpha_prime], config.lr("critic_lr"))  # type: ignore[list-item]
         self.step = 0
 
-    def sampled_q(self, obs: Tensor, actions: Tensor, n: int) -> Tensor:
-        """Q_i(s_b, a_bk) for n actions per state: (ensemble, batch, n)."""
-        q = self.critic(obs.repeat_interleave(n, dim=0), actions)
-        return q.view(q.shape[0], obs.shape[0], n)
-
-    def conservative_penalty(self, batch: Batch, q_data: Tensor) -> Tensor:
-        """logsumexp over sampled actions minus Q on the data, per critic: (ensemble,)."""
+    def conservative_penalty(
+        self, batch: Batch, q_data: Tensor, next_actions: Tensor, next_log_pi: Tensor
+    ) -> Tensor:
+        """logsumexp over sampled actions minus Q on the data, per critic: (ensemble,).
+        `next_actions` (batch, n, A) were drawn from pi(.|s') with log-densities `next_log_pi`."""
         cfg, n, batch_size = self.config, self.config.n_actions, batch.observations.shape[0]
         with torch.no_grad():
-            obs_rep = batch.observations.repeat_interleave(n, dim=0)
-            next_rep = batch.next_observations.repeat_interleave(n, dim=0)
-            current_actions, current_log_pi = self.actor.sample(obs_rep)
-            next_actions, next_log_pi = self.actor.sample(next_rep)
+            current_actions, current_log_pi = self.actor.sample_n(batch.observations, n)
             random_actions = torch.rand_like(current_actions) * 2.0 - 1.0
-        random_density = self.act_dim * math.log(0.5)  # log of the uniform density on [-1, 1]^A
-        candidates = torch.cat(
-            [
-                self.sampled_q(batch.observations, random_actions, n) - random_density,
-                self.sampled_q(batch.observations, next_actions, n)
-                - next_log_pi.view(batch_size, n),
-                self.sampled_q(batch.observations, current_actions, n)
-                - current_log_pi.view(batch_size, n),
-            ],
-            dim=-1,
-        )
+            # log of the uniform density on [-1, 1]^A
+            random_log_density = torch.full_like(current_log_pi, self.act_dim * math.log(0.5))
+        # All 3n candidate actions per state through the critic in one batched pass, at s.
+        actions = torch.cat([random_actions, next_actions, current_actions], dim=1)
+        log_density = torch.cat([random_log_density, next_log_pi, current_log_pi], dim=1)
+        obs = batch.observations.repeat_interleave(3 * n, dim=0)
+        q = self.critic(obs, actions.flatten(0, 1)).view(-1, batch_size, 3 * n)
+        candidates = q - log_density
         logsumexp = torch.logsumexp(candidates / cfg.temperature, dim=-1) * cfg.temperature
         return (logsumexp - q_data).mean(1)
 
@@ -126,12 +118,16 @@ class CQL:
         self.actor_opt.step()
 
         with torch.no_grad():
-            next_action, _ = self.actor.sample(batch.next_observations)
-            next_q = self.critic_target(batch.next_observations, next_action).min(0).values
+            # One pass of the actor over s': the first draw is the TD target's a', the other
+            # n_actions are the penalty's policy actions at s' (independent draws either way).
+            next_actions, next_log_pi = self.actor.sample_n(
+                batch.next_observations, cfg.n_actions + 1
+            )
+            next_q = self.critic_target(batch.next_observations, next_actions[:, 0]).min(0).values
             target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_q
         q = self.critic(batch.observations, batch.actions)
         td_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
-        gap = self.conservative_penalty(batch, q)
+        gap = self.conservative_penalty(batch, q, next_actions[:, 1:], next_log_pi[:, 1:])
         if cfg.lagrange:
             alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
             conservative = alpha_prime.detach() * cfg.cql_alpha * (gap - cfg.target_action_gap)

@@ -23,6 +23,41 @@ def test_ensemble_critic_equals_separate_critics() -> None:
         torch.testing.assert_close(q[member], h.squeeze(-1))
 
 
+def test_ensemble_critic_gradients_equal_separate_critics() -> None:
+    """The Q head's multiply-and-sum and in-place ReLUs give the gradients of plain matmuls."""
+    torch.manual_seed(0)
+    critic = EnsembleCritic(5, 2, (16, 16), ensemble_size=2)
+    obs, act = torch.randn(7, 5), torch.randn(7, 2, requires_grad=True)
+    critic(obs, act).square().sum().backward()
+    layers = [m for m in critic.net if isinstance(m, EnsembleLinear)]
+    params = [p for layer in layers for p in (layer.weight, layer.bias)]
+    reference = [p.detach().clone().requires_grad_(True) for p in params]
+    ref_act = act.detach().clone().requires_grad_(True)
+    for member in range(2):
+        h = torch.cat([obs, ref_act], -1)
+        for i in range(len(layers)):
+            weight, bias = reference[2 * i], reference[2 * i + 1]
+            h = h @ weight[member] + bias[member]
+            h = torch.relu(h) if i < len(layers) - 1 else h
+        h.square().sum().backward()
+    for param, ref in zip(params, reference, strict=True):
+        torch.testing.assert_close(param.grad, ref.grad)
+    torch.testing.assert_close(act.grad, ref_act.grad)
+
+
+def test_tanh_gaussian_sample_n_draws_per_state() -> None:
+    torch.manual_seed(0)
+    actor = TanhGaussianActor(4, 2, (32, 32))
+    obs = torch.randn(5, 4)
+    actions, log_prob = actor.sample_n(obs, 3)
+    assert actions.shape == (5, 3, 2) and log_prob.shape == (5, 3)
+    assert not torch.equal(actions[:, 0], actions[:, 1])  # independent draws
+    repeated = obs.repeat_interleave(3, dim=0)
+    torch.testing.assert_close(
+        actor.log_prob(repeated, actions.flatten(0, 1)), log_prob.flatten(), atol=1e-3, rtol=1e-3
+    )
+
+
 def test_tanh_gaussian_log_prob_matches_sample() -> None:
     torch.manual_seed(0)
     actor = TanhGaussianActor(4, 2, (32, 32))
