@@ -5,7 +5,8 @@ torch threads (2), one side right after the other, so both see the same backgrou
 batch 256, 256x256 MLPs, two critics; warm-up steps are excluded and a fixed number of steps is
 timed. For every training row the hardware bound is FLOPs per gradient step (FlopCounterMode over
 4 updates, so delayed actor updates count at their rate) divided by this machine's measured matmul
-throughput at the layers' shape (256x256 by 256x256), in fp32 and in bf16.
+throughput at the layers' shape (256x256 by 256x256), in fp32 and in bf16; and, tighter, the
+step's own matrix products at their own shapes, each timed alone (`benchmarks/matmul_bound.py`).
 
     python -m benchmarks.speed --steps 500
 """
@@ -34,6 +35,7 @@ from benchmarks.common import (
     our_algorithm,
     run_d3rlpy,
 )
+from benchmarks.matmul_bound import matmul_seconds_per_step
 from offline_rl.algos import ALGORITHMS
 from offline_rl.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
@@ -80,8 +82,10 @@ def time_ours(
     with FlopCounterMode(display=False) as counter:
         for _ in range(FLOP_UPDATES):
             update(buffer.sample(256))
+    matmul_s = matmul_seconds_per_step(lambda: update(buffer.sample(256)), FLOP_UPDATES)
     return {
         "steps_per_s": steps / elapsed,
+        "matmul_seconds_per_step": matmul_s,
         "seconds": elapsed,
         "warmup_s": warmup_s,
         "flops_per_step": counter.get_total_flops() / FLOP_UPDATES,
@@ -170,6 +174,11 @@ def main() -> None:
             "bound_fp32": bound["fp32"],
             "bound_bf16": bound["bf16"],
             "percent_of_fp32_bound": 100 * ours["steps_per_s"] / bound["fp32"],
+            # the step's own matmuls, each timed alone, in the row's precision
+            "bound_own_shapes": 1.0 / ours["matmul_seconds_per_step"],
+            "percent_of_own_shapes_bound": 100
+            * ours["steps_per_s"]
+            * ours["matmul_seconds_per_step"],
             "warmup_s": ours["warmup_s"],
             "compiled": bool(ours["compiled"]),
         }
@@ -240,7 +249,8 @@ def main() -> None:
 def print_table(rows: list[dict[str, Any]], gflops: dict[str, float]) -> None:
     print(f"\nmatmul 256^3: fp32 {gflops['fp32']:.0f} GFLOPS, bf16 {gflops['bf16']:.0f} GFLOPS")
     head = f"{'row':26} {'ours':>9} {'ref':>9} {'x ref':>6} {'GFLOP/step':>10}"
-    print(head + f" {'fp32 bound':>10} {'% bound':>7} {'bf16 bound':>10}  unit / reference")
+    head += f" {'fp32 bound':>10} {'% bound':>7} {'bf16 bound':>10} {'own shapes':>10} {'%':>4}"
+    print(head + "  unit / reference")
     for r in rows:
         ref = r.get("reference")
         ratio = f"{r['ours'] / ref:6.2f}" if ref else f"{'-':>6}"
@@ -248,8 +258,9 @@ def print_table(rows: list[dict[str, Any]], gflops: dict[str, float]) -> None:
         if r["kind"] == "train":
             line += f" {r['gflop_per_step']:10.3f} {r['bound_fp32']:10.0f}"
             line += f" {r['percent_of_fp32_bound']:6.0f}% {r['bound_bf16']:10.0f}"
+            line += f" {r['bound_own_shapes']:10.0f} {r['percent_of_own_shapes_bound']:3.0f}%"
         else:
-            line += " " * 42
+            line += " " * 58
         print(f"{line}  {r['unit']} / {r.get('reference_name') or '-'}")
 
 
