@@ -8,7 +8,10 @@ timed. For every training row the hardware bound is FLOPs per gradient step (Flo
 throughput at the layers' shape (256x256 by 256x256), in fp32 and in bf16; and, tighter, the
 step's own matrix products at their own shapes, each timed alone (`benchmarks/matmul_bound.py`).
 
-    python -m benchmarks.speed --steps 500
+With `--rounds N` each training row is timed N times, ours and d3rlpy in turn, and the median
+run is reported (the host's speed drifts by up to a third over minutes; every round is in the JSON).
+
+    python -m benchmarks.speed --steps 500 --rounds 3
 """
 
 from __future__ import annotations
@@ -93,6 +96,13 @@ def time_ours(
     }
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median steps/s (the lower middle one of an even count), all its fields
+    kept, and every run's steps/s alongside."""
+    ranked = sorted(runs, key=lambda run: run["steps_per_s"])
+    return ranked[(len(ranked) - 1) // 2] | {"all_steps_per_s": [r["steps_per_s"] for r in runs]}
+
+
 def best_of(repeats: int, fn: Callable[[], Any]) -> float:
     times = []
     for _ in range(repeats):
@@ -132,6 +142,9 @@ def main() -> None:
     parser.add_argument("--dataset-steps", type=int, default=50_000)
     parser.add_argument("--steps", type=int, default=500, help="timed gradient steps per row")
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="timings per training row, ours and d3rlpy in turn"
+    )
     parser.add_argument("--algos", nargs="+", default=sorted(ALGORITHMS))
     parser.add_argument("--no-d3rlpy", action="store_true", help="skip d3rlpy's rows")
     parser.add_argument(
@@ -159,7 +172,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
 
     def training_row(
-        name: str, label: str, ours: dict[str, float], ref: dict[str, Any] | None
+        name: str, label: str, ours: dict[str, Any], ref: dict[str, Any] | None
     ) -> None:
         bound = {p: gflops[p] * 1e9 / ours["flops_per_step"] for p in gflops}
         row = {
@@ -168,6 +181,8 @@ def main() -> None:
             "ours": ours["steps_per_s"],
             "unit": "grad steps/s",
             "reference": ref["steps_per_s"] if ref else None,
+            "ours_rounds": ours.get("all_steps_per_s", [ours["steps_per_s"]]),
+            "reference_rounds": ref.get("all_steps_per_s") if ref else None,
             "reference_name": "d3rlpy 2.8.1" if ref else None,
             "gflop_per_step": ours["flops_per_step"] / 1e9,
             "reference_gflop_per_step": ref["flops_per_step"] / 1e9 if ref else None,
@@ -186,18 +201,19 @@ def main() -> None:
         rows.append(row)
 
     for name in args.algos:
-        ours = time_ours(name, data, args.steps, args.warmup)
-        ref = None
-        if name in D3RLPY_ALGOS and not args.no_d3rlpy:
-            out = args.workdir / f"speed-d3rlpy-{name}.json"
-            ref = run_d3rlpy(
-                "speed", exported, name, out, steps=args.steps, warmup=args.warmup,
-                threads=args.threads,
-            )  # fmt: skip
-        training_row(name, f"{name} fp32", ours, ref)
-        training_row(
-            name, f"{name} bf16", time_ours(name, data, args.steps, args.warmup, "bf16"), ref
-        )
+        fp32, bf16, refs = [], [], []
+        for _ in range(args.rounds):  # alternating, so that a slow spell of the host hits both
+            fp32.append(time_ours(name, data, args.steps, args.warmup))
+            if name in D3RLPY_ALGOS and not args.no_d3rlpy:
+                out = args.workdir / f"speed-d3rlpy-{name}.json"
+                refs.append(run_d3rlpy(
+                    "speed", exported, name, out, steps=args.steps, warmup=args.warmup,
+                    threads=args.threads,
+                ))  # fmt: skip
+            bf16.append(time_ours(name, data, args.steps, args.warmup, "bf16"))
+        ref = median_run(refs) if refs else None
+        training_row(name, f"{name} fp32", median_run(fp32), ref)
+        training_row(name, f"{name} bf16", median_run(bf16), ref)
         if name in args.compile:
             compiled = time_ours(name, data, args.steps, args.warmup, compile=True)
             training_row(name, f"{name} fp32 compiled", compiled, ref)
