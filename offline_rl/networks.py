@@ -161,10 +161,10 @@ class EnsembleLinear(nn.Module):
         bias: Tensor = self.bias
         if members != weight.shape[0]:
             weight, bias = weight[:members], bias[:members]
-        if weight.shape[-1] == 1 and x.device.type == "cpu":
-            # The Q-value head is a batched matrix-vector product, which bmm runs far from peak
-            # on CPU: multiply-and-sum runs forward and backward 2-3x faster there. On GPU bmm is
-            # one kernel where this is three, and the GPU figures were measured with bmm.
+        if weight.shape[-1] == 1 and x.device.type == "cpu" and x.dtype == torch.float32:
+            # The Q-value head is a batched matrix-vector product, which fp32 bmm runs far from
+            # peak on CPU: multiply-and-sum runs forward and backward 2-3x faster there. In bf16
+            # (autocast) bmm is the faster one, and on GPU bmm is one kernel where this is three.
             return (x * weight.transpose(1, 2)).sum(-1, keepdim=True) + bias
         return torch.baddbmm(bias, x, weight)
 
