@@ -26,11 +26,19 @@ ROOT = HERE.parent.parent
 OBS_DIM, ACT_DIM, DATASET = 11, 3, 50_000
 
 
-def worker(algo_name: str, precision: str, steps: int, warmup: int, threads: int) -> float:
-    """Best-of-3 updates/s of `algo_name` from whichever checkout is first on sys.path."""
+def worker(
+    algo_name: str, precision: str, steps: int, warmup: int, threads: int, root: Path | None = None
+) -> float:
+    """Best-of-3 updates/s of `algo_name` from whichever checkout is first on sys.path (which
+    must be `root` when given)."""
     import torch
 
+    import offline_rl
     from offline_rl.algos import ALGORITHMS, make_algorithm
+
+    imported = Path(offline_rl.__file__ or "").resolve().parent.parent
+    if root is not None and imported != root.resolve():
+        raise SystemExit(f"imported offline_rl from {imported}, not from the checkout {root}")
     from offline_rl.buffer import Batch
     from offline_rl.speed import accelerate
 
@@ -64,7 +72,7 @@ def worker(algo_name: str, precision: str, steps: int, warmup: int, threads: int
 
 def run_side(checkout: Path, algo: str, precision: str, args: argparse.Namespace) -> float:
     env = os.environ | {"PYTHONPATH": str(checkout)}
-    command = [sys.executable, str(HERE), "--worker", algo, precision]
+    command = [sys.executable, str(HERE), "--worker", algo, precision, f"--root={checkout}"]
     command += [f"--steps={args.steps}", f"--warmup={args.warmup}", f"--threads={args.threads}"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -83,10 +91,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/ab_speed.json")
     parser.add_argument("--worker", nargs=2, metavar=("ALGO", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)  # the worker's checkout
     args = parser.parse_args()
     if args.worker:
         algo_name, precision = args.worker
-        print(worker(algo_name, precision, args.steps, args.warmup, args.threads))
+        print(worker(algo_name, precision, args.steps, args.warmup, args.threads, args.root))
         return
     if args.baseline is None or not (args.baseline / "offline_rl").is_dir():
         parser.error(f"--baseline must be a checkout of this project, got {args.baseline}")
