@@ -1,7 +1,8 @@
 """Issue 11: gradient steps/s, loading and collection, ours against d3rlpy and Minari, in one run.
 
 Every comparison runs in this one process tree on the same data, the same machine and with the same
-torch threads (2), one side right after the other, so both see the same background load. Training:
+torch threads (2), one side right after the other, so both see the same background load; each
+training timing, ours as d3rlpy's, runs in a fresh process of its own. Training:
 batch 256, 256x256 MLPs, two critics; warm-up steps are excluded and a fixed number of steps is
 timed. For every training row the hardware bound is FLOPs per gradient step (FlopCounterMode over
 4 updates, so delayed actor updates count at their rate) divided by this machine's measured matmul
@@ -17,8 +18,12 @@ run is reported (the host's speed drifts by up to a third over minutes; every ro
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
+from argparse import SUPPRESS
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ from benchmarks import collection_throughput as collection
 from benchmarks.common import (
     ENV_ID,
     RESULTS,
+    ROOT,
     export_for_d3rlpy,
     machine,
     medium_dataset,
@@ -96,6 +102,27 @@ def time_ours(
     }
 
 
+def time_ours_fresh(
+    name: str,
+    transitions: Path,
+    steps: int,
+    warmup: int,
+    threads: int,
+    precision: Precision = "fp32",
+    compile: bool = False,
+) -> dict[str, float]:
+    """`time_ours` in a fresh process, as d3rlpy's worker runs: nothing an earlier row left in
+    this process (allocator state, compiled code, the counting modes) reaches this one."""
+    command = [sys.executable, "-m", "benchmarks.speed", "--time-ours", name, precision]
+    command += [f"--transitions={transitions}", f"--steps={steps}", f"--warmup={warmup}"]
+    command += [f"--threads={threads}"] + (["--compile-ours"] if compile else [])
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"timing {name} {precision} failed:\n{result.stderr[-3000:]}")
+    timing: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return timing
+
+
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median steps/s (the lower middle one of an even count), all its fields
     kept, and every run's steps/s alongside."""
@@ -154,7 +181,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=RESULTS / "work")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
+    # A fresh process timing one of our rows (time_ours_fresh calls it).
+    parser.add_argument("--time-ours", nargs=2, metavar=("ALGO", "PRECISION"), help=SUPPRESS)
+    parser.add_argument("--compile-ours", action="store_true", help=SUPPRESS)
     args = parser.parse_args()
+    if args.time_ours:
+        torch.set_num_threads(args.threads)
+        name, precision = args.time_ours
+        data = load_transitions(args.transitions)
+        timing = time_ours(name, data, args.steps, args.warmup, precision, args.compile_ours)
+        print(json.dumps(timing))
+        return
     unknown = [a for a in args.algos if a not in ALGORITHMS]
     if unknown:
         parser.error(f"not registered in offline_rl.algos: {unknown}")
@@ -202,20 +239,21 @@ def main() -> None:
 
     for name in args.algos:
         fp32, bf16, refs = [], [], []
+        run_args = (transitions, args.steps, args.warmup, args.threads)
         for _ in range(args.rounds):  # alternating, so that a slow spell of the host hits both
-            fp32.append(time_ours(name, data, args.steps, args.warmup))
+            fp32.append(time_ours_fresh(name, *run_args))
             if name in D3RLPY_ALGOS and not args.no_d3rlpy:
                 out = args.workdir / f"speed-d3rlpy-{name}.json"
                 refs.append(run_d3rlpy(
                     "speed", exported, name, out, steps=args.steps, warmup=args.warmup,
                     threads=args.threads,
                 ))  # fmt: skip
-            bf16.append(time_ours(name, data, args.steps, args.warmup, "bf16"))
+            bf16.append(time_ours_fresh(name, *run_args, "bf16"))
         ref = median_run(refs) if refs else None
         training_row(name, f"{name} fp32", median_run(fp32), ref)
         training_row(name, f"{name} bf16", median_run(bf16), ref)
         if name in args.compile:
-            compiled = time_ours(name, data, args.steps, args.warmup, compile=True)
+            compiled = time_ours_fresh(name, *run_args, compile=True)
             training_row(name, f"{name} fp32 compiled", compiled, ref)
 
     # Loading: our transitions file into tensors against Minari episodes into flat arrays.
