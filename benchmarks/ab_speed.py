@@ -44,6 +44,8 @@ def worker(
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    # Built from offline_rl's registry alone (as benchmarks/algorithms.py does): an older
+    # baseline checkout may lack that module or have it with another signature.
     _, config_model = ALGORITHMS[algo_name]
     config = config_model.model_validate({"hidden": (256, 256)}).with_default_lr(3e-4)
     algo = make_algorithm(algo_name, OBS_DIM, ACT_DIM, config, torch.device("cpu"))
