@@ -59,7 +59,8 @@ def _operand(shape: tuple[int, ...], stride: tuple[int, ...], dtype: torch.dtype
 
 
 def isolated_seconds(call: Call, min_seconds: float = 0.02) -> float:
-    """Median seconds of one product with this call's op and operand layout, run alone."""
+    """Mean seconds of one product with this call's op and operand layout, run alone (at least
+    5 runs and `min_seconds`, after 3 warm-up runs)."""
     func, layout, kwargs = call
     operands = [_operand(*spec) for spec in layout]
     for _ in range(3):
