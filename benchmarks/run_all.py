@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 SMALL_RUNS = (
-    ["benchmarks.speed", "--steps", "300", "--warmup", "30"],
+    ["benchmarks.speed", "--steps", "300", "--warmup", "30", "--rounds", "3"],
     ["benchmarks.profile_update", "--algo", "td3_bc", "--steps", "100"],
     ["benchmarks.compare_d3rlpy", "--steps", "2000", "--seeds", "0", "1", "2"],
     ["benchmarks.preprocess_throughput", "--transitions", "2000000"],
