@@ -3,7 +3,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from offline_rl.networks import EnsembleCritic, EnsembleLinear, TanhGaussianActor, soft_update
+from offline_rl.networks import (
+    EnsembleCritic,
+    EnsembleLinear,
+    TanhGaussianActor,
+    make_adam,
+    mlp,
+    soft_update,
+    widening_linear,
+)
 
 
 def test_ensemble_critic_equals_separate_critics() -> None:
@@ -98,3 +106,35 @@ def test_actor_gradient_restricted_to_the_actor_is_unchanged() -> None:
     assert all(p.grad is None for p in critic.parameters())  # the restricted pass left them alone
     for full, restricted in zip(*grads, strict=True):
         torch.testing.assert_close(full, restricted)
+
+
+def test_widening_linear_is_an_nn_linear_with_a_column_major_weight() -> None:
+    """Same initial values, outputs, gradients and state_dict as nn.Linear; only the weight's
+    memory layout differs, and its gradient arrives in that layout (no copy per backward)."""
+    torch.manual_seed(0)
+    plain = nn.Linear(11, 64)
+    torch.manual_seed(0)
+    widening = widening_linear(11, 64)
+    assert widening.weight.stride() == (1, 64)
+    torch.testing.assert_close(widening.state_dict(), plain.state_dict(), rtol=0, atol=0)
+    x, upstream = torch.randn(32, 11), torch.randn(32, 64)
+    plain(x).backward(upstream)
+    widening(x).backward(upstream)
+    assert widening.weight.grad is not None and plain.weight.grad is not None
+    assert widening.weight.grad.stride() == widening.weight.stride()
+    torch.testing.assert_close(widening.weight.grad, plain.weight.grad)
+    optimizer = make_adam(widening, 1e-2)  # the fused kernel on a column-major parameter
+    reference = make_adam(plain, 1e-2)
+    optimizer.step()
+    reference.step()
+    torch.testing.assert_close(widening.state_dict(), plain.state_dict())
+    # Checkpoints cross layouts both ways (a row-major file loads into it and back).
+    widening.load_state_dict(nn.Linear(11, 64).state_dict())
+    plain.load_state_dict(widening.state_dict())
+    torch.testing.assert_close(plain(x), widening(x))
+
+
+def test_mlp_stores_only_widening_layers_column_major() -> None:
+    net = mlp(11, 3, (256, 256))
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    assert [layer.weight.is_contiguous() for layer in linears] == [False, True, True]
