@@ -176,9 +176,25 @@ class Transitions:
     # The dataset's action at the next step of the same episode (ReBRAC's critic penalty); at an
     # episode's last step, where there is none, the step's own action stands in.
     next_actions: Tensor | None = None
+    # (rows, width) tensor whose column blocks are observations, actions, rewards,
+    # next_observations, dones and next_actions, in that order (`packed_rows`), so that a batch
+    # is one gather; None where those fields are separate tensors.
+    packed: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.observations.shape[0])
+
+
+def packed_rows(
+    rows: int, shapes: list[tuple[int, ...]], device: torch.device
+) -> tuple[Tensor, list[Tensor]]:
+    """One float32 (rows, width) tensor holding fields of per-row shape () or (k,) side by side,
+    and each field as a column view of it (shape (rows,) or (rows, k))."""
+    widths = [shape[0] if shape else 1 for shape in shapes]
+    packed = torch.empty(rows, sum(widths), device=device)
+    columns = torch.split(packed, widths, dim=1)
+    views = [c.squeeze(1) if not s else c for c, s in zip(columns, shapes, strict=True)]
+    return packed, views
 
 
 def normalize_actions(actions: Tensor, low: Tensor, high: Tensor) -> Tensor:
@@ -274,10 +290,16 @@ def load_transitions(
         if rows == 0:
             raise TransitionsFileError(f"{path}: the {split!r} split holds no transitions")
         keys = ("observations", "actions", "rewards", "next_observations", "terminals")
+        # The row fields side by side in one tensor (next_actions last, filled below).
+        shapes = [f[key].shape[1:] for key in (*keys, "actions")]
+        packed, views = packed_rows(rows, shapes, device)
+        outputs = dict(zip(keys, views, strict=False))
         for key in (*keys, "returns_to_go", "episode_ids"):
             tail = f[key].shape[1:]
             dtype = torch.int64 if key == "episode_ids" else torch.float32
-            out = torch.empty((rows, *tail), dtype=dtype, device=device)
+            out = outputs.get(key)
+            if out is None:
+                out = torch.empty((rows, *tail), dtype=dtype, device=device)
             filled = 0
             for start in range(0, meta.size, READ_ROWS):
                 end = min(start + READ_ROWS, meta.size)
@@ -293,12 +315,16 @@ def load_transitions(
     episode_ids = raw.pop("episode_ids")
     returns_to_go = transform_returns_to_go(raw.pop("returns_to_go"), episode_ids, meta)
     data = apply_transforms(raw, meta, returns_to_go)
-    return dataclasses.replace(data, next_actions=shift_within_episodes(data.actions, episode_ids))
+    next_actions = shift_within_episodes(data.actions, episode_ids, out=views[-1])
+    return dataclasses.replace(data, next_actions=next_actions, packed=packed)
 
 
-def shift_within_episodes(actions: Tensor, episode_ids: Tensor) -> Tensor:
-    """actions[i + 1] where row i + 1 continues row i's episode, else actions[i] (episode end)."""
-    shifted = actions.clone()
+def shift_within_episodes(
+    actions: Tensor, episode_ids: Tensor, out: Tensor | None = None
+) -> Tensor:
+    """actions[i + 1] where row i + 1 continues row i's episode, else actions[i] (episode end);
+    written into `out` where given (a view of the packed rows)."""
+    shifted = actions.clone() if out is None else out.copy_(actions)
     same_episode = episode_ids[1:] == episode_ids[:-1]
     shifted[:-1] = torch.where(same_episode.unsqueeze(-1), actions[1:], actions[:-1])
     return shifted

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 import torch
 
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.transitions import load_transitions
 
 
 def test_sampling_is_deterministic_under_seed_and_within_size() -> None:
@@ -29,4 +33,33 @@ def test_overfilling_is_an_error() -> None:
     with pytest.raises(ValueError, match="capacity 2"):
         buffer.add(
             torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(3), torch.zeros(3, 1), torch.zeros(3)
+        )
+
+
+FIELDS = ("observations", "actions", "rewards", "next_observations", "dones", "next_actions")
+
+
+def test_a_batch_is_whole_rows_of_the_loaded_fields(random_transitions: Path) -> None:
+    """The packed rows give each field its own columns, whether `load_transitions` packed them
+    (no copy) or the buffer packs separate tensors itself."""
+    data = load_transitions(random_transitions)
+    assert data.packed is not None
+    assert (
+        data.observations.untyped_storage().data_ptr() == data.packed.untyped_storage().data_ptr()
+    )
+    separate = dataclasses.replace(
+        data, packed=None, **{name: getattr(data, name).clone() for name in FIELDS}
+    )
+    rows = torch.randint(0, len(data), (64,), generator=torch.Generator().manual_seed(3))
+    for source in (data, separate):
+        batch = ReplayBuffer.from_transitions(source, seed=3).sample(64)
+        for name in FIELDS:
+            assert torch.equal(getattr(batch, name), getattr(data, name)[rows]), name
+
+
+def test_adding_the_wrong_fields_is_an_error() -> None:
+    buffer = ReplayBuffer(1, 1, capacity=4, with_next_actions=True)
+    with pytest.raises(ValueError, match="6 fields per row, got 5"):
+        buffer.add(
+            torch.zeros(2, 1), torch.zeros(2, 1), torch.zeros(2), torch.zeros(2, 1), torch.zeros(2)
         )

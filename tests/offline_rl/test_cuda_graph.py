@@ -31,15 +31,15 @@ def synthetic_buffer(device: torch.device, size: int = 4096, seed: int = 0) -> R
     """Random transitions made on the host (no environment needed on a GPU machine)."""
     g = torch.Generator().manual_seed(seed)
     obs_dim, act_dim = 11, 3
-    buffer = ReplayBuffer(obs_dim, act_dim, size, device, seed=seed)
+    buffer = ReplayBuffer(obs_dim, act_dim, size, device, seed=seed, with_next_actions=True)
     buffer.add(
         torch.randn(size, obs_dim, generator=g),
         torch.rand(size, act_dim, generator=g) * 2 - 1,
         torch.randn(size, generator=g),
         torch.randn(size, obs_dim, generator=g),
         (torch.rand(size, generator=g) < 0.05).float(),
+        torch.rand(size, act_dim, generator=g) * 2 - 1,
     )
-    buffer.next_actions = (torch.rand(size, act_dim, generator=g) * 2 - 1).to(device)
     return buffer
 
 

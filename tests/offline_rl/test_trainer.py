@@ -90,7 +90,7 @@ def test_diverging_loss_stops_with_step_and_checkpoint(
 ) -> None:
     data = load_transitions(random_transitions)
     poisoned = ReplayBuffer.from_transitions(data, seed=0)
-    poisoned.rewards = torch.full_like(data.rewards, float("nan"))
+    poisoned.rewards.fill_(float("nan"))  # a view of the rows batches are drawn from
     algo = build("td3_bc")
     loop = LoopConfig(
         steps=20, batch_size=32, log_interval=5, eval_interval=100, checkpoint_interval=100
