@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from offline_rl.transitions import Transitions, packed_rows
+from offline_rl.transitions import Transitions, packed_rows, row_fields
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,9 @@ class ReplayBuffer:
         return buffer
 
     def _init(self, rows: Tensor, shapes: list[tuple[int, ...]], size: int, seed: int) -> None:
+        row_fields(rows, shapes)  # checks the widths add up
         self.rows = rows
-        self._widths = [shape[0] if shape else 1 for shape in shapes]
-        self._vector = [not shape for shape in shapes]  # 1-D fields: rewards, dones
-        if sum(self._widths) != rows.shape[1]:
-            raise ValueError(f"packed rows are {rows.shape[1]} wide, fields {self._widths}")
+        self._shapes = shapes
         self.device = rows.device
         self.capacity = rows.shape[0]
         self.size = size
@@ -74,10 +72,7 @@ class ReplayBuffer:
         self.generator.manual_seed(seed)
 
     def _fields(self, block: Tensor) -> list[Tensor]:
-        columns = torch.split(block, self._widths, dim=1)
-        return [
-            c.squeeze(1) if vector else c for c, vector in zip(columns, self._vector, strict=True)
-        ]
+        return row_fields(block, self._shapes)
 
     @property
     def observations(self) -> Tensor:

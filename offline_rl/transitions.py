@@ -188,13 +188,20 @@ class Transitions:
 def packed_rows(
     rows: int, shapes: list[tuple[int, ...]], device: torch.device
 ) -> tuple[Tensor, list[Tensor]]:
-    """One float32 (rows, width) tensor holding fields of per-row shape () or (k,) side by side,
-    and each field as a column view of it (shape (rows,) or (rows, k))."""
+    """One float32 (rows, width) tensor to hold fields of per-row shape () or (k,) side by side,
+    and each field as a column view of it (`row_fields`)."""
+    packed = torch.empty(rows, sum(shape[0] if shape else 1 for shape in shapes), device=device)
+    return packed, row_fields(packed, shapes)
+
+
+def row_fields(packed: Tensor, shapes: list[tuple[int, ...]]) -> list[Tensor]:
+    """The fields of packed rows (or of a batch gathered from them) as column views, shaped
+    (rows,) for a per-row shape () and (rows, k) for (k,)."""
     widths = [shape[0] if shape else 1 for shape in shapes]
-    packed = torch.empty(rows, sum(widths), device=device)
+    if sum(widths) != packed.shape[1]:
+        raise ValueError(f"packed rows are {packed.shape[1]} wide, their fields {widths}")
     columns = torch.split(packed, widths, dim=1)
-    views = [c.squeeze(1) if not s else c for c, s in zip(columns, shapes, strict=True)]
-    return packed, views
+    return [c if shape else c.squeeze(1) for c, shape in zip(columns, shapes, strict=True)]
 
 
 def normalize_actions(actions: Tensor, low: Tensor, high: Tensor) -> Tensor:
