@@ -6,13 +6,15 @@ alternating fresh processes so that the host's drift hits both sides alike.
 
 Each timing is a fresh process running this file with the side's checkout first on the import
 path: it builds the algorithm as the benchmarks do (HIDDEN layers, lr 3e-4, seed 0), feeds it
-batches of 256 drawn on the fly from random Hopper-shaped transitions, and reports the best of
-three timed blocks after a warm-up. Prints each side's runs and medians; writes JSON.
+batches of 256 that the side's own ReplayBuffer samples from random Hopper-shaped transitions
+(so a change to sampling is timed too), and reports the best of three timed blocks after a
+warm-up. Prints each side's runs and medians; writes JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import statistics
 import subprocess
@@ -39,7 +41,7 @@ def worker(
     imported = Path(offline_rl.__file__ or "").resolve().parent.parent
     if root is not None and imported != root.resolve():
         raise SystemExit(f"imported offline_rl from {imported}, not from the checkout {root}")
-    from offline_rl.buffer import Batch
+    from offline_rl.buffer import ReplayBuffer
     from offline_rl.speed import accelerate
 
     torch.set_num_threads(threads)
@@ -50,24 +52,25 @@ def worker(
     config = config_model.model_validate({"hidden": (256, 256)}).with_default_lr(3e-4)
     algo = make_algorithm(algo_name, OBS_DIM, ACT_DIM, config, torch.device("cpu"))
     update = accelerate(algo, precision=precision)  # type: ignore[arg-type]
-    generator = torch.Generator().manual_seed(0)
     obs, next_obs = torch.randn(DATASET, OBS_DIM), torch.randn(DATASET, OBS_DIM)
     actions = torch.rand(DATASET, ACT_DIM) * 2 - 1
     rewards, dones = torch.randn(DATASET), (torch.rand(DATASET) < 0.01).float()
     next_actions = actions.roll(-1, 0)  # ReBRAC reads the dataset's action at s'
-    columns = (obs, actions, rewards, next_obs, dones, next_actions)
-
-    def batch() -> Batch:
-        rows = torch.randint(0, DATASET, (256,), generator=generator)
-        return Batch(*(column.index_select(0, rows) for column in columns))
+    if "with_next_actions" in inspect.signature(ReplayBuffer).parameters:
+        buffer = ReplayBuffer(OBS_DIM, ACT_DIM, DATASET, seed=0, with_next_actions=True)
+        buffer.add(obs, actions, rewards, next_obs, dones, next_actions)
+    else:  # buffers before 46c4c56 kept each field as a tensor attribute of its own
+        buffer = ReplayBuffer(OBS_DIM, ACT_DIM, DATASET, seed=0)
+        buffer.add(obs, actions, rewards, next_obs, dones)
+        buffer.next_actions = next_actions  # type: ignore[misc]
 
     for _ in range(warmup):
-        update(batch())
+        update(buffer.sample(256))
     best = 0.0
     for _ in range(3):
         start = time.perf_counter()
         for _ in range(steps):
-            update(batch())
+            update(buffer.sample(256))
         best = max(best, steps / (time.perf_counter() - start))
     return best
 
