@@ -1,7 +1,9 @@
 """Where a GPU training step's time goes: kernels launched per step, the GPU time they take
 (summed kernel durations from torch.profiler), and the wall time per step eager and replayed from
 a CUDA graph. If the graph's wall time is close to the summed kernel time, the step is bound by
-its kernels (their number and latency), not by launching them.
+its kernels (their number and latency), not by launching them; below it, kernels ran side by side
+(the side-stream branches of offline_rl/streams.py), and `graph_wall_ms_serial` is the same graph
+with those branches run in sequence.
 
     python -m benchmarks.gpu_profile --transitions medium.h5 --algos td3_bc iql
 """
@@ -23,6 +25,7 @@ from benchmarks.algorithms import our_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.speed import accelerate
+from offline_rl.streams import set_concurrency, side_streams_of
 from offline_rl.transitions import load_transitions
 
 CUDA = torch.device("cuda")
@@ -48,6 +51,14 @@ def profile_algo(name: str, transitions: Path) -> dict[str, Any]:
     for _ in range(10):
         eager()
         graphed()
+    serial: dict[str, Any] = {}
+    if side_streams_of(algo):
+        set_concurrency(algo, False)
+        in_sequence = GraphedTrainStep(algo, lambda: buffer.sample(256), update, [buffer.generator])
+        for _ in range(10):
+            in_sequence()
+        serial["graph_wall_ms_serial"] = wall_ms(in_sequence)
+        set_concurrency(algo, True)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(STEPS):
             eager()
@@ -59,6 +70,7 @@ def profile_algo(name: str, transitions: Path) -> dict[str, Any]:
         "kernel_ms_per_step": sum(e.device_time for e in kernels) / STEPS / 1e3,
         "eager_wall_ms": wall_ms(eager),
         "graph_wall_ms": wall_ms(graphed),
+        **serial,
     }
 
 

@@ -9,7 +9,9 @@ evaluation) rather than bare steps.
 
 Batch 256, 256x256 MLPs, two critics, the same settings as benchmarks/speed.py. Each row runs for
 `--seconds` after its warm-up (which includes capture), synchronising with the device every 500
-steps, and reports whether its losses stayed finite. Only torch, h5py and the project are imported:
+steps, and reports whether its losses stayed finite. For the algorithms that run independent parts
+of their update concurrently on a side stream (offline_rl/streams.py), a `graph fp32 serial` row
+runs the same graphs with those parts in sequence. Only torch, h5py and the project are imported:
 the GPU machine needs no MuJoCo. Prints a table and writes JSON.
 """
 
@@ -36,6 +38,7 @@ from offline_rl.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.speed import Precision, accelerate
+from offline_rl.streams import set_concurrency, side_streams_of
 from offline_rl.tracking import RunLogger
 from offline_rl.trainer import LoopConfig, train
 from offline_rl.transitions import Transitions, load_transitions
@@ -74,14 +77,21 @@ def time_ours(
     precision: Precision,
     args: argparse.Namespace,
     compile: bool = False,
+    concurrent: bool = True,
 ) -> dict[str, Any]:
     algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
+    set_concurrency(algo, concurrent)
     buffer = ReplayBuffer.from_transitions(data, seed=0)
     update = accelerate(algo, compile=compile, precision=precision, device=CUDA)
     runner = None
     if graphed:
         runner = GraphedTrainStep(algo, lambda: buffer.sample(BATCH), update, [buffer.generator])
     return time_steps(runner or (lambda: update(buffer.sample(BATCH))), args.warmup, args.seconds)
+
+
+def graphed_in_sequence(name: str) -> bool:
+    """Whether the algorithm runs parts of its update on side streams (offline_rl/streams.py)."""
+    return bool(side_streams_of(our_algorithm(name, 11, 3, 3e-4, seed=0)))
 
 
 def flops_per_step(name: str, data: Transitions) -> float:
@@ -177,6 +187,9 @@ def main() -> None:
             for precision in ("fp32", "bf16"):
                 label = f"{'graph' if graphed else 'eager'} {precision}"
                 add(name, label, time_ours(name, data, graphed, precision, args), flops)
+        if graphed_in_sequence(name):  # what the side-stream branches gain, in the same run
+            result = time_ours(name, data, True, "fp32", args, concurrent=False)
+            add(name, "graph fp32 serial", result, flops)
         if name in args.compile:
             result = time_ours(name, data, True, "fp32", args, compile=True)
             add(name, "graph compiled fp32", result, flops)

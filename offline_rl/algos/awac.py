@@ -28,6 +28,7 @@ from torch import Tensor
 from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.networks import EnsembleCritic, GaussianActor, make_adam, soft_update
+from offline_rl.streams import SideStream
 
 EXP_ADV_MAX = 100.0
 
@@ -60,20 +61,25 @@ class AWAC:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
+        self.side = SideStream(device)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
-        with torch.no_grad():
+        with self.side.branch(), torch.no_grad():  # the TD target, beside the critic's forward
             next_action = self.actor.distribution(batch.next_observations).rsample().clamp(-1, 1)
             next_q = self.critic_target(batch.next_observations, next_action).min(0).values
             target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_q
         q = self.critic(batch.observations, batch.actions)
+        # pi(.|s) uses the actor's weights only, which the critic step leaves alone: run it early.
+        dist = self.actor.distribution(batch.observations)
+        self.side.join()
         critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
+        with self.side.branch():  # the critic's target needs the stepped critic only
+            soft_update(self.critic_target, self.critic, cfg.target_tau)
 
-        dist = self.actor.distribution(batch.observations)
         with torch.no_grad():
             policy_action = dist.rsample().clamp(-1.0, 1.0)
             v = self.critic(batch.observations, policy_action).min(0).values
@@ -84,7 +90,7 @@ class AWAC:
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
-        soft_update(self.critic_target, self.critic, cfg.target_tau)
+        self.side.join()
         return {
             "critic_loss": critic_loss.detach(),
             "actor_loss": actor_loss.detach(),

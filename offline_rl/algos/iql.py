@@ -40,6 +40,7 @@ from offline_rl.networks import (
     mlp,
     soft_update,
 )
+from offline_rl.streams import SideStream
 
 EXP_ADV_MAX = 100.0  # the paper's clip on the advantage weight
 
@@ -88,6 +89,7 @@ class IQL:
         self.actor_opt = make_adam(self.actor, self.actor_lr)
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
         self.value_opt = make_adam(self.value, config.lr("value_lr"))
+        self.critic_stream, self.actor_stream = SideStream(device), SideStream(device)
 
     def schedule_actor_lr(self) -> None:
         """Cosine decay from actor_lr to 0 over actor_lr_cosine_steps updates, then 0."""
@@ -100,45 +102,57 @@ class IQL:
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
-        with torch.no_grad():
-            target_q = self.critic_target(batch.observations, batch.actions).min(0).values
+        # Given V(s'), Q'(s, a) and V(s) from before the step, the value, critic and actor steps
+        # do not depend on each other: the critic's and the actor's run on side streams, beside
+        # the value step, and so do the forward passes they start from.
+        with self.critic_stream.branch(), torch.no_grad():
             next_v = self.value(batch.next_observations).squeeze(-1)
             q_target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_v
-
+        with self.actor_stream.branch(), torch.no_grad():
+            target_q = self.critic_target(batch.observations, batch.actions).min(0).values
         v = self.value(batch.observations).squeeze(-1)
+        self.critic_stream.join()  # before the value step changes the V that V(s') was read from
+        self.actor_stream.join()
         diff = target_q - v
+        advantage = diff.detach()
+
+        with self.critic_stream.branch():
+            q = self.critic(batch.observations, batch.actions)
+            critic_loss = F.mse_loss(q, q_target.expand_as(q), reduction="none").mean(1).sum()
+            self.critic_opt.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            self.critic_opt.step()
+            soft_update(self.critic_target, self.critic, cfg.target_tau)
+            q_mean = q.detach().mean()
+
+        with self.actor_stream.branch():
+            exp_adv = torch.exp(cfg.beta * advantage).clamp(max=EXP_ADV_MAX)
+            if isinstance(self.actor, GaussianActor):
+                dist = self.actor.distribution(batch.observations)
+                actor_loss = -(exp_adv * dist.log_prob(batch.actions).sum(-1)).mean()
+            else:
+                squared_error = (self.actor(batch.observations) - batch.actions).square().sum(-1)
+                actor_loss = (exp_adv * squared_error).mean()
+            self.updates += 1
+            self.schedule_actor_lr()
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            advantage_mean = advantage.mean()
+
         weight = torch.where(diff < 0, 1.0 - cfg.expectile, cfg.expectile)
         value_loss = (weight * diff.square()).mean()
         self.value_opt.zero_grad(set_to_none=True)
         value_loss.backward()
         self.value_opt.step()
-
-        q = self.critic(batch.observations, batch.actions)
-        critic_loss = F.mse_loss(q, q_target.expand_as(q), reduction="none").mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-
-        advantage = diff.detach()
-        exp_adv = torch.exp(cfg.beta * advantage).clamp(max=EXP_ADV_MAX)
-        if isinstance(self.actor, GaussianActor):
-            log_prob = self.actor.distribution(batch.observations).log_prob(batch.actions).sum(-1)
-            actor_loss = -(exp_adv * log_prob).mean()
-        else:
-            squared_error = (self.actor(batch.observations) - batch.actions).square().sum(-1)
-            actor_loss = (exp_adv * squared_error).mean()
-        self.updates += 1
-        self.schedule_actor_lr()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-        soft_update(self.critic_target, self.critic, cfg.target_tau)
+        self.critic_stream.join()
+        self.actor_stream.join()
         return {
             "value_loss": value_loss.detach(),
             "critic_loss": critic_loss.detach(),
             "actor_loss": actor_loss.detach(),
-            "q_mean": q.detach().mean(),
-            "advantage_mean": advantage.mean(),
+            "q_mean": q_mean,
+            "advantage_mean": advantage_mean,
         }
 
     @torch.no_grad()

@@ -32,6 +32,7 @@ from torch import Tensor
 from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.networks import DeterministicActor, EnsembleCritic, make_adam, soft_update
+from offline_rl.streams import SideStream
 
 
 class ReBRACConfig(AlgoConfig):
@@ -75,6 +76,7 @@ class ReBRAC:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
+        self.side = SideStream(device)
         self.step = 0
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
@@ -82,7 +84,8 @@ class ReBRAC:
         if batch.next_actions is None:
             raise ValueError("ReBRAC needs the dataset's next actions: sample from offline data")
         self.step += 1
-        with torch.no_grad():
+        actor_step = self.step % cfg.policy_freq == 0
+        with self.side.branch(), torch.no_grad():  # the TD target, beside the critic's forward
             noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(
                 -cfg.noise_clip, cfg.noise_clip
             )
@@ -92,14 +95,18 @@ class ReBRAC:
             next_value = next_q - cfg.critic_bc_coef * next_penalty
             target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_value
         q = self.critic(batch.observations, batch.actions)
+        # pi(s) uses the actor's weights only, which the critic step leaves alone: run it early.
+        pi = self.actor(batch.observations) if actor_step else None
+        self.side.join()
         critic_loss = (q - target).square().mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
 
         metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
-        if self.step % cfg.policy_freq == 0:
-            pi = self.actor(batch.observations)
+        if pi is not None:
+            with self.side.branch():  # the critic's target needs the stepped critic only
+                soft_update(self.critic_target, self.critic, cfg.tau)
             q_pi = self.critic(batch.observations, pi).min(0).values
             lmbda = 1.0 / q_pi.abs().mean().detach() if cfg.normalize_q else 1.0
             bc_penalty = (pi - batch.actions).square().sum(-1).mean()
@@ -107,12 +114,12 @@ class ReBRAC:
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward(inputs=list(self.actor.parameters()))  # not the critic's
             self.actor_opt.step()
-            soft_update(self.critic_target, self.critic, cfg.tau)
             soft_update(self.actor_target, self.actor, cfg.tau)
             metrics |= {
                 "actor_loss": actor_loss.detach(),
                 "bc_penalty": bc_penalty.detach(),
             }
+        self.side.join()
         return metrics
 
     def graph_key(self) -> bool:

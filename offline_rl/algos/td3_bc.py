@@ -30,6 +30,7 @@ from offline_rl.networks import (
     q_stats,
     soft_update,
 )
+from offline_rl.streams import SideStream
 
 
 class TD3BCConfig(AlgoConfig):
@@ -65,12 +66,14 @@ class TD3BC:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
+        self.side = SideStream(device)
         self.step = 0
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         self.step += 1
-        with torch.no_grad():
+        actor_step = self.step % cfg.policy_freq == 0
+        with self.side.branch(), torch.no_grad():  # the TD target, beside the critic's forward
             noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(
                 -cfg.noise_clip, cfg.noise_clip
             )
@@ -78,20 +81,24 @@ class TD3BC:
             target_q = self.critic_target(batch.next_observations, next_action).min(0).values
             target = batch.rewards + cfg.discount * (1.0 - batch.dones) * target_q
         q = self.critic(batch.observations, batch.actions)
+        # pi(s) uses the actor's weights only, which the critic step leaves alone: run it early.
+        pi = self.actor(batch.observations) if actor_step else None
+        self.side.join()
         critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
-        critic_grad = grad_norm(self.critic)
+        with self.side.branch():  # diagnostics, beside the optimiser step
+            metrics = {
+                "critic_loss": critic_loss.detach(),
+                "grad_norm/critic": grad_norm(self.critic),
+                "target_q_mean": target.mean(),
+                **q_stats(q),
+            }
         self.critic_opt.step()
 
-        metrics = {
-            "critic_loss": critic_loss.detach(),
-            "grad_norm/critic": critic_grad,
-            "target_q_mean": target.mean(),
-            **q_stats(q),
-        }
-        if self.step % cfg.policy_freq == 0:
-            pi = self.actor(batch.observations)
+        if pi is not None:
+            with self.side.branch():  # the critic's target needs the stepped critic only
+                soft_update(self.critic_target, self.critic, cfg.tau)
             q_pi = self.critic(batch.observations, pi, members=1)[0]  # Q_1 only, as in TD3
             lmbda = cfg.alpha / q_pi.abs().mean().detach()
             bc_loss = F.mse_loss(pi, batch.actions)
@@ -99,15 +106,15 @@ class TD3BC:
             self.actor_opt.zero_grad(set_to_none=True)
             # Gradients reach the actor's weights only: the critic's would be discarded.
             actor_loss.backward(inputs=list(self.actor.parameters()))
-            actor_grad = grad_norm(self.actor)
+            with self.side.branch():
+                metrics |= {
+                    "actor_loss": actor_loss.detach(),
+                    "bc_loss": bc_loss.detach(),
+                    "grad_norm/actor": grad_norm(self.actor),
+                }
             self.actor_opt.step()
-            soft_update(self.critic_target, self.critic, cfg.tau)
             soft_update(self.actor_target, self.actor, cfg.tau)
-            metrics |= {
-                "actor_loss": actor_loss.detach(),
-                "bc_loss": bc_loss.detach(),
-                "grad_norm/actor": actor_grad,
-            }
+        self.side.join()
         return metrics
 
     def graph_key(self) -> bool:

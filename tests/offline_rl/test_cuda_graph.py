@@ -15,6 +15,7 @@ from offline_rl.algos import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.speed import accelerate
+from offline_rl.streams import set_concurrency
 from tests.offline_rl.algos.test_contract import build, params_of
 from tests.offline_rl.test_trainer import run
 
@@ -44,9 +45,10 @@ def synthetic_buffer(device: torch.device, size: int = 4096, seed: int = 0) -> R
 
 
 def train_steps(
-    name: str, steps: int, graphed: bool, **switches: Any
+    name: str, steps: int, graphed: bool, concurrent: bool = True, **switches: Any
 ) -> tuple[Any, dict[str, Any]]:
     algo = build(name, seed=3, overrides=BRANCHES, device=CUDA)
+    set_concurrency(algo, concurrent)
     buffer = synthetic_buffer(CUDA)
     update = accelerate(algo, device=CUDA, **switches)
     step = (
