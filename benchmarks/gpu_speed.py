@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -133,9 +134,20 @@ def time_loop(
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     logged.finish()
-    last = logged.history["train"][-1]
-    finite = all(math.isfinite(v) for v in last.values())
-    return {"steps_per_s": steps / elapsed, "steps": steps, "seconds": elapsed, "finite": finite}
+    windows = logged.history["train"]
+    finite = all(math.isfinite(v) for v in windows[-1].values())
+    # The loop's own rate over each logging window, the first (warm-up and capture) left out: with
+    # it, the fixed cost of a run (start-up, capture, the final checkpoint) is what the wall time
+    # spends beyond steps at that rate.
+    steady = statistics.median(w["perf/grad_steps_per_s"] for w in windows[1:])
+    return {
+        "steps_per_s": steps / elapsed,
+        "steps": steps,
+        "seconds": elapsed,
+        "steady_steps_per_s": steady,
+        "fixed_s": elapsed - steps / steady,
+        "finite": finite,
+    }
 
 
 def time_d3rlpy(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -225,6 +237,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(
             f"{row['algo']:8} {row['variant']:16} {row['steps_per_s']:9.0f} {minutes:8.1f} min"
             f" {row['achieved_tflops']:8.2f}  {row.get('finite', '')}"
+            + (
+                f"  steady {row['steady_steps_per_s']:.0f}/s + {row['fixed_s']:.1f} s fixed"
+                if "steady_steps_per_s" in row
+                else ""
+            )
         )
 
 

@@ -73,16 +73,22 @@ class TD3BC:
         cfg = self.config
         self.step += 1
         actor_step = self.step % cfg.policy_freq == 0
-        with self.side.branch(), torch.no_grad():  # the TD target, beside the critic's forward
-            noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(
-                -cfg.noise_clip, cfg.noise_clip
-            )
-            next_action = (self.actor_target(batch.next_observations) + noise).clamp(-1.0, 1.0)
+        # The TD target runs on the side stream, beside the critic's and the actor's forward passes
+        # (and the target's own inputs that do not need the target actor).
+        with self.side.branch(), torch.no_grad():
+            next_pi = self.actor_target(batch.next_observations)
+        noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(
+            -cfg.noise_clip, cfg.noise_clip
+        )
+        discounts = cfg.discount * (1.0 - batch.dones)
+        with self.side.branch(), torch.no_grad():
+            next_action = (next_pi + noise).clamp(-1.0, 1.0)
             target_q = self.critic_target(batch.next_observations, next_action).min(0).values
-            target = batch.rewards + cfg.discount * (1.0 - batch.dones) * target_q
+            target = batch.rewards + discounts * target_q
         q = self.critic(batch.observations, batch.actions)
-        # pi(s) uses the actor's weights only, which the critic step leaves alone: run it early.
-        pi = self.actor(batch.observations) if actor_step else None
+        if actor_step:  # pi(s) needs only the actor's weights, which the critic step leaves alone
+            pi = self.actor(batch.observations)
+            bc_loss = F.mse_loss(pi, batch.actions)
         self.side.join()
         critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
@@ -96,12 +102,11 @@ class TD3BC:
             }
         self.critic_opt.step()
 
-        if pi is not None:
+        if actor_step:
             with self.side.branch():  # the critic's target needs the stepped critic only
                 soft_update(self.critic_target, self.critic, cfg.tau)
             q_pi = self.critic(batch.observations, pi, members=1)[0]  # Q_1 only, as in TD3
             lmbda = cfg.alpha / q_pi.abs().mean().detach()
-            bc_loss = F.mse_loss(pi, batch.actions)
             actor_loss = -lmbda * q_pi.mean() + bc_loss
             self.actor_opt.zero_grad(set_to_none=True)
             # Gradients reach the actor's weights only: the critic's would be discarded.
