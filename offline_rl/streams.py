@@ -14,9 +14,9 @@ and the GPU runs them side by side: the step takes the length of its longest cha
 
 The maths and the order of random draws are those of the same code run in sequence: the kernels
 are the same, and each branch starts from what the current stream had queued when it opened.
-The rules an update keeps: an update joins every side stream it opened before it returns (a
-capture must end joined, and tensors the branch reads stay alive until then), and, before the
-join, the current stream neither reads what a branch writes nor writes what it reads. On CPU, or
+The rules an update keeps: it joins every side stream it used before it returns (a capture must
+end joined, and the tensors a branch reads stay alive until then), and until the join its current
+stream neither writes what a branch reads nor uses what a branch writes. On CPU, or
 with `enabled` false, `branch()` runs its block in place and `join()` does nothing.
 """
 

@@ -67,6 +67,10 @@ class Algorithm(Protocol):
       changed in place;
     - where the work done depends on `step` (TD3+BC's delayed actor), `graph_key()` returns a
       value naming the branch the next update takes; one graph is captured per value.
+
+    Parts of an update that do not depend on each other may run on a `SideStream`
+    (offline_rl/streams.py), concurrently on a GPU; the update joins every side stream before it
+    returns.
     """
 
     config: Any
