@@ -1,6 +1,6 @@
 """Independent parts of an update run concurrently on the GPU, on a second CUDA stream.
 
-A 256x256 MLP step at batch 256 is a chain of ~100-170 kernels of a few microseconds each, each
+A 256x256 MLP step at batch 256 is a chain of ~100-300 kernels of a few microseconds each, each
 filling a fraction of the GPU; replayed from a CUDA graph the step takes about the sum of their
 latencies. Parts of it do not depend on each other (TD3+BC's TD target and the critic's forward
 pass; IQL's value, critic and actor steps once their inputs are computed; the diagnostics beside
@@ -16,8 +16,8 @@ The maths and the order of random draws are those of the same code run in sequen
 are the same, and each branch starts from what the current stream had queued when it opened.
 The rules an update keeps: it joins every side stream it used before it returns (a capture must
 end joined, and the tensors a branch reads stay alive until then), and until the join its current
-stream neither writes what a branch reads nor uses what a branch writes. On CPU, or
-with `enabled` false, `branch()` runs its block in place and `join()` does nothing.
+stream neither writes what a branch reads nor uses what a branch writes. On CPU, or with `enabled`
+false, `branch()` runs its block in place and `join()` does nothing.
 """
 
 from __future__ import annotations
