@@ -90,7 +90,7 @@ def time_ours(
     return time_steps(runner or (lambda: update(buffer.sample(BATCH))), args.warmup, args.seconds)
 
 
-def graphed_in_sequence(name: str) -> bool:
+def has_side_streams(name: str) -> bool:
     """Whether the algorithm runs parts of its update on side streams (offline_rl/streams.py)."""
     return bool(side_streams_of(our_algorithm(name, 11, 3, 3e-4, seed=0)))
 
@@ -136,18 +136,14 @@ def time_loop(
     logged.finish()
     windows = logged.history["train"]
     finite = all(math.isfinite(v) for v in windows[-1].values())
-    # The loop's own rate over each logging window, the first (warm-up and capture) left out: with
-    # it, the fixed cost of a run (start-up, capture, the final checkpoint) is what the wall time
-    # spends beyond steps at that rate.
-    steady = statistics.median(w["perf/grad_steps_per_s"] for w in windows[1:])
-    return {
-        "steps_per_s": steps / elapsed,
-        "steps": steps,
-        "seconds": elapsed,
-        "steady_steps_per_s": steady,
-        "fixed_s": elapsed - steps / steady,
-        "finite": finite,
-    }
+    result = {"steps_per_s": steps / elapsed, "steps": steps, "seconds": elapsed, "finite": finite}
+    if len(windows) > 1:
+        # The loop's own rate over each logging window, the first (warm-up and capture) left out:
+        # with it, the fixed cost of a run (start-up, capture, the final checkpoint) is what the
+        # wall time spends beyond steps at that rate.
+        steady = statistics.median(w["perf/grad_steps_per_s"] for w in windows[1:])
+        result |= {"steady_steps_per_s": steady, "fixed_s": elapsed - steps / steady}
+    return result
 
 
 def time_d3rlpy(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -199,7 +195,7 @@ def main() -> None:
             for precision in ("fp32", "bf16"):
                 label = f"{'graph' if graphed else 'eager'} {precision}"
                 add(name, label, time_ours(name, data, graphed, precision, args), flops)
-        if graphed_in_sequence(name):  # what the side-stream branches gain, in the same run
+        if has_side_streams(name):  # what the side-stream branches gain, in the same run
             result = time_ours(name, data, True, "fp32", args, concurrent=False)
             add(name, "graph fp32 serial", result, flops)
         if name in args.compile:
