@@ -277,6 +277,15 @@ def _interrupt(signum: int, frame: object) -> None:
     raise StageInterrupted(signal.Signals(signum).name)
 
 
+def default_to_offscreen_rendering() -> None:
+    """On a Linux machine without a display, MuJoCo renders (the evaluate stage's video) through
+    EGL unless MUJOCO_GL says otherwise: without it, MuJoCo looks for a window system and a plain
+    `dvc exp run` from an SSH shell would skip every video. Must run before mujoco is imported."""
+    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if sys.platform.startswith("linux") and headless:
+        os.environ.setdefault("MUJOCO_GL", "egl")
+
+
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage entry: config errors and bad inputs end in one clear line, not a traceback.
 
@@ -285,6 +294,7 @@ def run_stage(main: Callable[[], None]) -> None:
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    default_to_offscreen_rendering()
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -1,0 +1,63 @@
+"""A stage run from a plain shell on a headless machine (`dvc exp run` over SSH, no MUJOCO_GL set)
+still renders the evaluate stage's video; a renderer the user chose is left alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.common import default_to_offscreen_rendering
+
+# What the evaluate stage does, inside run_stage, as a stage entry runs it.
+STAGE = """
+import sys
+import numpy as np
+from pipelines.common import run_stage
+from offline_rl.evaluation import record_video
+
+def main() -> None:
+    path = record_video("Hopper-v5", lambda obs: np.zeros((1, 3)), sys.argv[1], seed=0, max_steps=20)
+    print("result:", path)
+
+run_stage(main)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="EGL is the Linux default")
+def test_a_stage_renders_without_mujoco_gl_or_a_display(tmp_path: Path) -> None:
+    hidden = {"MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"}
+    env = {k: v for k, v in os.environ.items() if k not in hidden} | {"PYTHONPATH": os.getcwd()}
+    out = tmp_path / "v.mp4"
+    result = subprocess.run(
+        [sys.executable, "-c", STAGE, str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "video skipped" not in result.stderr
+    assert out.stat().st_size > 0
+
+
+def test_the_default_yields_to_a_display_and_to_the_users_choice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    default_to_offscreen_rendering()
+    assert os.environ["MUJOCO_GL"] == "osmesa"
+
+    monkeypatch.delenv("MUJOCO_GL")
+    monkeypatch.setenv("DISPLAY", ":0")
+    default_to_offscreen_rendering()
+    assert "MUJOCO_GL" not in os.environ
+
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    default_to_offscreen_rendering()
+    assert os.environ["MUJOCO_GL"] == "egl"
