@@ -105,7 +105,7 @@ class TD3BC:
         if actor_step:
             with self.side.branch():  # the critic's target needs the stepped critic only
                 soft_update(self.critic_target, self.critic, cfg.tau)
-            q_pi = self.critic(batch.observations, pi, members=1)[0]  # Q_1 only, as in TD3
+            q_pi = self.critic(batch.observations, pi, members=1).squeeze(0)  # Q_1 only, as in TD3
             lmbda = cfg.alpha / q_pi.abs().mean().detach()
             actor_loss = -lmbda * q_pi.mean() + bc_loss
             self.actor_opt.zero_grad(set_to_none=True)
