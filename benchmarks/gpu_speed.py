@@ -105,7 +105,12 @@ def flops_per_step(name: str, data: Transitions) -> float:
 
 
 def time_loop(
-    name: str, data: Transitions, steps: int, workdir: Path, precision: Precision
+    name: str,
+    data: Transitions,
+    steps: int,
+    workdir: Path,
+    precision: Precision,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """The training loop as the train stage runs it, minus evaluation."""
     algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
@@ -118,6 +123,7 @@ def time_loop(
         checkpoint_interval=steps,
         cuda_graph=True,
         precision=precision,
+        compile=compile,
     )
     checkpoint = workdir / f"loop-{name}.pt"
     checkpoint.unlink(missing_ok=True)
@@ -169,6 +175,7 @@ def main() -> None:
     parser.add_argument("--loop", nargs="*", default=["td3_bc", "iql"], help="algos run by train()")
     parser.add_argument("--loop-steps", type=int, default=100_000)
     parser.add_argument("--loop-precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--loop-compile", action="store_true", help="the loop rows compiled too")
     parser.add_argument("--compile", nargs="*", default=[], help="algos also timed compiled")
     parser.add_argument("--d3rlpy-data", type=Path, help="the transitions exported for d3rlpy")
     parser.add_argument("--d3rlpy-path", type=Path, help="PYTHONPATH holding d3rlpy 2.8.1")
@@ -203,8 +210,11 @@ def main() -> None:
             add(name, "graph compiled fp32", result, flops)
         if name in args.loop:
             precision = args.loop_precision
-            result = time_loop(name, data, args.loop_steps, args.workdir, precision)
-            add(name, f"loop graph {precision}", result, flops)
+            result = time_loop(
+                name, data, args.loop_steps, args.workdir, precision, args.loop_compile
+            )
+            label = f"loop graph {'compiled ' if args.loop_compile else ''}{precision}"
+            add(name, label, result, flops)
         if name in D3RLPY_ALGOS and args.d3rlpy_data and args.d3rlpy_path:
             reference = time_d3rlpy(name, args)
             add(name, "d3rlpy 2.8.1", reference, reference.get("flops_per_step", flops))
