@@ -17,16 +17,22 @@ print("result:", path)
 """
 
 
-def test_missing_renderer_skips_the_video_with_a_clear_message(tmp_path: Path) -> None:
-    env = {**os.environ, "MUJOCO_GL": "invalid", "PYTHONPATH": os.getcwd()}
-    out = tmp_path / "v.mp4"
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(out)],
-        env=env,
+def render_in_child(
+    script: str, out: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run `script`, given `out`, in a fresh interpreter: MuJoCo reads MUJOCO_GL once, at import."""
+    return subprocess.run(
+        [sys.executable, "-c", script, str(out)],
+        env=env | {"PYTHONPATH": os.getcwd()},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_missing_renderer_skips_the_video_with_a_clear_message(tmp_path: Path) -> None:
+    out = tmp_path / "v.mp4"
+    result = render_in_child(SCRIPT, out, {**os.environ, "MUJOCO_GL": "invalid"})
     assert result.returncode == 0, result.stderr
     assert "result: None" in result.stdout
     assert "video skipped" in result.stderr and "MUJOCO_GL=egl" in result.stderr

@@ -4,13 +4,13 @@ still renders the evaluate stage's video; a renderer the user chose is left alon
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from pipelines.common import default_to_offscreen_rendering
+from tests.offline_rl.test_video import render_in_child
 
 # What the evaluate stage does, inside run_stage, as a stage entry runs it.
 STAGE = """
@@ -30,15 +30,8 @@ run_stage(main)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="EGL is the Linux default")
 def test_a_stage_renders_without_mujoco_gl_or_a_display(tmp_path: Path) -> None:
     hidden = {"MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"}
-    env = {k: v for k, v in os.environ.items() if k not in hidden} | {"PYTHONPATH": os.getcwd()}
     out = tmp_path / "v.mp4"
-    result = subprocess.run(
-        [sys.executable, "-c", STAGE, str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = render_in_child(STAGE, out, {k: v for k, v in os.environ.items() if k not in hidden})
     assert result.returncode == 0, result.stderr
     assert "video skipped" not in result.stderr
     assert out.stat().st_size > 0
