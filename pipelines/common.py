@@ -280,10 +280,12 @@ def _interrupt(signum: int, frame: object) -> None:
 def default_to_offscreen_rendering() -> None:
     """On a Linux machine without a display, MuJoCo renders (the evaluate stage's video) through
     EGL unless MUJOCO_GL says otherwise: without it, MuJoCo looks for a window system and a plain
-    `dvc exp run` from an SSH shell would skip every video. Must run before mujoco is imported."""
+    `dvc exp run` from an SSH shell would skip every video. A PYOPENGL_PLATFORM of osmesa is
+    followed (MuJoCo refuses EGL beside it). Must run before mujoco is imported."""
     headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if sys.platform.startswith("linux") and headless:
-        os.environ.setdefault("MUJOCO_GL", "egl")
+    platform = os.environ.get("PYOPENGL_PLATFORM") or "egl"
+    if sys.platform.startswith("linux") and headless and platform in ("egl", "osmesa"):
+        os.environ.setdefault("MUJOCO_GL", platform)
 
 
 def run_stage(main: Callable[[], None]) -> None:

@@ -52,5 +52,11 @@ def test_the_default_yields_to_a_display_and_to_the_users_choice(
 
     monkeypatch.delenv("DISPLAY")
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("PYOPENGL_PLATFORM", "osmesa")
+    default_to_offscreen_rendering()
+    assert os.environ["MUJOCO_GL"] == "osmesa"
+
+    monkeypatch.delenv("MUJOCO_GL")
+    monkeypatch.delenv("PYOPENGL_PLATFORM")
     default_to_offscreen_rendering()
     assert os.environ["MUJOCO_GL"] == "egl"
