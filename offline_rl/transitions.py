@@ -190,14 +190,19 @@ def packed_rows(
 ) -> tuple[Tensor, list[Tensor]]:
     """One float32 (rows, width) tensor to hold fields of per-row shape () or (k,) side by side,
     and each field as a column view of it (`row_fields`)."""
-    packed = torch.empty(rows, sum(shape[0] if shape else 1 for shape in shapes), device=device)
+    packed = torch.empty(rows, sum(field_widths(shapes)), device=device)
     return packed, row_fields(packed, shapes)
+
+
+def field_widths(shapes: list[tuple[int, ...]]) -> list[int]:
+    """Columns each field takes in packed rows: k for a per-row shape (k,), 1 for ()."""
+    return [shape[0] if shape else 1 for shape in shapes]
 
 
 def row_fields(packed: Tensor, shapes: list[tuple[int, ...]]) -> list[Tensor]:
     """The fields of packed rows (or of a batch gathered from them) as column views, shaped
     (rows,) for a per-row shape () and (rows, k) for (k,)."""
-    widths = [shape[0] if shape else 1 for shape in shapes]
+    widths = field_widths(shapes)
     if sum(widths) != packed.shape[1]:
         raise ValueError(f"packed rows are {packed.shape[1]} wide, their fields {widths}")
     columns = torch.split(packed, widths, dim=1)
