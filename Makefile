@@ -4,18 +4,21 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# Every package the install resolves, direct or not, at the version CI last passed with: a fresh
+# clone installs that set, not whatever the registry holds that day. `make lock` refreshes it.
+CONSTRAINTS := constraints.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha1sum | cut -c1-12)
 export MUJOCO_GL ?= egl
 export PYTHONPATH := $(CURDIR)
 # dvc.yaml's stage commands say `python`: it must be the venv's, as after `. .venv/bin/activate`.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install repro test lint unit slow bench report clean
+.PHONY: install repro test lint unit slow bench report lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,s3]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,s3]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -41,6 +44,18 @@ report: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all
+
+# Resolve pyproject.toml afresh in a scratch venv (no constraints: newest compatible releases)
+# and pin the result, without local version labels (torch 2.13.0+cpu pins 2.13.0, so a CUDA
+# build of the same release satisfies it too); then run `make test` and commit both files.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev,s3]'
+	{ echo '# pip constraints: written by `make lock` from pyproject.toml (.[dev,s3]); do not edit.'; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable --exclude offline-rl-pipeline | sed -E 's/\+[A-Za-z0-9.]+$$//'; \
+	} > $(CONSTRAINTS).tmp
+	mv $(CONSTRAINTS).tmp $(CONSTRAINTS) && rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
