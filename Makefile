@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 # Every package the install resolves, direct or not, at the version CI last passed with: a fresh
 # clone installs that set, not whatever the registry holds that day. `make lock` refreshes it.
 CONSTRAINTS := constraints.txt
+# What `make install` installs and `make lock` resolves (tests/test_install.py reads it too).
+PROJECT := .[dev,s3]
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha1sum | cut -c1-12)
 export MUJOCO_GL ?= egl
 export PYTHONPATH := $(CURDIR)
@@ -18,7 +20,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,s3]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '$(PROJECT)'
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -51,8 +53,8 @@ bench: install
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade pip
-	.venv-lock/bin/python -m pip install --quiet -e '.[dev,s3]'
-	{ echo '# pip constraints: written by `make lock` from pyproject.toml (.[dev,s3]); do not edit.'; \
+	.venv-lock/bin/python -m pip install --quiet -e '$(PROJECT)'
+	{ echo '# pip constraints: written by `make lock` from pyproject.toml ($(PROJECT)); do not edit.'; \
 	  .venv-lock/bin/python -m pip freeze --exclude-editable --exclude offline-rl-pipeline | sed -E 's/\+[A-Za-z0-9.]+$$//'; \
 	} > $(CONSTRAINTS).tmp
 	mv $(CONSTRAINTS).tmp $(CONSTRAINTS) && rm -rf .venv-lock

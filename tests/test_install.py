@@ -12,7 +12,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
-INSTALLED_EXTRAS = ("dev", "s3")  # what the Makefile installs
+
+
+def installed_extras() -> list[str]:
+    """The extras `make install` installs and `make lock` resolves: the Makefile's PROJECT."""
+    match = re.search(r"^PROJECT := \.\[([\w,-]+)\]$", (ROOT / "Makefile").read_text(), re.M)
+    assert match, "Makefile: no `PROJECT := .[extra,...]` line"
+    return match[1].split(",")
 
 
 def constraint_pins() -> dict[str, Version]:
@@ -29,7 +35,7 @@ def constraint_pins() -> dict[str, Version]:
 def project_requirements() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lines = list(project["dependencies"])
-    for extra in INSTALLED_EXTRAS:
+    for extra in installed_extras():
         lines += project["optional-dependencies"][extra]
     return [Requirement(line) for line in lines]
 
@@ -47,5 +53,7 @@ def test_every_installed_pin_of_pyproject_is_the_locked_version() -> None:
 def test_constraints_hold_no_local_build_labels() -> None:
     """torch's CPU wheel reports 2.13.0+cpu; pinning that label would refuse the CUDA build of the
     same release on a GPU machine."""
-    labelled = [f"{name}=={version}" for name, version in constraint_pins().items() if version.local]
+    labelled = [
+        f"{name}=={version}" for name, version in constraint_pins().items() if version.local
+    ]
     assert not labelled, f"constraints.txt pins local builds: {labelled}"
