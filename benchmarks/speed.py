@@ -302,13 +302,14 @@ def main() -> None:
 
 def print_table(rows: list[dict[str, Any]], gflops: dict[str, float]) -> None:
     print(f"\nmatmul 256^3: fp32 {gflops['fp32']:.0f} GFLOPS, bf16 {gflops['bf16']:.0f} GFLOPS")
-    head = f"{'row':26} {'ours':>9} {'ref':>9} {'x ref':>6} {'GFLOP/step':>10}"
+    head = f"{'row':31} {'ours':>9} {'ref':>9} {'x ref':>6} {'GFLOP/step':>10}"
     head += f" {'fp32 bound':>10} {'% bound':>7} {'bf16 bound':>10} {'own shapes':>10} {'%':>4}"
     print(head + "  unit / reference")
     for r in rows:
         ref = r.get("reference")
         ratio = f"{r['ours'] / ref:6.2f}" if ref else f"{'-':>6}"
-        line = f"{r['name']:26} {r['ours']:9.0f} {ref or 0:9.0f} {ratio}"
+        ref_text = f"{ref:9.0f}" if ref else f"{'-':>9}"
+        line = f"{r['name']:31} {r['ours']:9.0f} {ref_text} {ratio}"
         if r["kind"] == "train":
             line += f" {r['gflop_per_step']:10.3f} {r['bound_fp32']:10.0f}"
             line += f" {r['percent_of_fp32_bound']:6.0f}% {r['bound_bf16']:10.0f}"
