@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("MUJOCO_GL", "egl")
+# Each dvc command would otherwise spawn an analytics daemon that tries the network and leaves
+# its report file in /tmp.
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 from datagen.collect import rollout_episodes
 from datagen.minari_writer import DatasetInfo, write_dataset

@@ -4,7 +4,6 @@ preprocess (and then train/evaluate) takes like a generated one; failures are on
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,20 +23,14 @@ from tests.datagen.d4rl_files import (
     sha256,
     write_d4rl_file,
 )
+from tests.pipelines.stage_runner import stage_env
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 DATASET_ID = "d4rl/hopper/served-v0"
 
 
 def run_stage(stage: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-        "PYTHONPATH": str(REPO),
-        "WANDB_MODE": "offline",
-        "WANDB_SILENT": "true",
-    }
+    env = stage_env(REPO)
     env.pop("OFFLINE_RL_DEBUG", None)
     return subprocess.run(
         [sys.executable, "-m", f"pipelines.{stage}"],
@@ -174,7 +167,7 @@ def test_dvc_repro_with_nothing_to_import(tmp_path: Path) -> None:
         if (REPO / name).is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, repo / name)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(repo)}
+    env = stage_env(repo)
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
