@@ -27,7 +27,6 @@ def stage_env(code: Path) -> dict[str, str]:
         "PYTHONPATH": str(code),
         "WANDB_MODE": "offline",
         "WANDB_SILENT": "true",
-        "DVC_NO_ANALYTICS": "1",
     }
 
 
