@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import h5py
@@ -30,11 +30,16 @@ from offline_rl.checkpoint import (
     set_rng_state,
 )
 from offline_rl.config import Device, StrictModel
+from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.evaluation import rollout_returns
+from offline_rl.speed import accelerate
 from offline_rl.tracking import RunLogger
 from offline_rl.trainer import fingerprint, resolve_device
 
 log = logging.getLogger(__name__)
+
+# Bumped when the learner's saved state changes shape, so older resume states are not loaded.
+RESUME_FORMAT = 2
 
 
 class BehaviorConfig(StrictModel):
@@ -42,11 +47,15 @@ class BehaviorConfig(StrictModel):
     random_steps: int = Field(default=5_000, ge=0)
     batch_size: int = Field(default=256, ge=1)
     checkpoint_steps: tuple[int, ...] = (10_000, 20_000, 40_000)
+    # Stop at the first checkpoint whose evaluated return reaches this (null: run all `steps`).
+    target_return: float | None = None
     eval_episodes: int = Field(default=5, ge=1)
     log_interval: int = Field(default=1_000, ge=1)
     # env steps between resume states (saved at the next episode end; see train_behavior)
     resume_every: int = Field(default=5_000, ge=1)
     device: Device = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matmuls (offline_rl/speed.py)
+    cuda_graph: bool = True  # on CUDA: replay each update from a CUDA graph (no effect on CPU)
     sac: SACConfig = SACConfig()
 
     @model_validator(mode="after")
@@ -60,16 +69,18 @@ class BehaviorConfig(StrictModel):
 @dataclass
 class BehaviorResult:
     checkpoints: dict[int, float] = field(default_factory=dict)  # step -> mean eval return
-
-
-def to_unit(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    return np.asarray(2.0 * (action - space.low) / (space.high - space.low) - 1.0, dtype=np.float32)
+    steps: int = 0  # environment steps taken (fewer than configured when target_return stopped it)
 
 
 def behavior_fingerprint(env_id: str, config: BehaviorConfig, seed: int) -> str:
     """What defines the run; `resume_every` only decides how often state is saved."""
     return fingerprint(
-        {"env_id": env_id, "seed": seed, "config": config.model_dump(exclude={"resume_every"})}
+        {
+            "env_id": env_id,
+            "seed": seed,
+            "format": RESUME_FORMAT,
+            "config": config.model_dump(exclude={"resume_every"}),
+        }
     )
 
 
@@ -86,6 +97,107 @@ def load_resume_state(path: Path | None, run_fingerprint: str) -> dict[str, Any]
         log.info("%s belongs to another configuration; training from scratch", path)
         return None
     return state
+
+
+class BehaviorRun:
+    """The learner and everything a resume restores: SAC, the replay buffer with its truncation
+    flags, the exploration RNG, the episode counter and the checkpoints taken so far."""
+
+    BUFFER_FIELDS = ("observations", "actions", "rewards", "next_observations", "dones")
+
+    def __init__(self, env_id: str, config: BehaviorConfig, seed: int) -> None:
+        self.env_id, self.config, self.seed = env_id, config, seed
+        self.device = resolve_device(config.device)
+        self.env = gym.make(env_id)
+        space = self.env.action_space
+        assert isinstance(space, gym.spaces.Box) and self.env.observation_space.shape is not None
+        self.space = space
+        self.dims = (self.env.observation_space.shape[0], space.shape[0])
+        self.agent = SAC(*self.dims, config.sac, self.device)
+        self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seed=seed)
+        self.truncations = np.zeros(config.steps, dtype=bool)
+        self.rng = np.random.default_rng(seed)
+        self.step = 0
+        self.episode_index = 0
+        self.policies: dict[int, dict[str, Any]] = {}
+        self.result = BehaviorResult()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.step = self.buffer.size = int(state["step"])
+        self.episode_index = state["episode_index"]
+        self.agent.load_state_dict(state["agent"])
+        for name, tensor in state["buffer"].items():
+            getattr(self.buffer, name)[: self.step] = tensor.to(self.device)
+        self.truncations[: self.step] = state["truncations"]
+        self.rng.bit_generator.state = state["action_rng"]
+        self.buffer.generator.set_state(state["sampler_rng"])
+        set_rng_state(state["rng"])
+        self.policies = state["policies"]
+        self.result.checkpoints = dict(state["result"])
+
+    def state(self, finished: bool) -> dict[str, Any]:
+        return {
+            "kind": "behavior_resume",
+            "finished": finished,
+            "step": self.step,
+            "episode_index": self.episode_index,
+            "agent": self.agent.state_dict(),
+            "buffer": {
+                name: getattr(self.buffer, name)[: self.step].cpu().clone()
+                for name in self.BUFFER_FIELDS
+            },
+            "truncations": self.truncations[: self.step].copy(),
+            "action_rng": self.rng.bit_generator.state,
+            "sampler_rng": self.buffer.generator.get_state(),
+            "rng": rng_state(),
+            "policies": self.policies,
+            "result": dict(self.result.checkpoints),
+        }
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """An exploring action in [-1, 1] units: uniform during the random warm-up, then SAC's."""
+        if self.step < self.config.random_steps:
+            return self.rng.uniform(-1.0, 1.0, self.dims[1]).astype(np.float32)
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        return self.agent.act(obs_t[None], deterministic=False)[0].float().cpu().numpy()
+
+    def record(self, obs: Any, unit: Any, reward: Any, next_obs: Any, terminated: bool) -> None:
+        values = (obs, unit, reward, next_obs, float(terminated))
+        self.buffer.add(
+            *(torch.as_tensor(np.asarray(v, np.float32), device=self.device)[None] for v in values)
+        )
+        self.step += 1
+
+    def update_fn(self) -> Callable[[], dict[str, torch.Tensor]]:
+        """One gradient step on a fresh batch; from a CUDA graph where asked and possible."""
+        update = accelerate(self.agent, False, self.config.precision, self.device)
+        batch_size = self.config.batch_size
+        if self.config.cuda_graph and self.device.type == "cuda":
+            return GraphedTrainStep(
+                self.agent,
+                lambda: self.buffer.sample_filled(batch_size),
+                update,
+                [self.buffer.generator],
+            )
+        return lambda: update(self.buffer.sample_filled(batch_size))
+
+    def evaluate_checkpoint(self, path: Path) -> list[float]:
+        """Save the actor at `path`, evaluate it, and save it again with its returns."""
+        payload = actor_checkpoint(self.agent, *self.dims, self.space, self.step, [], self.env_id)
+        # state_dict() aliases the live weights; the resume state keeps this step's, not later ones
+        payload["actor"] = {k: v.detach().clone() for k, v in payload["actor"].items()}
+        save_checkpoint(path, payload)
+        returns, _ = rollout_returns(
+            self.env_id,
+            SACPolicy(path, deterministic=True),
+            self.config.eval_episodes,
+            seed=10_000 + self.seed,
+        )
+        payload |= {"eval_returns": returns, "eval_return_mean": float(np.mean(returns))}
+        save_checkpoint(path, payload)
+        self.policies[self.step] = payload
+        self.result.checkpoints[self.step] = float(np.mean(returns))
+        return returns
 
 
 def train_behavior(
@@ -111,192 +223,127 @@ def train_behavior(
         remove_stale_siblings(resume_path)
     run_fingerprint = behavior_fingerprint(env_id, config, seed)
     state = load_resume_state(resume_path, run_fingerprint)
-    start_step = 0 if state is None else int(state["step"])
     # The logger first: wandb may draw from the global RNGs, which are seeded only after it.
     logger = logger_factory(None if state is None else state["wandb_run_id"])
-    logger.restore({} if state is None else state["history"], start_step)
+    logger.restore({} if state is None else state["history"], 0 if state is None else state["step"])
     seed_everything(seed)
-    device = resolve_device(config.device)
-    env = gym.make(env_id)
-    space = env.action_space
-    assert isinstance(space, gym.spaces.Box) and env.observation_space.shape is not None
-    obs_dim, act_dim = env.observation_space.shape[0], space.shape[0]
-    agent = SAC(obs_dim, act_dim, config.sac, device)
-    buffer = ReplayBuffer(obs_dim, act_dim, config.steps, device, seed=seed)
-    truncations = np.zeros(config.steps, dtype=bool)
-    rng = np.random.default_rng(seed)
-    result = BehaviorResult()
-    policies: dict[int, dict[str, Any]] = {}
-    wanted = set(config.checkpoint_steps)
-    episode_index = 0
+    run = BehaviorRun(env_id, config, seed)
     if state is not None:
-        episode_index = state["episode_index"]
-        agent.load_state_dict(state["agent"])
-        for name, tensor in state["buffer"].items():
-            getattr(buffer, name)[:start_step] = tensor.to(device)
-        buffer.size = start_step
-        truncations[:start_step] = state["truncations"]
-        rng.bit_generator.state = state["action_rng"]
-        buffer.generator.set_state(state["sampler_rng"])
-        set_rng_state(state["rng"])
-        policies = state["policies"]
-        result.checkpoints = dict(state["result"])
-        log.info("resuming behaviour SAC from step %d (%s)", start_step, resume_path)
+        run.restore(state)
+        log.info("resuming behaviour SAC from step %d (%s)", run.step, resume_path)
 
-    def save_state(step: int, finished: bool) -> None:
-        if resume_path is None:
-            return
-        save_checkpoint(
-            resume_path,
-            {
-                "kind": "behavior_resume",
+    def save_state(finished: bool) -> None:
+        if resume_path is not None:
+            payload = run.state(finished) | {
                 "fingerprint": run_fingerprint,
-                "finished": finished,
-                "step": step,
-                "episode_index": episode_index,
-                "agent": agent.state_dict(),
-                "buffer": {
-                    name: getattr(buffer, name)[:step].cpu().clone()
-                    for name in ("observations", "actions", "rewards", "next_observations", "dones")
-                },
-                "truncations": truncations[:step].copy(),
-                "action_rng": rng.bit_generator.state,
-                "sampler_rng": buffer.generator.get_state(),
-                "rng": rng_state(),
-                "policies": policies,
-                "result": dict(result.checkpoints),
                 "wandb_run_id": logger.run_id,
                 "history": logger.history,
-            },
-        )
+            }
+            save_checkpoint(resume_path, payload)
 
-    episode_return, episode_len, last_saved = 0.0, 0, start_step
-    obs, _ = env.reset(seed=seed + episode_index)  # episode k starts from reset seed `seed + k`
-    started = time.perf_counter()
-    timer = {"env": 0.0, "update": 0.0}  # acting + env.step vs gradient steps, per log window
     with atomic_dir(out_dir) as tmp:
-        for step_done, payload in policies.items():
+        for step_done, payload in run.policies.items():
             save_checkpoint(tmp / f"step_{step_done}.pt", payload)
-        for step in tqdm(
-            range(start_step + 1, config.steps + 1),
-            initial=start_step,
-            total=config.steps,
-            desc=f"behavior SAC {env_id}",
-            disable=not progress,
-            mininterval=2.0,
-        ):
-            acting = time.perf_counter()
-            if step <= config.random_steps:
-                unit = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
-            else:
-                with torch.no_grad():
-                    obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
-                    unit = agent.act(obs_t[None], deterministic=False)[0].cpu().numpy()
-            action = space.low + (unit + 1.0) * 0.5 * (space.high - space.low)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            buffer.add(
-                *(
-                    torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)[None]
-                    for x in (obs, unit, reward, next_obs, float(terminated))
-                )
-            )
-            timer["env"] += time.perf_counter() - acting
-            truncations[step - 1] = truncated and not terminated
-            episode_return += float(reward)
-            episode_len += 1
-            obs = next_obs
-            episode_ended = bool(terminated or truncated)
-            if episode_ended:
-                logger.log(
-                    "train",
-                    step,
-                    {"episode_return": episode_return, "episode_length": float(episode_len)},
-                )
-                episode_index += 1
-                obs, _ = env.reset(seed=seed + episode_index)
-                episode_return, episode_len = 0.0, 0
-            if step > config.random_steps:
-                updating = time.perf_counter()
-                metrics = agent.update(buffer.sample(config.batch_size))
-                timer["update"] += time.perf_counter() - updating
-                if step % config.log_interval == 0:
-                    window = sum(timer.values())
-                    logger.log(
-                        "losses",
-                        step,
-                        {k: float(v) for k, v in metrics.items()}
-                        | {
-                            "env_steps_per_s": (step - start_step)
-                            / (time.perf_counter() - started),
-                            "perf/env_s": timer["env"],
-                            "perf/update_s": timer["update"],
-                            "perf/update_fraction": timer["update"] / max(window, 1e-9),
-                        },
-                    )
-                    timer = {"env": 0.0, "update": 0.0}
-            if step in wanted:
-                policies[step] = evaluated_policy(
-                    agent,
-                    (obs_dim, act_dim),
-                    env_id,
-                    space,
-                    step,
-                    tmp / f"step_{step}.pt",
-                    config,
-                    seed,
-                )
-                returns = policies[step]["eval_returns"]
-                result.checkpoints[step] = float(np.mean(returns))
-                logger.log(
-                    "eval",
-                    step,
-                    {
-                        "eval/return_mean": float(np.mean(returns)),
-                        "eval/return_std": float(np.std(returns)),
-                    },
-                )
-                log.info("behavior step %d: eval return %.1f", step, np.mean(returns))
-            if episode_ended and step - last_saved >= config.resume_every and step < config.steps:
-                save_state(step, finished=False)
-                last_saved = step
+        if state is None or not state["finished"]:
+            _learn(run, tmp, logger, save_state, progress)
+        run.env.close()
+        run.result.steps = run.step
         # Last partial episode: cut by the budget, so it is a truncation, never a terminal.
-        if buffer.dones[config.steps - 1] == 0:
-            truncations[config.steps - 1] = True
-        save_state(config.steps, finished=True)  # a rerun rewrites the outputs without training
-        write_replay(tmp / "replay.h5", buffer, truncations, env_id)
+        if run.buffer.dones[run.step - 1] == 0:
+            run.truncations[run.step - 1] = True
+        save_state(finished=True)  # a rerun rewrites the outputs without training
+        write_replay(tmp / "replay.h5", run.buffer, run.truncations, env_id)
         write_json(
             tmp / "checkpoints.json",
             {
                 "env_id": env_id,
                 "seed": seed,
-                "checkpoints": {f"step_{s}": r for s, r in sorted(result.checkpoints.items())},
+                "steps": run.step,
+                "checkpoints": {f"step_{s}": r for s, r in sorted(run.result.checkpoints.items())},
             },
         )
-    env.close()
-    return result, logger
+    return run.result, logger
 
 
-def evaluated_policy(
-    agent: SAC,
-    dims: tuple[int, int],
-    env_id: str,
-    space: gym.spaces.Box,
-    step: int,
-    path: Path,
-    config: BehaviorConfig,
-    seed: int,
-) -> dict[str, Any]:
-    """Save the actor at `path`, evaluate it, and save it again with its returns."""
-    payload = actor_checkpoint(agent, *dims, space, step, [], env_id)
-    # state_dict() aliases the live weights; the resume state keeps this step's, not later ones
-    payload["actor"] = {k: v.detach().clone() for k, v in payload["actor"].items()}
-    save_checkpoint(path, payload)
-    returns, _ = rollout_returns(
-        env_id, SACPolicy(path, deterministic=True), config.eval_episodes, seed=10_000 + seed
+def _learn(
+    run: BehaviorRun,
+    tmp: Path,
+    logger: RunLogger,
+    save_state: Callable[[bool], None],
+    progress: bool,
+) -> None:
+    """Environment steps from `run.step` to the budget or to the target return: act, store, and
+    from `random_steps` on one gradient step each; checkpoints, logging and resume states."""
+    config = run.config
+    update = run.update_fn()
+    wanted = set(config.checkpoint_steps)
+    start_step, last_saved = run.step, run.step
+    episode_return, episode_len = 0.0, 0
+    obs, _ = run.env.reset(seed=run.seed + run.episode_index)  # episode k: reset seed `seed + k`
+    started = time.perf_counter()
+    timer = {"env": 0.0, "update": 0.0}  # acting + env.step vs gradient steps, per log window
+    metrics: dict[str, torch.Tensor] = {}
+    bar = tqdm(
+        total=config.steps,
+        initial=run.step,
+        desc=f"behavior SAC {run.env_id}",
+        disable=not progress,
+        mininterval=2.0,
     )
-    payload |= {"eval_returns": returns, "eval_return_mean": float(np.mean(returns))}
-    save_checkpoint(path, payload)
-    return payload
+    while run.step < config.steps:
+        acting = time.perf_counter()
+        unit = run.act(obs)
+        action = run.space.low + (unit + 1.0) * 0.5 * (run.space.high - run.space.low)
+        next_obs, reward, terminated, truncated, _ = run.env.step(action)
+        run.record(obs, unit, reward, next_obs, terminated)
+        step = run.step
+        bar.update()
+        timer["env"] += time.perf_counter() - acting
+        run.truncations[step - 1] = truncated and not terminated
+        episode_return += float(reward)
+        episode_len += 1
+        obs = next_obs
+        episode_ended = bool(terminated or truncated)
+        if episode_ended:
+            logger.log(
+                "train",
+                step,
+                {"episode_return": episode_return, "episode_length": float(episode_len)},
+            )
+            run.episode_index += 1
+            obs, _ = run.env.reset(seed=run.seed + run.episode_index)
+            episode_return, episode_len = 0.0, 0
+        if step > config.random_steps:
+            updating = time.perf_counter()
+            metrics = update()
+            timer["update"] += time.perf_counter() - updating
+            if step % config.log_interval == 0:
+                window = sum(timer.values())
+                rates = {
+                    "env_steps_per_s": (step - start_step) / (time.perf_counter() - started),
+                    "perf/env_s": timer["env"],
+                    "perf/update_s": timer["update"],
+                    "perf/update_fraction": timer["update"] / max(window, 1e-9),
+                }
+                logger.log("losses", step, {k: float(v) for k, v in metrics.items()} | rates)
+                timer = {"env": 0.0, "update": 0.0}
+        reached = False
+        if step in wanted:
+            returns = run.evaluate_checkpoint(tmp / f"step_{step}.pt")
+            mean = float(np.mean(returns))
+            logger.log(
+                "eval", step, {"eval/return_mean": mean, "eval/return_std": float(np.std(returns))}
+            )
+            log.info("behavior step %d: eval return %.1f", step, mean)
+            reached = config.target_return is not None and mean >= config.target_return
+            if reached:
+                log.info("target return %.1f reached at step %d", config.target_return, step)
+        if reached:
+            break
+        if episode_ended and step - last_saved >= config.resume_every and step < config.steps:
+            save_state(False)
+            last_saved = step
+    bar.close()
 
 
 def write_replay(path: Path, buffer: ReplayBuffer, truncations: np.ndarray, env_id: str) -> None:

@@ -67,9 +67,21 @@ class ReplayBuffer:
         self._views = row_fields(rows, shapes)  # also checks that the widths add up
         self.device = rows.device
         self.capacity = rows.shape[0]
+        # `size` on the device as well, for sample_filled: read there, not baked into a graph
+        self.filled = torch.zeros((), dtype=torch.int64, device=self.device)
         self.size = size
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
+
+    @property
+    def size(self) -> int:
+        """Rows filled so far (the first `size` rows)."""
+        return self._size
+
+    @size.setter
+    def size(self, value: int) -> None:
+        self._size = value
+        self.filled.fill_(value)
 
     @property
     def observations(self) -> Tensor:
@@ -125,5 +137,17 @@ class ReplayBuffer:
         idx = torch.randint(
             0, self.size, (batch_size,), device=self.device, generator=self.generator
         )
+        return self._gather(idx)
+
+    def sample_filled(self, batch_size: int) -> Batch:
+        """Uniform over the rows filled so far, counted on the device (`filled`) instead of the
+        host: a buffer that grows between replays of a captured CUDA graph (the online SAC) is
+        sampled right. Draws from the same generator, mapped by a modulo (bias below 2^-40)."""
+        idx = torch.randint(
+            0, 2**62, (batch_size,), device=self.device, generator=self.generator
+        ).remainder_(self.filled)
+        return self._gather(idx)
+
+    def _gather(self, idx: Tensor) -> Batch:
         # index_select: half the time of rows[idx] on CPU (no advanced-indexing setup).
         return Batch(*row_fields(torch.index_select(self.rows, 0, idx), self._shapes))

@@ -163,13 +163,14 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, frozen: bool = False) -> Tensor:
         # x: (members, batch, in) -> (members, batch, out); fewer members than the ensemble
         # run the first ones only (TD3's actor objective needs Q_1 alone). Slicing only then:
         # a slice costs a zero-filled copy of the gradient in every backward pass.
+        # `frozen`: gradients reach x but not the weights.
         members = x.shape[0]
-        weight: Tensor = self.weight
-        bias: Tensor = self.bias
+        weight: Tensor = self.weight.detach() if frozen else self.weight
+        bias: Tensor = self.bias.detach() if frozen else self.bias
         if members != weight.shape[0]:
             weight, bias = weight[:members], bias[:members]
         if weight.shape[-1] == 1 and x.device.type == "cpu" and x.dtype == torch.float32:
@@ -204,12 +205,29 @@ class EnsembleCritic(nn.Module):
         layers.append(EnsembleLinear(last, 1, ensemble_size))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, obs: Tensor, action: Tensor, members: int | None = None) -> Tensor:
-        """Q-values of the first `members` critics (all by default): shape (members, batch)."""
+    def forward(
+        self, obs: Tensor, action: Tensor, members: int | None = None, frozen: bool = False
+    ) -> Tensor:
+        """Q-values of the first `members` critics (all by default): shape (members, batch).
+
+        `frozen`: the critic as a fixed function of (obs, action), its weights out of the graph,
+        so that an actor's loss and the critic's own can share one backward pass (SAC)."""
         x = torch.cat([obs, action], dim=-1)
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(members or self.ensemble_size, -1, -1)
-        return self.net(x).squeeze(-1)
+        if not frozen:
+            return self.net(x).squeeze(-1)
+        for layer in self.net:
+            if isinstance(layer, EnsembleLinear):
+                x = layer(x, frozen=True)
+            elif isinstance(layer, nn.LayerNorm):
+                weight, bias = layer.weight, layer.bias
+                x = nn.functional.layer_norm(
+                    x, layer.normalized_shape, weight.detach(), bias.detach(), layer.eps
+                )
+            else:
+                x = layer(x)
+        return x.squeeze(-1)
 
 
 def gaussian(mean: Tensor, std: Tensor) -> Normal:
@@ -242,11 +260,22 @@ def make_adam(params: list[nn.Parameter] | nn.Module, lr: float | Tensor) -> tor
 def grad_norm(module: nn.Module) -> Tensor:
     """Global L2 norm of `module`'s gradients as a 0-d tensor: read after backward() and returned
     with the losses, so the training loop syncs with the device only when it logs."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    norms = torch._foreach_norm(grads)  # one fused kernel instead of one per tensor
-    return torch.linalg.vector_norm(torch.stack(norms)).detach()
+    return grad_norms(module)[0]
+
+
+def grad_norms(*modules: nn.Module) -> list[Tensor]:
+    """`grad_norm` of each module, from one fused norm over all their gradients (one kernel
+    instead of one per tensor)."""
+    grads = [[p.grad for p in module.parameters() if p.grad is not None] for module in modules]
+    flat = [g for group in grads for g in group]
+    norms = torch._foreach_norm(flat) if flat else ()
+    out: list[Tensor] = []
+    start = 0
+    for group in grads:
+        part = norms[start : start + len(group)]
+        start += len(group)
+        out.append(torch.linalg.vector_norm(torch.stack(part)).detach() if part else torch.zeros(()))
+    return out
 
 
 def q_stats(q: Tensor, prefix: str = "q") -> dict[str, Tensor]:

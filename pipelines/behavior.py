@@ -63,7 +63,8 @@ def main() -> None:
         try:
             logger.write_curves()  # each is a DVC out: present even if nothing was logged to it
             logger.summary(
-                {f"behavior/step_{s}_return": r for s, r in result.checkpoints.items()},
+                {f"behavior/step_{s}_return": r for s, r in result.checkpoints.items()}
+                | {"behavior/steps": result.steps},
                 behavior_metrics_path(namespace),
             )
         finally:
