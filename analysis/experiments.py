@@ -36,7 +36,7 @@ SCORE = "eval/normalized_score_mean"  # train: each evaluation during training
 FINAL = "evaluate/normalized_score_mean"  # evaluate: the final evaluation
 BEST = "eval/best_normalized_score"
 # Params that make two wandb runs (train, evaluate) the same experiment.
-RUN_PARAMS = ("env", "seed", "lr", "preprocess", "train", "algos")
+RUN_PARAMS = ("env", "seed", "train_seed", "lr", "preprocess", "train", "algos")
 
 Namespace = Callable[[str], str]  # gymnasium id -> dataset namespace (Hopper-v5 -> hopper)
 FileAt = Callable[[str, str], str | None]  # (git rev, path) -> text, None when absent
@@ -83,12 +83,17 @@ def git_commit_times(cwd: Path | None = None) -> Callable[[Iterable[str]], dict[
     return times
 
 
-def parse_curve(text: str | None) -> tuple[tuple[int, float], ...]:
-    """(step, normalised score) rows of plots/train/eval.csv."""
+def parse_curve(text: str | None, seed: int | None = None) -> tuple[tuple[int, float], ...]:
+    """(step, normalised score) rows of plots/train/eval.csv; of one training seed's rows where
+    the file has a `seed` column (a row per step and seed)."""
     if not text:
         return ()
     rows = csv.DictReader(io.StringIO(text))
-    return tuple((int(float(r["step"])), float(r[SCORE])) for r in rows if r.get(SCORE))
+    return tuple(
+        (int(float(r["step"])), float(r[SCORE]))
+        for r in rows
+        if r.get(SCORE) and (seed is None or "seed" not in r or int(float(r["seed"])) == seed)
+    )
 
 
 def dataset_label(
@@ -115,26 +120,46 @@ def _float(value: Any) -> float | None:
 
 def run_from_dvc(
     name: str, rev: str, data: Mapping[str, Any], read: FileAt, namespace: Namespace
-) -> RunResult | None:
-    """A row from one `dvc exp show --json` entry; None when it holds no score."""
+) -> list[RunResult]:
+    """The rows of one `dvc exp show --json` entry: one per training seed whose metrics hold a
+    score (metrics files of a multi-seed run keep each seed's numbers under `seeds`), or one for
+    the whole entry when its files predate training seeds; none when nothing holds a score."""
     params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
     train, evaluate = _metrics(data, "metrics/train.json"), _metrics(data, "metrics/evaluate.json")
-    final = evaluate.get(FINAL, train.get(SCORE))
-    if final is None:
-        return None
-    return RunResult(
-        name=name,
-        algo=str(
-            evaluate.get("algo") or train.get("algo") or (params.get("train") or {}).get("algo")
-        ),
-        dataset=dataset_label(evaluate.get("dataset"), params, namespace),
-        seed=int(params.get("seed", 0)),
-        final_score=float(final),
-        best_score=_float(train.get(BEST)),
-        curve=parse_curve(read(rev, EVAL_CURVE)),
-        source="dvc",
-        rev=rev,
-    )
+    algo = str(evaluate.get("algo") or train.get("algo") or (params.get("train") or {}).get("algo"))
+    dataset = dataset_label(evaluate.get("dataset"), params, namespace)
+    data_seed = int(params.get("seed", 0))
+    curve_text = read(rev, EVAL_CURVE)
+    per_seed_eval, per_seed_train = evaluate.get("seeds") or {}, train.get("seeds") or {}
+    if not (per_seed_eval or per_seed_train):
+        final = evaluate.get(FINAL, train.get(SCORE))
+        if final is None:
+            return []
+        return [
+            RunResult(name, algo, dataset, data_seed, float(final), _float(train.get(BEST)),
+                      parse_curve(curve_text), "dvc", rev)
+        ]  # fmt: skip
+    runs = []
+    for key in sorted(set(per_seed_eval) | set(per_seed_train), key=int):
+        seed_eval, seed_train = per_seed_eval.get(key) or {}, per_seed_train.get(key) or {}
+        final = seed_eval.get(FINAL, seed_train.get(SCORE))
+        if final is None:
+            continue
+        runs.append(
+            RunResult(
+                name=f"{name}/seed{key}",
+                algo=algo,
+                dataset=dataset,
+                seed=int(key),
+                final_score=float(final),
+                best_score=_float(seed_train.get(BEST)),
+                curve=parse_curve(curve_text, int(key)),
+                source="dvc",
+                rev=rev,
+                data_seed=data_seed,
+            )
+        )
+    return runs
 
 
 def _succeeded(exp: Mapping[str, Any]) -> bool:
@@ -161,7 +186,15 @@ def dvc_entries(table: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, A
 
 
 def _result_key(run: RunResult) -> tuple[Any, ...]:
-    return (run.algo, run.dataset, run.seed, run.final_score, run.best_score, run.curve)
+    return (
+        run.algo,
+        run.dataset,
+        run.data_seed,
+        run.seed,
+        run.final_score,
+        run.best_score,
+        run.curve,
+    )
 
 
 def gather_dvc(
@@ -172,21 +205,24 @@ def gather_dvc(
     include: str | None = None,
 ) -> list[RunResult]:
     """Rows from `dvc exp show --json` output, newest first, identical results collapsed."""
-    candidates: dict[str, tuple[RunResult, bool]] = {}
+    candidates: dict[str, tuple[list[RunResult], bool]] = {}
     for name, rev, data, is_experiment in dvc_entries(table):
         if rev in candidates or (include and not re.search(include, name)):
             continue
-        run = run_from_dvc(name, rev, data, read, namespace)
-        if run is not None:
-            candidates[rev] = (run, is_experiment)
+        runs = run_from_dvc(name, rev, data, read, namespace)
+        if runs:
+            candidates[rev] = (runs, is_experiment)
     when = times(candidates)
     # One row per distinct result: an experiment's (the oldest) if any holds it, else the oldest
     # commit's, so new commits and experiments repeating a result leave the row as it was.
     chosen: dict[tuple[Any, ...], tuple[RunResult, bool]] = {}
-    for rev, (run, is_experiment) in sorted(
+    for rev, (runs, is_experiment) in sorted(
         candidates.items(), key=lambda item: (not item[1][1], when.get(item[0], 0), item[0])
     ):
-        chosen.setdefault(_result_key(run), (replace(run, time=when.get(rev, 0)), is_experiment))
+        for run in runs:
+            chosen.setdefault(
+                _result_key(run), (replace(run, time=when.get(rev, 0)), is_experiment)
+            )
     rows = sorted(chosen.values(), key=lambda c: (-c[0].time, not c[1], c[0].name, c[0].rev))
     return [run for run, _ in rows]
 
@@ -250,7 +286,7 @@ def gather_wandb(
                 name=name,
                 algo=str(run.summary.get("algo") or (cfg.get("train") or {}).get("algo")),
                 dataset=dataset_label(cfg.get("dataset_ids"), cfg, namespace),
-                seed=int(cfg.get("seed", 0)),
+                seed=int(cfg.get("train_seed", cfg.get("seed", 0))),
                 final_score=later[0][1] if later else float(run.summary[SCORE]),
                 best_score=_float(run.summary.get(BEST)),
                 curve=tuple(
@@ -261,6 +297,7 @@ def gather_wandb(
                 source="wandb",
                 rev=run.id,
                 time=created,
+                data_seed=int(cfg["seed"]) if "train_seed" in cfg else None,
             )
         )
     return sorted(rows, key=lambda r: (-r.time, r.name, r.rev))

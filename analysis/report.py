@@ -28,13 +28,14 @@ class RunResult:
     name: str  # DVC experiment name or wandb run name
     algo: str
     dataset: str  # e.g. hopper/medium-v0
-    seed: int
+    seed: int  # the training seed (before train.seeds existed: the one top-level seed)
     final_score: float | None  # normalised score at the end (x100)
     best_score: float | None  # best normalised score seen during training
     curve: tuple[tuple[int, float], ...] = field(default=())  # (gradient step, normalised score)
     source: str = "dvc"  # "dvc" (an experiment or a commit) or "wandb"
     rev: str = ""  # the experiment's or commit's git sha; the wandb run id
     time: int = 0  # when it was made: commit time / run creation (seconds since the epoch)
+    data_seed: int | None = None  # the top-level seed the data was generated with, when apart
 
 
 SNAPSHOT_SCHEMA = 1
@@ -115,10 +116,11 @@ class Cell:
 
 
 def dedupe(runs: Sequence[RunResult]) -> list[RunResult]:
-    """One run per (algo, dataset, seed): the first listed wins (sources list newest first)."""
-    seen: dict[tuple[str, str, int], RunResult] = {}
+    """One run per (algo, dataset, data seed, training seed): the first listed wins (sources
+    list newest first)."""
+    seen: dict[tuple[str, str, int | None, int], RunResult] = {}
     for run in runs:
-        seen.setdefault((run.algo, run.dataset, run.seed), run)
+        seen.setdefault((run.algo, run.dataset, run.data_seed, run.seed), run)
     return list(seen.values())
 
 

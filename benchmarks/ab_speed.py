@@ -56,11 +56,14 @@ def worker(
     actions = torch.rand(DATASET, ACT_DIM) * 2 - 1
     rewards, dones = torch.randn(DATASET), (torch.rand(DATASET) < 0.01).float()
     next_actions = actions.roll(-1, 0)  # ReBRAC reads the dataset's action at s'
-    if "with_next_actions" in inspect.signature(ReplayBuffer).parameters:
-        buffer = ReplayBuffer(OBS_DIM, ACT_DIM, DATASET, seed=0, with_next_actions=True)
+    parameters = inspect.signature(ReplayBuffer).parameters
+    # buffers before the training seeds were a batch dimension took one `seed`
+    seeding: dict[str, Any] = {"seeds": [0]} if "seeds" in parameters else {"seed": 0}
+    if "with_next_actions" in parameters:
+        buffer = ReplayBuffer(OBS_DIM, ACT_DIM, DATASET, **seeding, with_next_actions=True)
         buffer.add(obs, actions, rewards, next_obs, dones, next_actions)
     else:  # buffers before 46c4c56 kept each field as a tensor attribute of its own
-        buffer = ReplayBuffer(OBS_DIM, ACT_DIM, DATASET, seed=0)
+        buffer = ReplayBuffer(OBS_DIM, ACT_DIM, DATASET, **seeding)
         buffer.add(obs, actions, rewards, next_obs, dones)
         buffer.next_actions = next_actions  # type: ignore[misc]
 

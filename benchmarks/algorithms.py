@@ -18,10 +18,12 @@ def our_algorithm(
     lr: float,
     seed: int,
     device: torch.device | str = "cpu",
+    seeds: int = 1,
 ) -> Algorithm:
     """Our algorithm with its published defaults, `lr` wherever its config leaves it open, and
-    HIDDEN layers (CORL's CQL, AWAC and ReBRAC default to three, d3rlpy to two)."""
-    torch.manual_seed(seed)
+    HIDDEN layers (CORL's CQL, AWAC and ReBRAC default to three, d3rlpy to two), training
+    `seeds` seeds (seed, seed + 1, ...) at once."""
     _, config_model = ALGORITHMS[name]
     config = config_model.model_validate({"hidden": HIDDEN}).with_default_lr(lr)
-    return make_algorithm(name, obs_dim, act_dim, config, torch.device(device))
+    training_seeds = list(range(seed, seed + seeds))
+    return make_algorithm(name, obs_dim, act_dim, config, torch.device(device), training_seeds)

@@ -38,7 +38,7 @@ EVAL_SEED = 1_000_000  # the pipeline's evaluation seed offset: episodes no trai
 
 
 def normalised_score(policy: AgentPolicy, data: Transitions, episodes: int) -> float:
-    result = evaluate_policy(
+    (result,) = evaluate_policy(
         data.meta.env_id,
         policy,
         episodes,
@@ -54,7 +54,7 @@ def normalised_score(policy: AgentPolicy, data: Transitions, episodes: int) -> f
 
 def train_ours(name: str, data: Transitions, steps: int, seed: int, lr: float) -> tuple[Any, float]:
     algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, lr, seed)
-    buffer = ReplayBuffer.from_transitions(data, seed=seed)
+    buffer = ReplayBuffer.from_transitions(data, seeds=[seed])
     start = time.perf_counter()
     for _ in range(steps):
         algo.update(buffer.sample(256))

@@ -41,7 +41,7 @@ RESULTS = Path(__file__).parent / "results"
 def update_stream(name: str, data: Transitions, seed: int) -> Callable[[int], None]:
     """A function running `n` training steps of a fresh algorithm on its own sampler."""
     algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=seed)
-    buffer = ReplayBuffer.from_transitions(data, seed=seed)
+    buffer = ReplayBuffer.from_transitions(data, seeds=[seed])
     update = accelerate(algo)
 
     def run(n: int) -> None:

@@ -26,6 +26,7 @@ from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.speed import accelerate
 from offline_rl.streams import set_concurrency, side_streams_of
+from offline_rl.trainer import random_generators
 from offline_rl.transitions import load_transitions
 
 CUDA = torch.device("cuda")
@@ -44,17 +45,21 @@ def wall_ms(step: Callable[[], dict[str, Tensor]], repeats: int = 500) -> float:
 def profile_algo(name: str, transitions: Path) -> dict[str, Any]:
     data = load_transitions(transitions, CUDA)
     algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
-    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
     update = accelerate(algo, device=CUDA)
     eager = lambda: update(buffer.sample(256))  # noqa: E731
-    graphed = GraphedTrainStep(algo, lambda: buffer.sample(256), update, [buffer.generator])
+    graphed = GraphedTrainStep(
+        algo, lambda: buffer.sample(256), update, [*buffer.generators, *random_generators(algo)]
+    )
     for _ in range(10):
         eager()
         graphed()
     serial: dict[str, Any] = {}
     if side_streams_of(algo):
         set_concurrency(algo, False)
-        in_sequence = GraphedTrainStep(algo, lambda: buffer.sample(256), update, [buffer.generator])
+        in_sequence = GraphedTrainStep(
+            algo, lambda: buffer.sample(256), update, [*buffer.generators, *random_generators(algo)]
+        )
         for _ in range(10):
             in_sequence()
         serial["graph_wall_ms_serial"] = wall_ms(in_sequence)

@@ -40,8 +40,8 @@ from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.speed import Precision, accelerate
 from offline_rl.streams import set_concurrency, side_streams_of
-from offline_rl.tracking import RunLogger
-from offline_rl.trainer import LoopConfig, train
+from offline_rl.tracking import SeedsLogger
+from offline_rl.trainer import LoopConfig, random_generators, train
 from offline_rl.transitions import Transitions, load_transitions
 
 WORKER = Path(__file__).resolve().parent / "d3rlpy_worker.py"
@@ -82,11 +82,16 @@ def time_ours(
 ) -> dict[str, Any]:
     algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
     set_concurrency(algo, concurrent)
-    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
     update = accelerate(algo, compile=compile, precision=precision, device=CUDA)
     runner = None
     if graphed:
-        runner = GraphedTrainStep(algo, lambda: buffer.sample(BATCH), update, [buffer.generator])
+        runner = GraphedTrainStep(
+            algo,
+            lambda: buffer.sample(BATCH),
+            update,
+            [*buffer.generators, *random_generators(algo)],
+        )
     return time_steps(runner or (lambda: update(buffer.sample(BATCH))), args.warmup, args.seconds)
 
 
@@ -97,7 +102,7 @@ def has_side_streams(name: str) -> bool:
 
 def flops_per_step(name: str, data: Transitions) -> float:
     algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
-    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
     with FlopCounterMode(display=False) as counter:
         for _ in range(4):  # covers the delayed actor updates of TD3+BC and ReBRAC
             algo.update(buffer.sample(BATCH))
@@ -114,7 +119,7 @@ def time_loop(
 ) -> dict[str, Any]:
     """The training loop as the train stage runs it, minus evaluation."""
     algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
-    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
     loop = LoopConfig(
         steps=steps,
         batch_size=BATCH,
@@ -128,14 +133,14 @@ def time_loop(
     checkpoint = workdir / f"loop-{name}.pt"
     checkpoint.unlink(missing_ok=True)
 
-    def logger(run_id: str | None) -> RunLogger:
-        return RunLogger.files_only(
-            {"train": workdir / f"loop-{name}.csv", "eval": workdir / "eval.csv"}, run_id=run_id
+    def logger(run_ids: list[str | None] | None) -> SeedsLogger:
+        return SeedsLogger.files_only(
+            (0,), {"train": workdir / f"loop-{name}.csv", "eval": workdir / "eval.csv"}
         )
 
     start = time.perf_counter()
     logged, _ = train(
-        algo, name, buffer, loop, 0, checkpoint, "benchmark", logger, lambda step: {}, False
+        algo, name, buffer, loop, checkpoint, "benchmark", logger, lambda step: [{}], False
     )
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - start

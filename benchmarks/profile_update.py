@@ -57,7 +57,7 @@ def main() -> None:
     transitions = args.transitions or medium_dataset(args.workdir, args.dataset_steps)[1]
     data = load_transitions(transitions)
     algo = our_algorithm(args.algo, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0)
-    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
     update = accelerate(algo, compile=args.compile, precision=args.precision)
     for _ in range(args.warmup):
         update(buffer.sample(256))

@@ -23,7 +23,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -34,7 +34,13 @@ IMPLEMENTATIONS = ("ours", "plain")
 
 
 def run_ours(
-    env_id: str, steps: int, seed: int, random_steps: int, eval_every: int
+    env_id: str,
+    steps: int,
+    seed: int,
+    random_steps: int,
+    eval_every: int,
+    precision: Literal["fp32", "bf16"] = "fp32",
+    log_interval: int = 1_000,
 ) -> dict[str, Any]:
     from datagen.behavior import BehaviorConfig, train_behavior
     from offline_rl.tracking import RunLogger
@@ -44,7 +50,8 @@ def run_ours(
         random_steps=random_steps,
         checkpoint_steps=tuple(range(eval_every, steps + 1, eval_every)),
         eval_episodes=5,
-        log_interval=1_000,
+        log_interval=log_interval,
+        precision=precision,
     )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -53,13 +60,15 @@ def run_ours(
             return RunLogger.files_only({k: work / f"{k}.csv" for k in ("train", "losses", "eval")})
 
         result, log = train_behavior(env_id, config, seed, work / "out", logger, progress=False)
-        windows = [w for w in log.history.get("losses", []) if w["step"] > random_steps + 1_000]
+        windows = [
+            w for w in log.history.get("losses", []) if w["step"] > random_steps + log_interval
+        ]
         busy = sum(w["perf/env_s"] + w["perf/update_s"] for w in windows)
         log.finish()
     return {
         "returns": {str(k): v for k, v in sorted(result.checkpoints.items())},
         # windows after the first: the first one's env time includes the warm-up's steps
-        "learning_steps_per_s": 1_000 * len(windows) / busy if busy else None,
+        "learning_steps_per_s": log_interval * len(windows) / busy if busy else None,
     }
 
 

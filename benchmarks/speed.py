@@ -1,4 +1,5 @@
-"""Issue 11: gradient steps/s, loading and collection, ours against d3rlpy and Minari, in one run.
+"""Gradient steps/s, loading and collection, ours against d3rlpy and Minari, and the behaviour SAC
+against a plain eager SAC, in one run.
 
 Every comparison runs in this one process tree on the same data, the same machine and with the same
 torch threads (2), one side right after the other, so both see the same background load; each
@@ -45,6 +46,8 @@ from benchmarks.common import (
     run_d3rlpy,
 )
 from benchmarks.matmul_bound import matmul_seconds_per_step
+from benchmarks.plain_sac import train_plain_sac
+from benchmarks.sac_learning import run_ours
 from offline_rl.algos import ALGORITHMS
 from offline_rl.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
@@ -76,9 +79,11 @@ def time_ours(
     warmup: int,
     precision: Precision = "fp32",
     compile: bool = False,
+    seeds: int = 1,
 ) -> dict[str, float]:
-    algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0)
-    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    """Gradient steps/s of `seeds` seeds trained together (each step updates every seed)."""
+    algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, seeds=seeds)
+    buffer = ReplayBuffer.from_transitions(data, seeds=list(range(seeds)))
     update = accelerate(algo, compile=compile, precision=precision)
     start = time.perf_counter()
     for _ in range(warmup):
@@ -110,15 +115,41 @@ def time_ours_fresh(
     threads: int,
     precision: Precision = "fp32",
     compile: bool = False,
+    seeds: int = 1,
 ) -> dict[str, float]:
     """`time_ours` in a fresh process, as d3rlpy's worker runs: nothing an earlier row left in
     this process (allocator state, compiled code, the counting modes) reaches this one."""
     command = [sys.executable, "-m", "benchmarks.speed", "--time-ours", name, precision]
     command += [f"--transitions={transitions}", f"--steps={steps}", f"--warmup={warmup}"]
-    command += [f"--threads={threads}"] + (["--compile-ours"] if compile else [])
+    command += [f"--threads={threads}", f"--time-seeds={seeds}"]
+    command += ["--compile-ours"] if compile else []
     result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"timing {name} {precision} failed:\n{result.stderr[-3000:]}")
+    timing: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return timing
+
+
+def time_sac(impl: str, precision: Precision, steps: int, random_steps: int) -> dict[str, float]:
+    """Environment steps/s of online SAC's learning phase (act, env step, store, one update),
+    warm-up excluded: the behaviour stage's learner or the plain one of benchmarks/plain_sac.py."""
+    if impl == "ours":
+        result = run_ours(ENV_ID, random_steps + steps, 0, random_steps, random_steps + steps,
+                          precision, log_interval=max(steps // 6, 1))  # fmt: skip
+    else:
+        result = train_plain_sac(ENV_ID, random_steps + steps, 0, random_steps)
+    return {"steps_per_s": result["learning_steps_per_s"]}
+
+
+def time_sac_fresh(
+    impl: str, precision: Precision, steps: int, random_steps: int, threads: int
+) -> dict[str, float]:
+    command = [sys.executable, "-m", "benchmarks.speed", "--time-sac", impl, precision]
+    command += [f"--sac-steps={steps}", f"--sac-random-steps={random_steps}"]
+    command += [f"--threads={threads}"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"timing SAC {impl} {precision} failed:\n{result.stderr[-3000:]}")
     timing: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     return timing
 
@@ -178,18 +209,34 @@ def main() -> None:
         "--compile", nargs="*", default=["td3_bc"], help="algos also timed compiled"
     )
     parser.add_argument("--collect-steps", type=int, default=100_000)
+    parser.add_argument("--sac-steps", type=int, default=3_000, help="timed SAC env steps")
+    parser.add_argument("--sac-random-steps", type=int, default=1_000)
+    parser.add_argument("--no-sac", action="store_true", help="skip the behaviour SAC rows")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=RESULTS / "work")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     # A fresh process timing one of our rows (time_ours_fresh calls it).
     parser.add_argument("--time-ours", nargs=2, metavar=("ALGO", "PRECISION"), help=SUPPRESS)
     parser.add_argument("--compile-ours", action="store_true", help=SUPPRESS)
+    parser.add_argument("--time-seeds", type=int, default=1, help=SUPPRESS)
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="training seeds of the many-seeds rows (0: none)"
+    )
+    parser.add_argument("--seed-algos", nargs="*", default=["td3_bc", "iql", "cql"])
+    parser.add_argument("--time-sac", nargs=2, metavar=("IMPL", "PRECISION"), help=SUPPRESS)
     args = parser.parse_args()
+    if args.time_sac:
+        torch.set_num_threads(args.threads)
+        impl, precision = args.time_sac
+        print(json.dumps(time_sac(impl, precision, args.sac_steps, args.sac_random_steps)))
+        return
     if args.time_ours:
         torch.set_num_threads(args.threads)
         name, precision = args.time_ours
         data = load_transitions(args.transitions)
-        timing = time_ours(name, data, args.steps, args.warmup, precision, args.compile_ours)
+        timing = time_ours(
+            name, data, args.steps, args.warmup, precision, args.compile_ours, args.time_seeds
+        )
         print(json.dumps(timing))
         return
     unknown = [a for a in args.algos if a not in ALGORITHMS]
@@ -255,6 +302,50 @@ def main() -> None:
         if name in args.compile:
             compiled = time_ours_fresh(name, *run_args, compile=True)
             training_row(name, f"{name} fp32 compiled", compiled, ref)
+
+    # Many seeds in one process against the same seeds one after another: seed-steps/s (each
+    # gradient step of an N-seed run is a step of every seed); the single-seed run's rate is
+    # what N runs in sequence reach in total.
+    for name in args.seed_algos if args.seeds > 1 else []:
+        together, alone = [], []
+        run_args = (transitions, args.steps, args.warmup, args.threads)
+        for _ in range(args.rounds):
+            alone.append(time_ours_fresh(name, *run_args))
+            timed = time_ours_fresh(name, *run_args, seeds=args.seeds)
+            together.append(timed | {"steps_per_s": timed["steps_per_s"] * args.seeds})
+        both, one = median_run(together), median_run(alone)
+        seeds_row: dict[str, Any] = {"kind": "seeds", "unit": "seed-steps/s"}
+        seeds_row |= {"name": f"{name} {args.seeds} seeds in one process"}
+        seeds_row |= {"ours": both["steps_per_s"], "ours_rounds": both["all_steps_per_s"]}
+        seeds_row |= {"reference": one["steps_per_s"], "reference_rounds": one["all_steps_per_s"]}
+        seeds_row |= {"reference_name": f"{args.seeds} single-seed runs in sequence"}
+        rows.append(seeds_row)
+        print(seeds_row, flush=True)
+
+    # Behaviour SAC: the online loop, env steps/s, against a plain eager SAC (same maths).
+    if not args.no_sac:
+        sac_args = (args.sac_steps, args.sac_random_steps, args.threads)
+        timings: dict[str, list[dict[str, Any]]] = {"fp32": [], "bf16": [], "plain": []}
+        for _ in range(args.rounds):
+            timings["fp32"].append(time_sac_fresh("ours", "fp32", *sac_args))
+            timings["plain"].append(time_sac_fresh("plain", "fp32", *sac_args))
+            timings["bf16"].append(time_sac_fresh("ours", "bf16", *sac_args))
+        plain = median_run(timings["plain"])
+        for precision in ("fp32", "bf16"):
+            ours = median_run(timings[precision])
+            sac_row: dict[str, Any] = {
+                "kind": "sac",
+                "name": f"behaviour SAC {precision}",
+                "unit": "env steps/s",
+            }
+            sac_row |= {"ours": ours["steps_per_s"], "ours_rounds": ours["all_steps_per_s"]}
+            sac_row |= {
+                "reference": plain["steps_per_s"],
+                "reference_rounds": plain["all_steps_per_s"],
+            }
+            sac_row |= {"reference_name": "plain eager SAC (benchmarks/plain_sac.py)"}
+            rows.append(sac_row)
+            print(sac_row, flush=True)
 
     # Loading: our transitions file into tensors against Minari episodes into flat arrays.
     load_ours = best_of(3, lambda: load_transitions(transitions))

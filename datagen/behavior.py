@@ -39,7 +39,7 @@ from offline_rl.trainer import fingerprint, resolve_device
 log = logging.getLogger(__name__)
 
 # Bumped when the learner's saved state changes shape, so older resume states are not loaded.
-RESUME_FORMAT = 2
+RESUME_FORMAT = 3
 
 
 class BehaviorConfig(StrictModel):
@@ -113,8 +113,8 @@ class BehaviorRun:
         assert isinstance(space, gym.spaces.Box) and self.env.observation_space.shape is not None
         self.space = space
         self.dims = (self.env.observation_space.shape[0], space.shape[0])
-        self.agent = SAC(*self.dims, config.sac, self.device)
-        self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seed=seed)
+        self.agent = SAC(*self.dims, config.sac, self.device, seed=seed)
+        self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seeds=[seed])
         self.truncations = np.zeros(config.steps, dtype=bool)
         self.rng = np.random.default_rng(seed)
         self.step = 0
@@ -130,7 +130,7 @@ class BehaviorRun:
             getattr(self.buffer, name)[: self.step] = tensor.to(self.device)
         self.truncations[: self.step] = state["truncations"]
         self.rng.bit_generator.state = state["action_rng"]
-        self.buffer.generator.set_state(state["sampler_rng"])
+        self.buffer.set_sampler_state(state["sampler_rng"])
         set_rng_state(state["rng"])
         self.policies = state["policies"]
         self.result.checkpoints = dict(state["result"])
@@ -148,7 +148,7 @@ class BehaviorRun:
             },
             "truncations": self.truncations[: self.step].copy(),
             "action_rng": self.rng.bit_generator.state,
-            "sampler_rng": self.buffer.generator.get_state(),
+            "sampler_rng": self.buffer.sampler_state(),
             "rng": rng_state(),
             "policies": self.policies,
             "result": dict(self.result.checkpoints),
@@ -159,7 +159,7 @@ class BehaviorRun:
         if self.step < self.config.random_steps:
             return self.rng.uniform(-1.0, 1.0, self.dims[1]).astype(np.float32)
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        return self.agent.act(obs_t[None], deterministic=False)[0].float().cpu().numpy()
+        return self.agent.act(obs_t[None, None], deterministic=False)[0, 0].float().cpu().numpy()
 
     def record(self, obs: Any, unit: Any, reward: Any, next_obs: Any, terminated: bool) -> None:
         values = (obs, unit, reward, next_obs, float(terminated))
@@ -177,7 +177,7 @@ class BehaviorRun:
                 self.agent,
                 lambda: self.buffer.sample_filled(batch_size),
                 update,
-                [self.buffer.generator],
+                [*self.buffer.generators, *self.agent.noise.generators],
             )
         return lambda: update(self.buffer.sample_filled(batch_size))
 

@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import Tensor
 
 from datagen.sac import SAC, SACConfig
 from offline_rl.checkpoint import CheckpointError, load_checkpoint
@@ -30,10 +31,15 @@ class RandomPolicy:
 
 
 class SACPolicy:
-    """A behaviour checkpoint; stochastic by default, as D4RL's datasets sample their policies."""
+    """A behaviour checkpoint; stochastic by default, as D4RL's datasets sample their policies,
+    drawing from its own random stream (`seed`), so a collection repeats exactly."""
 
     def __init__(
-        self, checkpoint: str | Path, deterministic: bool = False, device: str = "cpu"
+        self,
+        checkpoint: str | Path,
+        deterministic: bool = False,
+        device: str = "cpu",
+        seed: int = 0,
     ) -> None:
         payload = load_checkpoint(checkpoint, expect={"algo": "sac"})
         self.name = Path(checkpoint).stem
@@ -42,9 +48,13 @@ class SACPolicy:
         self.device = torch.device(device)
         try:
             agent = SAC(
-                payload["obs_dim"], payload["act_dim"], SACConfig(**payload["config"]), self.device
+                payload["obs_dim"],
+                payload["act_dim"],
+                SACConfig(**payload["config"]),
+                self.device,
+                seed=seed,
             )
-            agent.actor.load_state_dict(payload["actor"])
+            agent.actor.load_state_dict(upgrade_actor_state(payload["actor"]))
             self.low = np.asarray(payload["action_low"], dtype=np.float32)
             self.high = np.asarray(payload["action_high"], dtype=np.float32)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
@@ -52,20 +62,29 @@ class SACPolicy:
                 f"{checkpoint}: not a whole SAC behaviour checkpoint ({type(error).__name__}: "
                 f"{str(error).splitlines()[0][:200] if str(error) else ''})"
             ) from None
-        self.actor = agent.actor.eval()
+        self.agent = agent
         self.deterministic = deterministic
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            unit = (
-                self.actor(
-                    torch.as_tensor(obs, dtype=torch.float32, device=self.device),
-                    deterministic=self.deterministic,
-                )
-                .cpu()
-                .numpy()
-            )
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        unit = self.agent.act(obs_t[None], deterministic=self.deterministic)[0].cpu().numpy()
         return np.asarray(self.low + (unit + 1.0) * 0.5 * (self.high - self.low), dtype=np.float32)
+
+
+def upgrade_actor_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A behaviour actor saved before the networks gained their seed dimension (plain Linear
+    trunk, separate mean and log-std heads) in today's layout: the same function, so checkpoints
+    of earlier behaviour runs (and the test fixture) keep working."""
+    if "mean.weight" not in state:
+        return state
+    upgraded = {}
+    for key, value in state.items():
+        if key.startswith("trunk."):
+            upgraded[key] = value.t()[None] if key.endswith("weight") else value[None, None]
+    # the old trunk ended at its last Linear and a separate ReLU followed: same layer indices
+    upgraded["head.weight"] = torch.cat([state["mean.weight"], state["log_std.weight"]]).t()[None]
+    upgraded["head.bias"] = torch.cat([state["mean.bias"], state["log_std.bias"]])[None, None]
+    return upgraded
 
 
 def actor_checkpoint(

@@ -179,4 +179,4 @@ def make_policy(
         behavior_dir / "checkpoints.json",
     )
     path = behavior_dir / f"{name}.pt"
-    return SACPolicy(path, deterministic=config.deterministic_policy), str(path)
+    return SACPolicy(path, deterministic=config.deterministic_policy, seed=seed), str(path)

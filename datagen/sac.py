@@ -18,7 +18,6 @@ import copy
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
@@ -28,11 +27,12 @@ from offline_rl.config import StrictModel
 from offline_rl.networks import (
     EnsembleCritic,
     TanhGaussianActor,
-    grad_norms,
+    grad_norm,
     make_adam,
     q_stats,
     soft_update,
 )
+from offline_rl.seeds import SeedNoise
 
 
 class SACConfig(StrictModel):
@@ -50,15 +50,19 @@ class SAC:
         "critic_target",
         "log_alpha",
         "optimizer",
+        "noise",
     )
 
-    def __init__(self, obs_dim: int, act_dim: int, config: SACConfig, device: torch.device) -> None:
-        self.config = config
+    def __init__(
+        self, obs_dim: int, act_dim: int, config: SACConfig, device: torch.device, seed: int = 0
+    ) -> None:
+        self.config, self.seeds = config, 1  # one learner: tensors carry a seed dimension of 1
         self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden).to(device)
         self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, ensemble_size=2).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(float(config.init_temperature), device=device).log()
+        self.log_alpha = torch.full((1,), float(config.init_temperature), device=device).log()
         self.log_alpha.requires_grad_(True)
+        self.noise = SeedNoise([seed], device)  # exploration and the update's action samples
         self.target_entropy = -float(act_dim)
         # One optimiser over every learned tensor: the losses share one backward pass.
         self.optimizer = make_adam(
@@ -68,39 +72,48 @@ class SAC:
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
-        alpha = self.log_alpha.exp().detach()
+        alpha = self.log_alpha.exp().detach()[:, None]
         with torch.no_grad():
-            next_action, next_log_prob = self.actor.sample(batch.next_observations)
+            next_action, next_log_prob = self.actor.sample(batch.next_observations, self.noise)
             next_q = self.critic_target(batch.next_observations, next_action).min(0).values
             target = batch.rewards + cfg.discount * (1.0 - batch.dones) * (
                 next_q - alpha * next_log_prob
             )
         q = self.critic(batch.observations, batch.actions)
-        critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
+        critic_loss = (q - target).square().mean(-1).sum(0)
 
-        action, log_prob = self.actor.sample(batch.observations)
+        action, log_prob = self.actor.sample(batch.observations, self.noise)
         q_pi = self.critic(batch.observations, action, frozen=True).min(0).values
-        actor_loss = (alpha * log_prob - q_pi).mean()
-        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        actor_loss = (alpha * log_prob - q_pi).mean(-1)
+        alpha_loss = -(self.log_alpha[:, None] * (log_prob.detach() + self.target_entropy)).mean(-1)
 
         self.optimizer.zero_grad(set_to_none=True)
-        (critic_loss + actor_loss + alpha_loss).backward()
-        critic_grad, actor_grad = grad_norms(self.critic, self.actor)
+        (critic_loss + actor_loss + alpha_loss).sum().backward()
+        critic_grad, actor_grad = grad_norm(self.critic, 1), grad_norm(self.actor, 1)
         self.optimizer.step()
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {
             "critic_loss": critic_loss.detach(),
             "actor_loss": actor_loss.detach(),
-            "alpha": alpha,
-            "entropy": -log_prob.detach().mean(),
+            "alpha": alpha[:, 0],
+            "entropy": -log_prob.detach().mean(-1),
             "grad_norm/critic": critic_grad,
             "grad_norm/actor": actor_grad,
             **q_stats(q),
         }
 
     @torch.no_grad()
+    def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
+        """The critics' TD error to the policy's mode at s' (no entropy term, no sampling)."""
+        next_q = self.critic_target(batch.next_observations, self.actor(batch.next_observations))
+        target = batch.rewards + self.config.discount * (1.0 - batch.dones) * next_q.min(0).values
+        q = self.critic(batch.observations, batch.actions)
+        return {"td_error": (q - target).square().mean((0, 2))}
+
+    @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
-        return self.actor(obs, deterministic=deterministic)
+        """Actions (1, n, A) for observations (1, n, obs_dim)."""
+        return self.actor(obs, deterministic=deterministic, noise=self.noise)
 
     def state_dict(self) -> dict[str, Any]:
         return parts_state(self, self.PARTS)

@@ -86,7 +86,7 @@ def _build_policy(job: ShardJob) -> BatchPolicy:
     with tempfile.NamedTemporaryFile(suffix=".pt") as f:
         f.write(job.policy.checkpoint_bytes)
         f.flush()
-        return SACPolicy(f.name, deterministic=job.policy.deterministic)
+        return SACPolicy(f.name, deterministic=job.policy.deterministic, seed=job.seed_base)
 
 
 def run_shard(job: ShardJob) -> ShardArrays:

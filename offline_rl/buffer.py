@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from offline_rl.seeds import SAMPLER, generators
 from offline_rl.transitions import Transitions, packed_rows, row_fields
 
 
 @dataclass(frozen=True)
 class Batch:
+    """One batch per training seed: fields shaped (S, B, ...), seed k's rows drawn by its own
+    generator."""
+
     observations: Tensor
     actions: Tensor
     rewards: Tensor
@@ -34,17 +40,17 @@ class ReplayBuffer:
         act_dim: int,
         capacity: int,
         device: torch.device | str = "cpu",
-        seed: int = 0,
+        seeds: Sequence[int] = (0,),
         with_next_actions: bool = False,
     ) -> None:
         shapes: list[tuple[int, ...]] = [(obs_dim,), (act_dim,), (), (obs_dim,), ()]
         shapes += [(act_dim,)] if with_next_actions else []
         rows, _ = packed_rows(capacity, shapes, torch.device(device))
         rows.zero_()
-        self._init(rows, shapes, size=0, seed=seed)
+        self._init(rows, shapes, size=0, seeds=seeds)
 
     @classmethod
-    def from_transitions(cls, data: Transitions, seed: int = 0) -> ReplayBuffer:
+    def from_transitions(cls, data: Transitions, seeds: Sequence[int] = (0,)) -> ReplayBuffer:
         """Sample from already-loaded rows; no copy when `load_transitions` packed them."""
         fields = [data.observations, data.actions, data.rewards, data.next_observations]
         fields += [data.dones] + ([] if data.next_actions is None else [data.next_actions])
@@ -58,10 +64,12 @@ class ReplayBuffer:
             for view, field in zip(views, fields, strict=True):
                 view.copy_(field)
         buffer = cls.__new__(cls)
-        buffer._init(packed, shapes, size=len(data), seed=seed)
+        buffer._init(packed, shapes, size=len(data), seeds=seeds)
         return buffer
 
-    def _init(self, rows: Tensor, shapes: list[tuple[int, ...]], size: int, seed: int) -> None:
+    def _init(
+        self, rows: Tensor, shapes: list[tuple[int, ...]], size: int, seeds: Sequence[int]
+    ) -> None:
         self.rows = rows
         self._shapes = shapes
         self._views = row_fields(rows, shapes)  # also checks that the widths add up
@@ -70,8 +78,16 @@ class ReplayBuffer:
         # `size` on the device as well, for sample_filled: read there, not baked into a graph
         self.filled = torch.zeros((), dtype=torch.int64, device=self.device)
         self.size = size
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
+        self.generators = generators(seeds, SAMPLER, self.device)  # one per training seed
+
+    def sampler_state(self) -> list[Tensor]:
+        return [g.get_state() for g in self.generators]
+
+    def set_sampler_state(self, states: list[Any]) -> None:
+        if len(states) != len(self.generators):
+            raise ValueError(f"sampler state of {len(states)} seeds for {len(self.generators)}")
+        for generator, state in zip(self.generators, states, strict=True):
+            generator.set_state(state)
 
     @property
     def size(self) -> int:
@@ -82,6 +98,11 @@ class ReplayBuffer:
     def size(self, value: int) -> None:
         self._size = value
         self.filled.fill_(value)
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Each field's per-row shape, in the packed rows' order."""
+        return self._shapes
 
     @property
     def observations(self) -> Tensor:
@@ -133,21 +154,26 @@ class ReplayBuffer:
         self.size += n
 
     def sample(self, batch_size: int) -> Batch:
-        """Uniform indices drawn on the buffer's device from its own generator."""
-        idx = torch.randint(
-            0, self.size, (batch_size,), device=self.device, generator=self.generator
-        )
-        return self._gather(idx)
+        """`batch_size` uniform indices per seed, each seed's drawn on the buffer's device from
+        its own generator."""
+        idx = [
+            torch.randint(0, self.size, (batch_size,), device=self.device, generator=g)
+            for g in self.generators
+        ]
+        return self._gather(torch.stack(idx))
 
     def sample_filled(self, batch_size: int) -> Batch:
         """Uniform over the rows filled so far, counted on the device (`filled`) instead of the
         host: a buffer that grows between replays of a captured CUDA graph (the online SAC) is
-        sampled right. Draws from the same generator, mapped by a modulo (bias below 2^-40)."""
-        idx = torch.randint(
-            0, 2**62, (batch_size,), device=self.device, generator=self.generator
-        ).remainder_(self.filled)
-        return self._gather(idx)
+        sampled right. Draws from the same generators, mapped by a modulo (bias below 2^-40)."""
+        idx = [
+            torch.randint(0, 2**62, (batch_size,), device=self.device, generator=g)
+            for g in self.generators
+        ]
+        return self._gather(torch.stack(idx).remainder_(self.filled))
 
     def _gather(self, idx: Tensor) -> Batch:
-        # index_select: half the time of rows[idx] on CPU (no advanced-indexing setup).
-        return Batch(*row_fields(torch.index_select(self.rows, 0, idx), self._shapes))
+        # One index_select for all seeds: half the time of rows[idx] on CPU (no advanced-indexing
+        # setup).
+        rows = torch.index_select(self.rows, 0, idx.flatten()).view(*idx.shape, -1)
+        return Batch(*row_fields(rows, self._shapes))

@@ -21,16 +21,20 @@ PolicyFn = Callable[[np.ndarray], np.ndarray]
 
 class AgentPolicy:
     """Wraps an algorithm for the env: normalises observations like its training data and maps
-    the [-1, 1] actions back to the env's bounds. Batched: obs (n, obs_dim) -> actions (n, act_dim)."""
+    the [-1, 1] actions back to the env's bounds. Batched over the algorithm's S seeds too:
+    obs (S * n, obs_dim), seed-major (seed k's environments are rows k*n..k*n+n-1), goes to the
+    algorithm as (S, n, obs_dim); actions come back as (S * n, act_dim)."""
 
     def __init__(
         self,
         act: Callable[[torch.Tensor], torch.Tensor],
         meta: TransitionsMeta,
         device: torch.device,
+        seeds: int = 1,
     ) -> None:
         self.act = act
         self.device = device
+        self.seeds = seeds
         self.mean = np.asarray(meta.obs_mean, dtype=np.float32)
         self.std = np.asarray(meta.obs_std, dtype=np.float32)
         self.normalize = meta.normalize_observations
@@ -41,9 +45,11 @@ class AgentPolicy:
         obs = np.asarray(obs, dtype=np.float32)
         if self.normalize:
             obs = (obs - self.mean) / self.std
+        obs_t = torch.as_tensor(obs, device=self.device)
         with torch.no_grad():
-            action = self.act(torch.as_tensor(obs, device=self.device)).float().cpu().numpy()
-        return np.asarray(self.low + (action + 1.0) * 0.5 * (self.high - self.low))
+            action = self.act(obs_t.view(self.seeds, -1, obs_t.shape[-1])).flatten(0, 1)
+        unit = action.float().cpu().numpy()
+        return np.asarray(self.low + (unit + 1.0) * 0.5 * (self.high - self.low))
 
 
 @dataclass(frozen=True)
@@ -82,22 +88,32 @@ class EvalResult:
 
 
 def rollout_returns(
-    env_id: str, policy: PolicyFn, episodes: int, seed: int, num_envs: int | None = None
+    env_id: str,
+    policy: PolicyFn,
+    episodes: int,
+    seed: int,
+    num_envs: int | None = None,
+    copies: int = 1,
 ) -> tuple[list[float], list[int]]:
-    """Run `episodes` episodes (env seeds seed, seed+1, ...) with batched policy calls."""
+    """Run `episodes` episodes (env seeds seed, seed+1, ...) with batched policy calls.
+
+    With `copies` (the seeds of a multi-seed policy), every copy runs the same episodes side by
+    side in one vector environment, seed-major as AgentPolicy expects, and the returns come back
+    copy by copy: copy k's episode i is entry k * episodes + i."""
     num_envs = min(episodes, num_envs or episodes)
-    returns: list[float] = []
-    lengths: list[int] = []
+    returns: list[list[float]] = [[] for _ in range(copies)]
+    lengths: list[list[int]] = [[] for _ in range(copies)]
     next_seed = seed
-    while len(returns) < episodes:
-        n = min(num_envs, episodes - len(returns))
-        envs = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync")
+    while len(returns[0]) < episodes:
+        n = min(num_envs, episodes - len(returns[0]))
+        envs = gym.make_vec(env_id, num_envs=n * copies, vectorization_mode="sync")
         try:
-            obs, _ = envs.reset(seed=[next_seed + i for i in range(n)])  # type: ignore[arg-type]
+            seeds = [next_seed + i for i in range(n)] * copies
+            obs, _ = envs.reset(seed=seeds)  # type: ignore[arg-type]
             next_seed += n
-            totals = np.zeros(n)
-            steps = np.zeros(n, dtype=np.int64)
-            active = np.ones(n, dtype=bool)
+            totals = np.zeros(n * copies)
+            steps = np.zeros(n * copies, dtype=np.int64)
+            active = np.ones(n * copies, dtype=bool)
             while active.any():
                 obs, reward, terminated, truncated, _ = envs.step(policy(obs))
                 totals += reward * active
@@ -105,9 +121,10 @@ def rollout_returns(
                 active &= ~(terminated | truncated)
         finally:
             envs.close()
-        returns.extend(float(x) for x in totals)
-        lengths.extend(int(x) for x in steps)
-    return returns, lengths
+        for copy in range(copies):
+            returns[copy].extend(float(x) for x in totals[copy * n : (copy + 1) * n])
+            lengths[copy].extend(int(x) for x in steps[copy * n : (copy + 1) * n])
+    return [r for part in returns for r in part], [n for part in lengths for n in part]
 
 
 def evaluate_policy(
@@ -117,9 +134,20 @@ def evaluate_policy(
     seed: int,
     ref_min_score: float | None,
     ref_max_score: float | None,
-) -> EvalResult:
-    returns, lengths = rollout_returns(env_id, policy, episodes, seed)
-    return EvalResult(tuple(returns), tuple(lengths), ref_min_score, ref_max_score)
+    seeds: int = 1,
+) -> list[EvalResult]:
+    """Each of the policy's `seeds` copies over the same `episodes` episodes, in one vector
+    environment: one result per seed."""
+    returns, lengths = rollout_returns(env_id, policy, episodes, seed, copies=seeds)
+    return [
+        EvalResult(
+            tuple(returns[k * episodes : (k + 1) * episodes]),
+            tuple(lengths[k * episodes : (k + 1) * episodes]),
+            ref_min_score,
+            ref_max_score,
+        )
+        for k in range(seeds)
+    ]
 
 
 def record_video(

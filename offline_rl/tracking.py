@@ -63,7 +63,7 @@ class RunLogger:
                 id=run_id,
                 resume="allow" if run_id else None,
                 dir=str(wandb_dir),
-                reinit="finish_previous",
+                reinit="create_new",  # a multi-seed run holds one wandb run per seed at once
             )
 
     @classmethod
@@ -95,6 +95,9 @@ class RunLogger:
         rows = self.history[curve]
         rows[:] = [r for r in rows if r["step"] < step] + [row]
         self._write_curve(curve)
+        self.log_wandb(metrics, step)
+
+    def log_wandb(self, metrics: dict[str, float], step: int) -> None:
         if self.run is not None:
             self.run.log(metrics, step=step)
 
@@ -113,15 +116,7 @@ class RunLogger:
             self._write_curve(curve)
 
     def _write_curve(self, curve: str) -> None:
-        rows = self.history[curve]
-        fields = sorted({key for row in rows for key in row} - {"step"})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["step", *fields])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({"step": int(row["step"]), **{k: row.get(k, "") for k in fields}})
-        with atomic_path(self.curves[curve], suffix=".csv") as tmp:
-            tmp.write_text(buffer.getvalue())
+        write_curve(self.curves[curve], self.history[curve], ("step",))
 
     def log_video(self, key: str, path: Path, step: int) -> None:
         """Upload the video to wandb unless `wandb.log_video` is off (the file stays either way)."""
@@ -141,3 +136,70 @@ class RunLogger:
         if self.run is not None:
             self.run.finish(exit_code=exit_code)
             self.run = None
+
+
+def write_curve(path: Path, rows: list[dict[str, float]], keys: tuple[str, ...]) -> None:
+    """A CSV curve for `dvc plots`: the `keys` columns first (as integers), then every metric
+    any row has, sorted; a metric a row lacks is left empty."""
+    fields = sorted({key for row in rows for key in row} - set(keys))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[*keys, *fields])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**{k: int(row[k]) for k in keys}, **{k: row.get(k, "") for k in fields}})
+    with atomic_path(path, suffix=".csv") as tmp:
+        tmp.write_text(buffer.getvalue())
+
+
+class SeedsLogger:
+    """The logger of a training run of S seeds: each seed's numbers go to its own wandb run
+    (`runs`, one RunLogger each, all in the experiment's group), and every curve is one CSV in
+    long form, a row per step and seed (`step`, `seed`, metrics...), which dvc.yaml's
+    `seed_band` plots draw as the mean over seeds with a band of one standard deviation."""
+
+    def __init__(
+        self, seeds: tuple[int, ...], runs: list[RunLogger], curves: dict[str, Path]
+    ) -> None:
+        if len(runs) != len(seeds):
+            raise ValueError(f"{len(runs)} wandb runs for {len(seeds)} seeds")
+        self.seeds, self.runs, self.curves = seeds, runs, curves
+        self.history: dict[str, list[dict[str, float]]] = {name: [] for name in curves}
+
+    @classmethod
+    def files_only(cls, seeds: tuple[int, ...], curves: dict[str, Path]) -> Self:
+        return cls(seeds, [RunLogger.files_only({}) for _ in seeds], curves)
+
+    @property
+    def run_ids(self) -> list[str | None]:
+        return [run.run_id for run in self.runs]
+
+    def log(self, curve: str, step: int, per_seed: list[dict[str, float]]) -> None:
+        """One row per seed at `step` (`per_seed[k]` is seed `seeds[k]`'s), replacing any rows of
+        that step or later (a resumed run redoes them)."""
+        rows = [r for r in self.history[curve] if r["step"] < step]
+        for seed, metrics, run in zip(self.seeds, per_seed, self.runs, strict=True):
+            rows.append({"step": float(step), "seed": float(seed), **metrics})
+            run.log_wandb(metrics, step)
+        self.history[curve] = rows
+        self._write_curve(curve)
+
+    def restore(self, history: dict[str, list[dict[str, float]]], up_to_step: int) -> None:
+        for curve, rows in history.items():
+            if curve in self.history:
+                self.history[curve] = [r for r in rows if r["step"] <= up_to_step]
+                self._write_curve(curve)
+
+    def write_curves(self) -> None:
+        for curve in self.curves:
+            self._write_curve(curve)
+
+    def _write_curve(self, curve: str) -> None:
+        write_curve(self.curves[curve], self.history[curve], ("step", "seed"))
+
+    def summary(self, per_seed: list[dict[str, Any]]) -> None:
+        for run, metrics in zip(self.runs, per_seed, strict=True):
+            run.summary(metrics)
+
+    def finish(self, exit_code: int = 0) -> None:
+        for run in self.runs:
+            run.finish(exit_code)

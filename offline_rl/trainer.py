@@ -9,12 +9,12 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import Field
+from torch import Tensor
 from tqdm import tqdm
 
 from offline_rl.algos import Algorithm
@@ -31,7 +31,8 @@ from offline_rl.config import StrictModel
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.profiling import Profiler
 from offline_rl.speed import accelerate
-from offline_rl.tracking import RunLogger
+from offline_rl.tracking import SeedsLogger
+from offline_rl.transitions import Transitions, row_fields
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,7 @@ class LoopConfig(StrictModel):
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss became NaN/inf; the message names the step and the last good checkpoint."""
-
-
-@dataclass
-class TrainState:
-    step: int
-    wandb_run_id: str | None
-    history: dict[str, list[dict[str, float]]]
+    """A loss became NaN/inf; the message names the step, the seed and the last good checkpoint."""
 
 
 def fingerprint(payload: dict[str, Any]) -> str:
@@ -82,7 +76,9 @@ def try_resume(path: Path, run_fingerprint: str, algo_name: str) -> dict[str, An
     return payload
 
 
-EvalFn = Callable[[int], dict[str, float]]
+PerSeed = list[dict[str, float]]  # one dict of metrics per seed, in the run's seed order
+EvalFn = Callable[[int], PerSeed]
+LoggerFactory = Callable[[list[str | None] | None], SeedsLogger]
 
 
 def train(
@@ -90,43 +86,64 @@ def train(
     algo_name: str,
     buffer: ReplayBuffer,
     loop: LoopConfig,
-    seed: int,
     checkpoint_path: Path,
     run_fingerprint: str,
-    logger_factory: Callable[[str | None], RunLogger],
+    logger_factory: LoggerFactory,
     evaluate: EvalFn,
     progress: bool = True,
     profiler: Profiler | None = None,
-) -> tuple[RunLogger, dict[str, float]]:
-    """Run (or resume) `loop.steps` gradient steps; returns the open logger and the last eval."""
-    seed_everything(seed)
-    start_step, run_id, history = 0, None, {}
+    validation: Transitions | None = None,
+) -> tuple[SeedsLogger, PerSeed]:
+    """Run (or resume) `loop.steps` gradient steps of every seed the algorithm trains; returns the
+    open logger and the last evaluation, per seed. With `validation` (held-out episodes), each
+    evaluation also logs the algorithm's validation losses on all of them (`val/...`)."""
+    seed_everything(0)  # nothing an update does draws from the global RNGs; anything else is fixed
+    start_step: int = 0
+    run_ids: list[str | None] | None = None
+    history: dict[str, list[dict[str, float]]] = {}
     resumed = try_resume(checkpoint_path, run_fingerprint, algo_name)
     if resumed is not None:
         algo.load_state_dict(resumed["algo_state"])
-        buffer.generator.set_state(resumed["sampler_rng"])
+        buffer.set_sampler_state(resumed["sampler_rng"])
         set_rng_state(resumed["rng"])
-        start_step, run_id, history = resumed["step"], resumed["wandb_run_id"], resumed["history"]
+        start_step, run_ids, history = resumed["step"], resumed["wandb_run_ids"], resumed["history"]
         log.info("resuming %s from step %d (%s)", algo_name, start_step, checkpoint_path)
-    logger = logger_factory(run_id)
+    logger = logger_factory(run_ids)
     logger.restore(history, start_step)
 
     update = accelerate(algo, loop.compile, loop.precision, buffer.device)
     graphed = None
     if loop.cuda_graph and buffer.device.type == "cuda":
         graphed = GraphedTrainStep(
-            algo, lambda: buffer.sample(loop.batch_size), update, [buffer.generator]
+            algo,
+            lambda: buffer.sample(loop.batch_size),
+            update,
+            [*buffer.generators, *random_generators(algo)],
         )
     elif loop.cuda_graph:
         log.info("cuda_graph applies to CUDA devices; training on %s eagerly", buffer.device)
-    last_eval: dict[str, float] = dict(history.get("eval", [{}])[-1]) if history.get("eval") else {}
-    last_eval.pop("step", None)
+    seeds = len(logger.seeds)
+    last_eval: PerSeed = [{} for _ in range(seeds)]
+    for row in history.get("eval", []):  # a resumed run's last evaluation, until the next one
+        last_eval[logger.seeds.index(int(row["seed"]))] = {
+            k: v for k, v in row.items() if k not in ("step", "seed")
+        }
+
+    def evaluate_all(step: int) -> PerSeed:
+        results = evaluate(step)
+        if validation is not None:
+            losses = validation_losses(algo, validation)
+            results = [
+                r | {f"val/{k}": v[i] for k, v in losses.items()} for i, r in enumerate(results)
+            ]
+        return results
+
     profiler = profiler or Profiler(torch.device("cpu"))
     bar = tqdm(
         range(start_step + 1, loop.steps + 1),
         initial=start_step,
         total=loop.steps,
-        desc=f"train {algo_name}",
+        desc=f"train {algo_name} x{seeds} seeds",
         disable=not progress,
         mininterval=2.0,
     )
@@ -141,13 +158,36 @@ def train(
             checkpoint_path,
             run_fingerprint,
             logger,
-            evaluate,
+            evaluate_all,
             profiler,
             bar,
             last_eval,
         )
     bar.close()
     return logger, last_eval
+
+
+def random_generators(algo: Algorithm) -> list[torch.Generator]:
+    """The generators an update draws from (its SeedNoise), which a CUDA graph must register."""
+    noise = getattr(algo, "noise", None)
+    return list(noise.generators) if noise is not None else []
+
+
+@torch.no_grad()
+def validation_losses(
+    algo: Algorithm, data: Transitions, chunk: int = 8192
+) -> dict[str, list[float]]:
+    """The algorithm's validation losses averaged over every held-out row (no sampling noise),
+    per seed: the same rows go to every seed's networks."""
+    buffer = ReplayBuffer.from_transitions(data)
+    seeds, rows = algo.seeds, len(data)
+    totals: dict[str, Tensor] = {}
+    for start in range(0, rows, chunk):
+        part = buffer.rows[start : start + chunk]
+        batch = Batch(*row_fields(part.unsqueeze(0).expand(seeds, -1, -1), buffer.shapes))
+        for name, value in algo.validation_losses(batch).items():
+            totals[name] = totals.get(name, 0.0) + value * part.shape[0]
+    return {name: (total / rows).tolist() for name, total in totals.items()}
 
 
 def _loop(
@@ -159,12 +199,12 @@ def _loop(
     loop: LoopConfig,
     checkpoint_path: Path,
     run_fingerprint: str,
-    logger: RunLogger,
+    logger: SeedsLogger,
     evaluate: EvalFn,
     profiler: Profiler,
     bar: Any,
-    last_eval: dict[str, float],
-) -> dict[str, float]:
+    last_eval: PerSeed,
+) -> PerSeed:
     window_start, window_steps = time.perf_counter(), 0
     metrics: dict[str, torch.Tensor] = {}  # latest value of each: some are not every step's
     for step in bar:
@@ -182,25 +222,21 @@ def _loop(
         log_now = step % loop.log_interval == 0 or is_last
         checkpoint_now = step % loop.checkpoint_interval == 0 or is_last
         if log_now or checkpoint_now:
-            values = {k: float(v) for k, v in metrics.items()}  # the only device sync
-            bad = [k for k, v in values.items() if not math.isfinite(v)]
-            if bad:  # checked before any checkpoint is written, so the last one stays good
-                last_good = checkpoint_path if checkpoint_path.exists() else "none"
-                raise TrainingDiverged(
-                    f"{algo_name}: {', '.join(bad)} became non-finite at step {step}; "
-                    f"last good checkpoint: {last_good}. Lower the learning rate or check the data."
-                )
+            # the only device sync: each metric's value for every seed
+            per_seed = [{k: float(v[i]) for k, v in metrics.items()} for i in range(algo.seeds)]
+            check_finite(per_seed, logger.seeds, algo_name, step, checkpoint_path)
         if log_now:
-            values |= throughput(
+            speed = throughput(
                 profiler.take_window(), window_steps, time.perf_counter() - window_start
             )
-            logger.log("train", step, values)
+            logger.log("train", step, [values | speed for values in per_seed])
             window_start, window_steps = time.perf_counter(), 0
         if step % loop.eval_interval == 0 or is_last:
             eval_started = time.perf_counter()
             with profiler.phase("evaluate"):
-                last_eval = evaluate(step)
-            last_eval = last_eval | {"perf/eval_s": time.perf_counter() - eval_started}
+                results = evaluate(step)
+            took = {"perf/eval_s": time.perf_counter() - eval_started}
+            last_eval = [result | took for result in results]
             logger.log("eval", step, last_eval)
             window_start = time.perf_counter()  # evaluation time is not training throughput
         if checkpoint_now:
@@ -210,14 +246,29 @@ def _loop(
                     "algo": algo_name,
                     "fingerprint": run_fingerprint,
                     "step": step,
+                    "seeds": list(logger.seeds),
                     "algo_state": algo.state_dict(),
-                    "sampler_rng": buffer.generator.get_state(),
+                    "sampler_rng": buffer.sampler_state(),
                     "rng": rng_state(),
-                    "wandb_run_id": logger.run_id,
+                    "wandb_run_ids": logger.run_ids,
                     "history": logger.history,
                 },
             )
     return last_eval
+
+
+def check_finite(
+    per_seed: PerSeed, seeds: tuple[int, ...], algo_name: str, step: int, checkpoint_path: Path
+) -> None:
+    """Stop before any checkpoint is written, so the last one stays good."""
+    for seed, values in zip(seeds, per_seed, strict=True):
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            last_good = checkpoint_path if checkpoint_path.exists() else "none"
+            raise TrainingDiverged(
+                f"{algo_name}: {', '.join(bad)} became non-finite at step {step} (seed {seed}); "
+                f"last good checkpoint: {last_good}. Lower the learning rate or check the data."
+            )
 
 
 def throughput(window: dict[str, float], steps: int, elapsed: float) -> dict[str, float]:

@@ -200,13 +200,13 @@ def field_widths(shapes: list[tuple[int, ...]]) -> list[int]:
 
 
 def row_fields(packed: Tensor, shapes: list[tuple[int, ...]]) -> list[Tensor]:
-    """The fields of packed rows (or of a batch gathered from them) as column views, shaped
-    (rows,) for a per-row shape () and (rows, k) for (k,)."""
+    """The fields of packed rows (or of a batch gathered from them, with any leading dimensions)
+    as column views, shaped (..., rows) for a per-row shape () and (..., rows, k) for (k,)."""
     widths = field_widths(shapes)
-    if sum(widths) != packed.shape[1]:
-        raise ValueError(f"packed rows are {packed.shape[1]} wide, their fields {widths}")
-    columns = torch.split(packed, widths, dim=1)
-    return [c if shape else c.squeeze(1) for c, shape in zip(columns, shapes, strict=True)]
+    if sum(widths) != packed.shape[-1]:
+        raise ValueError(f"packed rows are {packed.shape[-1]} wide, their fields {widths}")
+    columns = torch.split(packed, widths, dim=-1)
+    return [c if shape else c.squeeze(-1) for c, shape in zip(columns, shapes, strict=True)]
 
 
 def normalize_actions(actions: Tensor, low: Tensor, high: Tensor) -> Tensor:

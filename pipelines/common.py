@@ -19,7 +19,7 @@ import yaml
 from pydantic import Field
 
 from offline_rl.config import ConfigError, StrictModel, choice_error, parse_config
-from offline_rl.tracking import RunLogger, WandbConfig
+from offline_rl.tracking import RunLogger, SeedsLogger, WandbConfig
 
 PARAMS_FILE = Path(os.environ.get("OFFLINE_RL_PARAMS", "params.yaml"))
 ModelT = TypeVar("ModelT", bound=StrictModel)
@@ -261,6 +261,34 @@ def make_logger_factory(
             curves=curves,
             extra_tags=param_tags(params, job_type, env_id),
         )
+
+    return factory
+
+
+def make_seeds_logger_factory(
+    params: dict[str, Any],
+    job_type: str,
+    curves: dict[str, Path],
+    run_config: dict[str, Any],
+    seeds: tuple[int, ...],
+) -> Callable[[list[str | None] | None], SeedsLogger]:
+    """A logger constructor for a run of several training seeds, taking the wandb run ids to
+    resume (None starts new runs): one wandb run per seed, named `<experiment>-<stage>-seed<k>`
+    and in the experiment's group, its config carrying `train_seed`."""
+
+    def factory(run_ids: list[str | None] | None) -> SeedsLogger:
+        ids = run_ids or [None] * len(seeds)
+        runs = [
+            make_logger_factory(
+                params,
+                job_type,
+                {},
+                run_config | {"train_seed": seed},
+                stage_name=f"{job_type}-seed{seed}",
+            )(run_id)
+            for seed, run_id in zip(seeds, ids, strict=True)
+        ]
+        return SeedsLogger(seeds, runs, curves)
 
     return factory
 

@@ -1,4 +1,6 @@
-"""Stage `evaluate`: run the trained agent for N episodes; normalised score, metrics and video."""
+"""Stage `evaluate`: run every seed's trained agent for N episodes, all seeds in one batched
+vector environment; per-seed and over-seed returns and normalised scores, metrics and a video
+(of the first seed's agent)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,22 @@ from pathlib import Path
 
 from pydantic import Field
 
-from offline_rl.agent import load_agent
+from offline_rl.agent import agent_files, load_agent, load_agents
+from offline_rl.atomic import write_json
 from offline_rl.config import Device, StrictModel
 from offline_rl.evaluation import evaluate_policy, record_video
 from offline_rl.trainer import resolve_device
-from pipelines.common import global_params, load_params, make_logger_factory, run_stage, section
+from pipelines.common import (
+    global_params,
+    load_params,
+    make_seeds_logger_factory,
+    run_stage,
+    section,
+)
+from pipelines.train import AGENTS, seeds_summary
 
-AGENT = Path("models/train/agent.pt")
 VIDEO = Path("videos/evaluate.mp4")
+EVAL_SEED_OFFSET = 2_000_000  # final evaluation episodes reset from data seed + this
 log = logging.getLogger("pipelines.evaluate")
 
 
@@ -28,40 +38,50 @@ def main() -> None:
     params = load_params()
     g = global_params(params)
     config = section(params, "evaluate", EvaluateConfig)
-    agent = load_agent(AGENT, resolve_device(config.device))
+    device = resolve_device(config.device)
+    files = agent_files(AGENTS)
+    agent = load_agents(files, device)
     meta = agent.meta
-    policy = agent.policy()
-    result = evaluate_policy(
+    results = evaluate_policy(
         meta.env_id,
-        policy,
+        agent.policy(),
         config.episodes,
-        seed=g.seed + 2_000_000,
+        seed=g.seed + EVAL_SEED_OFFSET,
         ref_min_score=meta.ref_min_score,
         ref_max_score=meta.ref_max_score,
+        seeds=len(agent.seeds),
     )
-    metrics: dict[str, float | str] = dict(result.to_metrics("evaluate"))
-    metrics |= {
+    labels: dict[str, float | str] = {
         "ref_score_source": meta.ref_score_source,
         "algo": agent.algo_name,
         "env": meta.env_id,
         "dataset": ",".join(meta.dataset_ids),
     }
+    per_seed: list[dict[str, float | str]] = [
+        {**labels, **result.to_metrics("evaluate")} for result in results
+    ]
     VIDEO.parent.mkdir(parents=True, exist_ok=True)  # the DVC out exists even without a video
-    logger = make_logger_factory(params, "evaluate", {}, {"stage": "evaluate"})(None)
+    logger = make_seeds_logger_factory(params, "evaluate", {}, {"stage": "evaluate"}, agent.seeds)(
+        None
+    )
     try:
         if config.video:
             VIDEO.unlink(missing_ok=True)
-            if record_video(meta.env_id, policy, VIDEO, seed=g.seed + 2_000_000) is not None:
-                logger.log_video("evaluate/video", VIDEO, step=0)
-        logger.summary(metrics, Path("metrics/evaluate.json"))
+            first = load_agent(files[0], device).policy()
+            if record_video(meta.env_id, first, VIDEO, seed=g.seed + EVAL_SEED_OFFSET) is not None:
+                logger.runs[0].log_video("evaluate/video", VIDEO, step=0)
+        logger.summary(per_seed)
+        summary = seeds_summary(agent.seeds, per_seed)
+        write_json(Path("metrics/evaluate.json"), summary)
     finally:
         logger.finish()
     log.info(
-        "%s on %s: return %.1f, normalised score %.1f (%s reference)",
+        "%s on %s, %d seed(s): return %.1f, normalised score %.1f (%s reference)",
         agent.algo_name,
         meta.env_id,
-        result.mean_return,
-        metrics.get("evaluate/normalized_score_mean", float("nan")),
+        len(agent.seeds),
+        summary["evaluate/return_mean"],
+        summary.get("evaluate/normalized_score_mean", float("nan")),
         meta.ref_score_source,
     )
 

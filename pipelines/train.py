@@ -1,27 +1,30 @@
 """Stage `train`: train the offline agent named by `train.algo` on the training split of the
-transitions file named by `train.dataset` (data/transitions/<train.dataset>.h5).
+transitions file named by `train.dataset` (data/transitions/<train.dataset>.h5), one agent per
+training seed of `train.seeds`, all in one process (their networks stacked: offline_rl/seeds.py).
 
-Resumes from models/train/checkpoint.pt (a persisted DVC out) when it belongs to the same run.
+Writes models/train/agents/seed_<k>.pt per seed, curves with a row per step and seed, and
+metrics/train.json with each seed's numbers and their mean and std over seeds. Resumes from
+models/train/checkpoint.pt (a persisted DVC out) when it belongs to the same run.
 """
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
 from pydantic import field_validator
 
 from datagen.preprocess import PreprocessConfig
-from offline_rl.agent import save_agent
+from offline_rl.agent import save_agents
 from offline_rl.algos import ALGORITHMS, make_algorithm
 from offline_rl.algos.base import AlgoConfig
 from offline_rl.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
-from offline_rl.checkpoint import seed_everything
 from offline_rl.config import ConfigError, Device, choice_error, parse_config
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.profiling import Profiler
-from offline_rl.trainer import LoopConfig, fingerprint, resolve_device, train
+from offline_rl.trainer import LoopConfig, PerSeed, fingerprint, resolve_device, train
 from offline_rl.transitions import load_transitions
 from pipelines.common import (
     PARAMS_FILE,
@@ -29,7 +32,7 @@ from pipelines.common import (
     dvc_md5,
     global_params,
     load_params,
-    make_logger_factory,
+    make_seeds_logger_factory,
     progress_enabled,
     run_stage,
     section,
@@ -37,6 +40,8 @@ from pipelines.common import (
 from pipelines.preprocess import transitions_path
 
 OUT_DIR = Path("models/train")
+AGENTS = OUT_DIR / "agents"
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes reset from data seed + this
 PLOTS = Path("plots/train")
 PROFILE_METRICS = Path("metrics/profile.json")
 TRACE = Path("profiles/train_trace.json")
@@ -46,6 +51,20 @@ class TrainConfig(LoopConfig):
     algo: str = "td3_bc"
     dataset: str = "medium"  # an entry of preprocess.datasets: trains on its training split
     device: Device = "auto"
+    # Training seeds, trained side by side in one process; apart from the top-level `seed`,
+    # which generates the data, so a seed grid reruns only train and evaluate.
+    seeds: tuple[int, ...] = (0,)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("at least one training seed")
+        if len(set(value)) != len(value):
+            raise ValueError(f"training seeds must differ, got {list(value)}")
+        if min(value) < 0:
+            raise ValueError(f"training seeds must not be negative, got {list(value)}")
+        return value
 
     @field_validator("algo")
     @classmethod
@@ -87,35 +106,44 @@ def main() -> None:
     params = load_params()
     g, config, algo_config = train_configs(params)
     device = resolve_device(config.device)
-    data = load_transitions(transitions_path(config.dataset), device, split="train")
+    path = transitions_path(config.dataset)
+    data = load_transitions(path, device, split="train")
     meta = data.meta
-    seed_everything(g.seed)  # the initial weights too: torch's default seed differs per process
-    algo = make_algorithm(config.algo, meta.obs_dim, meta.act_dim, algo_config, device)
-    buffer = ReplayBuffer.from_transitions(data, seed=g.seed)
+    validation = (
+        load_transitions(path, device, split="validation") if meta.num_validation_episodes else None
+    )
+    seeds = config.seeds
+    algo = make_algorithm(config.algo, meta.obs_dim, meta.act_dim, algo_config, device, seeds)
+    buffer = ReplayBuffer.from_transitions(data, seeds=seeds)
     run_config = {
         "algo_config": algo_config.model_dump(),
         "train_config": config.model_dump(),
         "data": meta.to_dict(),
         "dataset_ids": list(meta.dataset_ids),
-        "transitions_md5": dvc_md5(transitions_path(config.dataset)),
+        "transitions_md5": dvc_md5(path),
         "stage": "train",
     }
     run_id = fingerprint({**run_config, "seed": g.seed})
-    factory = make_logger_factory(
-        params, "train", {"train": PLOTS / "losses.csv", "eval": PLOTS / "eval.csv"}, run_config
+    factory = make_seeds_logger_factory(
+        params,
+        "train",
+        {"train": PLOTS / "losses.csv", "eval": PLOTS / "eval.csv"},
+        run_config,
+        seeds,
     )
-    policy = AgentPolicy(lambda obs: algo.act(obs, deterministic=True), meta, device)
+    policy = AgentPolicy(lambda obs: algo.act(obs, deterministic=True), meta, device, len(seeds))
 
-    def evaluate(step: int) -> dict[str, float]:
-        result = evaluate_policy(
+    def evaluate(step: int) -> PerSeed:
+        results = evaluate_policy(
             meta.env_id,
             policy,
             config.eval_episodes,
-            seed=g.seed + 1_000_000,
+            seed=g.seed + EVAL_SEED_OFFSET,
             ref_min_score=meta.ref_min_score,
             ref_max_score=meta.ref_max_score,
+            seeds=len(seeds),
         )
-        return result.to_metrics()
+        return [result.to_metrics() for result in results]
 
     TRACE.parent.mkdir(parents=True, exist_ok=True)  # the DVC out exists even without a trace
     TRACE.unlink(missing_ok=True)
@@ -125,26 +153,53 @@ def main() -> None:
         config.algo,
         buffer,
         config,
-        g.seed,
         OUT_DIR / "checkpoint.pt",
         run_id,
         factory,
         evaluate,
         progress_enabled(),
         profiler,
+        validation,
     )
     try:
-        save_agent(OUT_DIR / "agent.pt", config.algo, algo, meta, {"seed": g.seed})
-        key = "eval/normalized_score_mean"
-        scores = [r[key] for r in logger.history["eval"] if key in r]
-        best = {"eval/best_normalized_score": max(scores)} if scores else {}
-        logger.summary(
-            {"algo": config.algo, "steps": config.steps, **last_eval, **best},
-            Path("metrics/train.json"),
-        )
+        save_agents(AGENTS, config.algo, algo, meta, seeds, {"data_seed": g.seed})
+        per_seed = [
+            {
+                "algo": config.algo,
+                "steps": config.steps,
+                **final,
+                **best_score(logger.history, seed),
+            }
+            for seed, final in zip(seeds, last_eval, strict=True)
+        ]
+        logger.summary(per_seed)
+        write_json(Path("metrics/train.json"), seeds_summary(seeds, per_seed))
         write_json(PROFILE_METRICS, profiler.summary())
     finally:
         logger.finish()
+
+
+def best_score(history: dict[str, list[dict[str, float]]], seed: int) -> dict[str, float]:
+    key = "eval/normalized_score_mean"
+    scores = [r[key] for r in history.get("eval", []) if r.get("seed") == seed and key in r]
+    return {"eval/best_normalized_score": max(scores)} if scores else {}
+
+
+def seeds_summary(seeds: tuple[int, ...], per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every number's mean over seeds (under its own name) and its std over seeds
+    (`<name>/seed_std`, population std as CORL reports), then each seed's own under `seeds`."""
+    summary: dict[str, Any] = {}
+    for key, value in per_seed[0].items():
+        if isinstance(value, str):
+            summary[key] = value
+            continue
+        values = [float(p[key]) for p in per_seed if key in p]
+        summary[key] = statistics.fmean(values)
+        if len(values) > 1:
+            summary[f"{key}/seed_std"] = statistics.pstdev(values)
+    summary["num_seeds"] = len(seeds)
+    summary["seeds"] = {str(seed): values for seed, values in zip(seeds, per_seed, strict=True)}
+    return summary
 
 
 if __name__ == "__main__":

@@ -18,17 +18,17 @@ network (arithmetic order only).
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
 from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.networks import EnsembleCritic, GaussianActor, make_adam, soft_update
-from offline_rl.streams import SideStream
+from offline_rl.seeds import SeedNoise
 
 EXP_ADV_MAX = 100.0
 
@@ -50,57 +50,71 @@ class AWAC:
         "critic_target",
         "actor_opt",
         "critic_opt",
+        "noise",
     )
 
     def __init__(
-        self, obs_dim: int, act_dim: int, config: AWACConfig, device: torch.device
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: AWACConfig,
+        device: torch.device,
+        seeds: Sequence[int] = (0,),
     ) -> None:
-        self.config = config
-        self.actor = GaussianActor(obs_dim, act_dim, config.hidden).to(device)
-        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, ensemble_size=2).to(device)
+        self.config, self.seeds = config, len(seeds)
+        self.actor = GaussianActor(obs_dim, act_dim, config.hidden, seeds=self.seeds).to(device)
+        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, seeds=self.seeds).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
-        self.side = SideStream(device)
+        self.noise = SeedNoise(seeds, device)
+
+    def td_target(self, batch: Batch, next_action: Tensor) -> Tensor:
+        next_q = self.critic_target(batch.next_observations, next_action).min(0).values
+        return batch.rewards + self.config.discount * (1.0 - batch.dones) * next_q
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
-        with self.side.branch(), torch.no_grad():  # the TD target, beside the critic's forward
-            next_action = self.actor.distribution(batch.next_observations).rsample().clamp(-1, 1)
-            next_q = self.critic_target(batch.next_observations, next_action).min(0).values
-            target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_q
-        q = self.critic(batch.observations, batch.actions)
-        # pi(.|s) uses the actor's weights only, which the critic step leaves alone: run it early.
-        dist = self.actor.distribution(batch.observations)
-        self.side.join()
-        critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-        with self.side.branch():  # the critic's target needs the stepped critic only
-            soft_update(self.critic_target, self.critic, cfg.target_tau)
-
         with torch.no_grad():
-            policy_action = dist.rsample().clamp(-1.0, 1.0)
-            v = self.critic(batch.observations, policy_action).min(0).values
-            advantage = self.critic(batch.observations, batch.actions).min(0).values - v
+            target = self.td_target(batch, self.actor.sample(batch.next_observations, self.noise))
+        q = self.critic(batch.observations, batch.actions)
+        critic_loss = (q - target).square().mean(-1).sum(0)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.sum().backward()
+        self.critic_opt.step()
+        soft_update(self.critic_target, self.critic, cfg.target_tau)
+
+        dist = self.actor.distribution(batch.observations)
+        with torch.no_grad():  # a one-sample V(s) from the stepped critic
+            eps = self.noise.randn(dist.loc.shape[1:])
+            v = self.critic(batch.observations, (dist.loc + dist.scale * eps).clamp(-1.0, 1.0))
+            q_data = self.critic(batch.observations, batch.actions)
+            advantage = q_data.min(0).values - v.min(0).values
             weights = torch.exp(advantage / cfg.awac_lambda).clamp(max=EXP_ADV_MAX)
         log_prob = dist.log_prob(batch.actions).sum(-1)
-        actor_loss = -(weights * log_prob).mean()
+        actor_loss = -(weights * log_prob).mean(-1)
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.sum().backward()
         self.actor_opt.step()
-        self.side.join()
         return {
             "critic_loss": critic_loss.detach(),
             "actor_loss": actor_loss.detach(),
-            "q_mean": q.detach().mean(),
-            "advantage_mean": advantage.mean(),
+            "q_mean": q.detach().mean((0, 2)),
+            "advantage_mean": advantage.mean(-1),
+        }
+
+    @torch.no_grad()
+    def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
+        q = self.critic(batch.observations, batch.actions)
+        target = self.td_target(batch, self.actor(batch.next_observations))  # the policy's mean
+        return {
+            "td_error": (q - target).square().mean((0, 2)),
+            "action_mse": (self.act(batch.observations) - batch.actions).square().mean((1, 2)),
         }
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
-        return self.actor(obs, deterministic=deterministic)
+        return self.actor(obs, deterministic=deterministic, noise=self.noise)
 
     def state_dict(self) -> dict[str, Any]:
         return parts_state(self, self.PARTS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -55,9 +56,15 @@ def load_parts(owner: object, parts: tuple[str, ...], state: dict[str, Any]) -> 
 
 
 class Algorithm(Protocol):
-    """update() returns detached scalar tensors so the hot loop never waits on the device; the
-    loop keeps the latest value of each (an actor updated every other step reports every other
-    step).
+    """An algorithm trains the networks of S seeds at once (`seeds`, S = 1 for a single run):
+    batches arrive with a leading seed dimension (offline_rl/buffer.py: fields (S, B, ...)), and
+    every loss is taken per seed, as the sum over seeds of each seed's own mean, so that each
+    seed's gradients and (fused, elementwise) Adam steps are exactly those of a run of that seed
+    alone. The random numbers an update draws come from its `SeedNoise`, one stream per seed.
+
+    update() returns detached per-seed tensors (S,) so the hot loop never waits on the device;
+    the loop keeps the latest value of each (an actor updated every other step reports every
+    other step). validation_losses() gives per-seed losses on held-out data, without learning.
 
     So that the update can be captured once as a CUDA graph and replayed (offline_rl/cuda_graph.py),
     it also keeps to these rules, which every algorithm here follows:
@@ -74,10 +81,20 @@ class Algorithm(Protocol):
     """
 
     config: Any
+    seeds: int
 
-    def __init__(self, obs_dim: int, act_dim: int, config: Any, device: torch.device) -> None: ...
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: Any,
+        device: torch.device,
+        seeds: Sequence[int],
+    ) -> None: ...
 
     def update(self, batch: Batch) -> dict[str, Tensor]: ...
+
+    def validation_losses(self, batch: Batch) -> dict[str, Tensor]: ...
 
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor: ...
 

@@ -6,10 +6,10 @@ batch 256, 256x256 ReLU MLP, observations normalised. No deviation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
@@ -27,18 +27,31 @@ class BCConfig(AlgoConfig):
 class BC:
     PARTS: ClassVar[tuple[str, ...]] = ("actor", "actor_opt")
 
-    def __init__(self, obs_dim: int, act_dim: int, config: BCConfig, device: torch.device) -> None:
-        self.config = config
-        self.actor = DeterministicActor(obs_dim, act_dim, config.hidden).to(device)
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: BCConfig,
+        device: torch.device,
+        seeds: Sequence[int] = (0,),
+    ) -> None:
+        self.config, self.seeds = config, len(seeds)
+        self.actor = DeterministicActor(obs_dim, act_dim, config.hidden, seeds=self.seeds)
+        self.actor.to(device)
         self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        loss = F.mse_loss(self.actor(batch.observations), batch.actions)
+        loss = (self.actor(batch.observations) - batch.actions).square().mean((1, 2))
         self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        actor_grad = grad_norm(self.actor)
+        loss.sum().backward()  # per-seed losses: each seed's gradient is its own
+        actor_grad = grad_norm(self.actor, self.seeds)
         self.actor_opt.step()
         return {"actor_loss": loss.detach(), "grad_norm/actor": actor_grad}
+
+    @torch.no_grad()
+    def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
+        error = (self.actor(batch.observations) - batch.actions).square().mean((1, 2))
+        return {"action_mse": error}
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:

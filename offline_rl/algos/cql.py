@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
 from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.networks import EnsembleCritic, TanhGaussianActor, make_adam, soft_update
+from offline_rl.seeds import SeedNoise
 
 
 class CQLConfig(AlgoConfig):
@@ -62,96 +63,120 @@ class CQL:
         "critic_opt",
         "alpha_opt",
         "alpha_prime_opt",
+        "noise",
     )
 
-    def __init__(self, obs_dim: int, act_dim: int, config: CQLConfig, device: torch.device) -> None:
-        self.config = config
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: CQLConfig,
+        device: torch.device,
+        seeds: Sequence[int] = (0,),
+    ) -> None:
+        self.config, self.seeds = config, len(seeds)
         self.act_dim = act_dim
-        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden).to(device)
-        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, ensemble_size=2).to(device)
+        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden, seeds=self.seeds)
+        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, seeds=self.seeds)
+        self.actor.to(device)
+        self.critic.to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.zeros((), device=device, requires_grad=True)
-        self.log_alpha_prime = torch.zeros((), device=device, requires_grad=True)
+        self.log_alpha = torch.zeros(self.seeds, device=device, requires_grad=True)
+        self.log_alpha_prime = torch.zeros(self.seeds, device=device, requires_grad=True)
         self.target_entropy = -float(act_dim)
         self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
         self.alpha_opt = make_adam([self.log_alpha], config.lr("actor_lr"))  # type: ignore[list-item]
         self.alpha_prime_opt = make_adam([self.log_alpha_prime], config.lr("critic_lr"))  # type: ignore[list-item]
+        self.noise = SeedNoise(seeds, device)
         self.step = 0
 
     def conservative_penalty(
         self, batch: Batch, q_data: Tensor, next_actions: Tensor, next_log_pi: Tensor
     ) -> Tensor:
-        """logsumexp over sampled actions minus Q on the data, per critic: (ensemble,).
-        `next_actions` (batch, n, A) were drawn from pi(.|s') with log-densities `next_log_pi`."""
-        cfg, n, batch_size = self.config, self.config.n_actions, batch.observations.shape[0]
+        """logsumexp over sampled actions minus Q on the data, per critic and seed: (E, S).
+        `next_actions` (S, B, n, A) were drawn from pi(.|s') with log-densities `next_log_pi`."""
+        cfg, n = self.config, self.config.n_actions
         with torch.no_grad():
-            current_actions, current_log_pi = self.actor.sample_n(batch.observations, n)
-            random_actions = torch.rand_like(current_actions) * 2.0 - 1.0
+            current_actions, current_log_pi = self.actor.sample_n(batch.observations, n, self.noise)
+            random_actions = self.noise.rand(current_actions.shape[1:]) * 2.0 - 1.0
             # log of the uniform density on [-1, 1]^A
             random_log_density = torch.full_like(current_log_pi, self.act_dim * math.log(0.5))
         # All 3n candidate actions per state through the critic in one batched pass, at s.
-        actions = torch.cat([random_actions, next_actions, current_actions], dim=1)
-        log_density = torch.cat([random_log_density, next_log_pi, current_log_pi], dim=1)
-        obs = batch.observations.repeat_interleave(3 * n, dim=0)
-        q = self.critic(obs, actions.flatten(0, 1)).view(-1, batch_size, 3 * n)
-        candidates = q - log_density
+        actions = torch.cat([random_actions, next_actions, current_actions], dim=2)
+        log_density = torch.cat([random_log_density, next_log_pi, current_log_pi], dim=2)
+        seeds, batch_size, candidates_per_state, _ = actions.shape
+        obs = batch.observations.unsqueeze(2).expand(-1, -1, candidates_per_state, -1)
+        q = self.critic(obs.flatten(1, 2), actions.flatten(1, 2))
+        candidates = q.view(-1, seeds, batch_size, candidates_per_state) - log_density
         logsumexp = torch.logsumexp(candidates / cfg.temperature, dim=-1) * cfg.temperature
-        return (logsumexp - q_data).mean(1)
+        return (logsumexp - q_data).mean(-1)
+
+    def td_target(self, batch: Batch, next_actions: Tensor) -> Tensor:
+        next_q = self.critic_target(batch.next_observations, next_actions).min(0).values
+        return batch.rewards + self.config.discount * (1.0 - batch.dones) * next_q
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         self.step += 1
-        action, log_pi = self.actor.sample(batch.observations)
-        alpha_loss = -(self.log_alpha * (log_pi.detach() + self.target_entropy)).mean()
+        action, log_pi = self.actor.sample(batch.observations, self.noise)
+        alpha_loss = -(self.log_alpha[:, None] * (log_pi.detach() + self.target_entropy)).mean(-1)
         alpha = self.log_alpha.exp().detach()
         if self.step <= cfg.bc_steps:
             policy_term = self.actor.log_prob(batch.observations, batch.actions)
         else:
             policy_term = self.critic(batch.observations, action).min(0).values
-        actor_loss = (alpha * log_pi - policy_term).mean()
+        actor_loss = (alpha[:, None] * log_pi - policy_term).mean(-1)
         self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
+        alpha_loss.sum().backward()
         self.alpha_opt.step()
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=list(self.actor.parameters()))  # not the critic's
+        actor_loss.sum().backward(inputs=list(self.actor.parameters()))  # not the critic's
         self.actor_opt.step()
 
         with torch.no_grad():
             # One pass of the actor over s': the first draw is the TD target's a', the other
             # n_actions are the penalty's policy actions at s' (independent draws either way).
             next_actions, next_log_pi = self.actor.sample_n(
-                batch.next_observations, cfg.n_actions + 1
+                batch.next_observations, cfg.n_actions + 1, self.noise
             )
-            next_q = self.critic_target(batch.next_observations, next_actions[:, 0]).min(0).values
-            target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_q
+            target = self.td_target(batch, next_actions[:, :, 0])
         q = self.critic(batch.observations, batch.actions)
-        td_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
-        gap = self.conservative_penalty(batch, q, next_actions[:, 1:], next_log_pi[:, 1:])
+        td_loss = (q - target).square().mean(-1).sum(0)
+        gap = self.conservative_penalty(batch, q, next_actions[:, :, 1:], next_log_pi[:, :, 1:])
         if cfg.lagrange:
             alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
             conservative = alpha_prime.detach() * cfg.cql_alpha * (gap - cfg.target_action_gap)
             alpha_prime_loss = -(
                 alpha_prime * cfg.cql_alpha * (gap.detach() - cfg.target_action_gap)
-            ).mean()
+            ).mean(0)
             self.alpha_prime_opt.zero_grad(set_to_none=True)
-            alpha_prime_loss.backward()
+            alpha_prime_loss.sum().backward()
             self.alpha_prime_opt.step()
         else:
             conservative = cfg.cql_alpha * gap
-        critic_loss = td_loss + conservative.sum()
+        critic_loss = td_loss + conservative.sum(0)
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        critic_loss.sum().backward()
         self.critic_opt.step()
         soft_update(self.critic_target, self.critic, cfg.target_tau)
         return {
             "actor_loss": actor_loss.detach(),
             "critic_loss": critic_loss.detach(),
             "td_loss": td_loss.detach(),
-            "cql_gap": gap.detach().mean(),
+            "cql_gap": gap.detach().mean(0),
             "alpha": alpha,
             "alpha_prime": self.log_alpha_prime.detach().exp(),
-            "q_mean": q.detach().mean(),
+            "q_mean": q.detach().mean((0, 2)),
+        }
+
+    @torch.no_grad()
+    def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
+        q = self.critic(batch.observations, batch.actions)
+        target = self.td_target(batch, self.actor(batch.next_observations))  # the policy's mode
+        return {
+            "td_error": (q - target).square().mean((0, 2)),
+            "action_mse": (self.act(batch.observations) - batch.actions).square().mean((1, 2)),
         }
 
     def graph_key(self) -> bool:
@@ -160,7 +185,7 @@ class CQL:
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
-        return self.actor(obs, deterministic=deterministic)
+        return self.actor(obs, deterministic=deterministic, noise=self.noise)
 
     def state_dict(self) -> dict[str, Any]:
         return parts_state(self, self.PARTS)

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
@@ -36,10 +36,11 @@ from offline_rl.networks import (
     DeterministicActor,
     EnsembleCritic,
     GaussianActor,
+    ensemble_mlp,
     make_adam,
-    mlp,
     soft_update,
 )
+from offline_rl.seeds import SeedNoise
 from offline_rl.streams import SideStream
 
 EXP_ADV_MAX = 100.0  # the paper's clip on the advantage weight
@@ -70,18 +71,26 @@ class IQL:
         "critic_opt",
         "value_opt",
         "updates",
+        "noise",
     )
 
-    def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device: torch.device) -> None:
-        self.config = config
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: IQLConfig,
+        device: torch.device,
+        seeds: Sequence[int] = (0,),
+    ) -> None:
+        self.config, self.seeds = config, len(seeds)
         self.actor: nn.Module = (
-            DeterministicActor(obs_dim, act_dim, config.hidden)
+            DeterministicActor(obs_dim, act_dim, config.hidden, seeds=self.seeds)
             if config.deterministic_actor
-            else GaussianActor(obs_dim, act_dim, config.hidden)
+            else GaussianActor(obs_dim, act_dim, config.hidden, seeds=self.seeds)
         ).to(device)
-        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, ensemble_size=2).to(device)
+        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, seeds=self.seeds).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.value = mlp(obs_dim, 1, config.hidden).to(device)
+        self.value = ensemble_mlp(obs_dim, 1, config.hidden, self.seeds).to(device)
         # The update count and the actor's learning rate are device tensors, so that the cosine
         # schedule advances inside a replayed CUDA graph as it does eagerly.
         self.updates = torch.zeros((), dtype=torch.int64, device=device)
@@ -89,6 +98,7 @@ class IQL:
         self.actor_opt = make_adam(self.actor, self.actor_lr)
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
         self.value_opt = make_adam(self.value, config.lr("value_lr"))
+        self.noise = SeedNoise(seeds, device)  # for act(deterministic=False) only
         self.critic_stream, self.actor_stream = SideStream(device), SideStream(device)
 
     def schedule_actor_lr(self) -> None:
@@ -100,17 +110,32 @@ class IQL:
                 self.config.lr("actor_lr") * 0.5 * (1.0 + torch.cos(math.pi * progress))
             )
 
+    def v(self, obs: Tensor) -> Tensor:
+        return self.value(obs).squeeze(-1)  # (S, B)
+
+    def q_target(self, batch: Batch) -> Tensor:
+        """The critic's regression target r + gamma (1 - d) V(s'): (S, B)."""
+        next_v = self.v(batch.next_observations)
+        return batch.rewards + self.config.discount * (1.0 - batch.dones) * next_v
+
+    def actor_loss(self, batch: Batch, exp_adv: Tensor) -> Tensor:
+        """Advantage-weighted regression, per seed: (S,)."""
+        if isinstance(self.actor, GaussianActor):
+            dist = self.actor.distribution(batch.observations)
+            return -(exp_adv * dist.log_prob(batch.actions).sum(-1)).mean(-1)
+        squared_error = (self.actor(batch.observations) - batch.actions).square().sum(-1)
+        return (exp_adv * squared_error).mean(-1)
+
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         # Given V(s'), Q'(s, a) and V(s) from before the step, the value, critic and actor steps
         # do not depend on each other: the critic's and the actor's run on side streams, beside
         # the value step, and so do the forward passes they start from.
         with self.critic_stream.branch(), torch.no_grad():
-            next_v = self.value(batch.next_observations).squeeze(-1)
-            q_target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_v
+            q_target = self.q_target(batch)
         with self.actor_stream.branch(), torch.no_grad():
             target_q = self.critic_target(batch.observations, batch.actions).min(0).values
-        v = self.value(batch.observations).squeeze(-1)
+        v = self.v(batch.observations)
         self.critic_stream.join()  # before the value step changes the V that V(s') was read from
         self.actor_stream.join()
         diff = target_q - v
@@ -118,32 +143,27 @@ class IQL:
 
         with self.critic_stream.branch():
             q = self.critic(batch.observations, batch.actions)
-            critic_loss = F.mse_loss(q, q_target.expand_as(q), reduction="none").mean(1).sum()
+            critic_loss = (q - q_target).square().mean(-1).sum(0)
             self.critic_opt.zero_grad(set_to_none=True)
-            critic_loss.backward()
+            critic_loss.sum().backward()
             self.critic_opt.step()
             soft_update(self.critic_target, self.critic, cfg.target_tau)
-            q_mean = q.detach().mean()
+            q_mean = q.detach().mean((0, 2))
 
         with self.actor_stream.branch():
             exp_adv = torch.exp(cfg.beta * advantage).clamp(max=EXP_ADV_MAX)
-            if isinstance(self.actor, GaussianActor):
-                dist = self.actor.distribution(batch.observations)
-                actor_loss = -(exp_adv * dist.log_prob(batch.actions).sum(-1)).mean()
-            else:
-                squared_error = (self.actor(batch.observations) - batch.actions).square().sum(-1)
-                actor_loss = (exp_adv * squared_error).mean()
+            actor_loss = self.actor_loss(batch, exp_adv)
             self.updates += 1
             self.schedule_actor_lr()
             self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
+            actor_loss.sum().backward()
             self.actor_opt.step()
-            advantage_mean = advantage.mean()
+            advantage_mean = advantage.mean(-1)
 
         weight = torch.where(diff < 0, 1.0 - cfg.expectile, cfg.expectile)
-        value_loss = (weight * diff.square()).mean()
+        value_loss = (weight * diff.square()).mean(-1)
         self.value_opt.zero_grad(set_to_none=True)
-        value_loss.backward()
+        value_loss.sum().backward()
         self.value_opt.step()
         self.critic_stream.join()
         self.actor_stream.join()
@@ -156,9 +176,21 @@ class IQL:
         }
 
     @torch.no_grad()
+    def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
+        q = self.critic(batch.observations, batch.actions)
+        diff = self.critic_target(batch.observations, batch.actions).min(0).values
+        diff = diff - self.v(batch.observations)
+        weight = torch.where(diff < 0, 1.0 - self.config.expectile, self.config.expectile)
+        return {
+            "td_error": (q - self.q_target(batch)).square().mean((0, 2)),
+            "value_loss": (weight * diff.square()).mean(-1),
+            "action_mse": (self.act(batch.observations) - batch.actions).square().mean((1, 2)),
+        }
+
+    @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         if isinstance(self.actor, GaussianActor):
-            return self.actor(obs, deterministic=deterministic)
+            return self.actor(obs, deterministic=deterministic, noise=self.noise)
         return self.actor(obs)
 
     def state_dict(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ episode); the twin critics run as one batched ensemble network.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -32,7 +33,7 @@ from torch import Tensor
 from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
 from offline_rl.buffer import Batch
 from offline_rl.networks import DeterministicActor, EnsembleCritic, make_adam, soft_update
-from offline_rl.streams import SideStream
+from offline_rl.seeds import SeedNoise
 
 
 class ReBRACConfig(AlgoConfig):
@@ -60,67 +61,82 @@ class ReBRAC:
         "critic_target",
         "actor_opt",
         "critic_opt",
+        "noise",
     )
 
     def __init__(
-        self, obs_dim: int, act_dim: int, config: ReBRACConfig, device: torch.device
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: ReBRACConfig,
+        device: torch.device,
+        seeds: Sequence[int] = (0,),
     ) -> None:
-        self.config = config
+        self.config, self.seeds = config, len(seeds)
         self.actor = DeterministicActor(
-            obs_dim, act_dim, config.hidden, config.actor_layer_norm
+            obs_dim, act_dim, config.hidden, config.actor_layer_norm, seeds=self.seeds
         ).to(device)
         self.critic = EnsembleCritic(
-            obs_dim, act_dim, config.hidden, ensemble_size=2, layer_norm=config.critic_layer_norm
+            obs_dim, act_dim, config.hidden, layer_norm=config.critic_layer_norm, seeds=self.seeds
         ).to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
-        self.side = SideStream(device)
+        self.noise = SeedNoise(seeds, device)
         self.step = 0
+
+    def td_target(self, batch: Batch, next_actions: Tensor, smoothing: bool = True) -> Tensor:
+        """r + gamma (1 - d) [min_i Q'_i(s', a') - beta_2 ||a' - a'_data||^2]: (S, B)."""
+        cfg = self.config
+        next_action = self.actor_target(batch.next_observations)
+        if smoothing:
+            noise = self.noise.randn(batch.actions.shape[1:]) * cfg.policy_noise
+            next_action = next_action + noise.clamp(-cfg.noise_clip, cfg.noise_clip)
+        next_action = next_action.clamp(-1.0, 1.0)
+        next_penalty = (next_action - next_actions).square().sum(-1)
+        next_q = self.critic_target(batch.next_observations, next_action).min(0).values
+        next_value = next_q - cfg.critic_bc_coef * next_penalty
+        return batch.rewards + cfg.discount * (1.0 - batch.dones) * next_value
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         if batch.next_actions is None:
             raise ValueError("ReBRAC needs the dataset's next actions: sample from offline data")
         self.step += 1
-        actor_step = self.step % cfg.policy_freq == 0
-        with self.side.branch(), torch.no_grad():  # the TD target, beside the critic's forward
-            noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(
-                -cfg.noise_clip, cfg.noise_clip
-            )
-            next_action = (self.actor_target(batch.next_observations) + noise).clamp(-1.0, 1.0)
-            next_penalty = (next_action - batch.next_actions).square().sum(-1)
-            next_q = self.critic_target(batch.next_observations, next_action).min(0).values
-            next_value = next_q - cfg.critic_bc_coef * next_penalty
-            target = batch.rewards + cfg.discount * (1.0 - batch.dones) * next_value
+        with torch.no_grad():
+            target = self.td_target(batch, batch.next_actions)
         q = self.critic(batch.observations, batch.actions)
-        # pi(s) uses the actor's weights only, which the critic step leaves alone: run it early.
-        pi = self.actor(batch.observations) if actor_step else None
-        self.side.join()
-        critic_loss = (q - target).square().mean(1).sum()
+        critic_loss = (q - target).square().mean(-1).sum(0)
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        critic_loss.sum().backward()
         self.critic_opt.step()
 
-        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
-        if pi is not None:
-            with self.side.branch():  # the critic's target needs the stepped critic only
-                soft_update(self.critic_target, self.critic, cfg.tau)
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean((0, 2))}
+        if self.step % cfg.policy_freq == 0:
+            pi = self.actor(batch.observations)
             q_pi = self.critic(batch.observations, pi).min(0).values
-            lmbda = 1.0 / q_pi.abs().mean().detach() if cfg.normalize_q else 1.0
-            bc_penalty = (pi - batch.actions).square().sum(-1).mean()
-            actor_loss = cfg.actor_bc_coef * bc_penalty - lmbda * q_pi.mean()
+            lmbda = 1.0 / q_pi.abs().mean(-1, keepdim=True).detach() if cfg.normalize_q else 1.0
+            bc_penalty = (pi - batch.actions).square().sum(-1).mean(-1)
+            actor_loss = cfg.actor_bc_coef * bc_penalty - (lmbda * q_pi).mean(-1)
             self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward(inputs=list(self.actor.parameters()))  # not the critic's
+            actor_loss.sum().backward(inputs=list(self.actor.parameters()))  # not the critic's
             self.actor_opt.step()
+            soft_update(self.critic_target, self.critic, cfg.tau)
             soft_update(self.actor_target, self.actor, cfg.tau)
-            metrics |= {
-                "actor_loss": actor_loss.detach(),
-                "bc_penalty": bc_penalty.detach(),
-            }
-        self.side.join()
+            metrics |= {"actor_loss": actor_loss.detach(), "bc_penalty": bc_penalty.detach()}
         return metrics
+
+    @torch.no_grad()
+    def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
+        if batch.next_actions is None:
+            raise ValueError("ReBRAC needs the dataset's next actions: sample from offline data")
+        q = self.critic(batch.observations, batch.actions)
+        target = self.td_target(batch, batch.next_actions, smoothing=False)
+        return {
+            "td_error": (q - target).square().mean((0, 2)),
+            "action_mse": (self.actor(batch.observations) - batch.actions).square().mean((1, 2)),
+        }
 
     def graph_key(self) -> bool:
         """Whether the next update also trains the actor (one CUDA graph per branch)."""

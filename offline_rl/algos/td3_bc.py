@@ -13,10 +13,10 @@ changes the arithmetic order only, not the maths.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
@@ -30,7 +30,7 @@ from offline_rl.networks import (
     q_stats,
     soft_update,
 )
-from offline_rl.streams import SideStream
+from offline_rl.seeds import SeedNoise
 
 
 class TD3BCConfig(AlgoConfig):
@@ -54,73 +54,81 @@ class TD3BC:
         "critic_target",
         "actor_opt",
         "critic_opt",
+        "noise",
     )
 
     def __init__(
-        self, obs_dim: int, act_dim: int, config: TD3BCConfig, device: torch.device
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: TD3BCConfig,
+        device: torch.device,
+        seeds: Sequence[int] = (0,),
     ) -> None:
-        self.config = config
-        self.actor = DeterministicActor(obs_dim, act_dim, config.hidden).to(device)
-        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, ensemble_size=2).to(device)
+        self.config, self.seeds = config, len(seeds)
+        self.actor = DeterministicActor(obs_dim, act_dim, config.hidden, seeds=self.seeds)
+        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden, seeds=self.seeds)
+        self.actor.to(device)
+        self.critic.to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
-        self.side = SideStream(device)
+        self.noise = SeedNoise(seeds, device)
         self.step = 0
+
+    def td_target(self, batch: Batch, smoothing: bool = True) -> Tensor:
+        """r + gamma (1 - d) min_i Q'_i(s', pi'(s') + clipped noise): (S, B)."""
+        cfg = self.config
+        next_action = self.actor_target(batch.next_observations)
+        if smoothing:
+            noise = self.noise.randn(batch.actions.shape[1:]) * cfg.policy_noise
+            next_action = next_action + noise.clamp(-cfg.noise_clip, cfg.noise_clip)
+        next_q = self.critic_target(batch.next_observations, next_action.clamp(-1.0, 1.0))
+        return batch.rewards + cfg.discount * (1.0 - batch.dones) * next_q.min(0).values
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         self.step += 1
-        actor_step = self.step % cfg.policy_freq == 0
-        # The TD target runs on the side stream, beside the critic's and the actor's forward passes
-        # (and the target's own inputs that do not need the target actor).
-        with self.side.branch(), torch.no_grad():
-            next_pi = self.actor_target(batch.next_observations)
-        noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(
-            -cfg.noise_clip, cfg.noise_clip
-        )
-        discounts = cfg.discount * (1.0 - batch.dones)
-        with self.side.branch(), torch.no_grad():
-            next_action = (next_pi + noise).clamp(-1.0, 1.0)
-            target_q = self.critic_target(batch.next_observations, next_action).min(0).values
-            target = batch.rewards + discounts * target_q
-        q = self.critic(batch.observations, batch.actions)
-        if actor_step:  # pi(s) needs only the actor's weights, which the critic step leaves alone
-            pi = self.actor(batch.observations)
-            bc_loss = F.mse_loss(pi, batch.actions)
-        self.side.join()
-        critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
+        with torch.no_grad():
+            target = self.td_target(batch)
+        q = self.critic(batch.observations, batch.actions)  # (2, S, B)
+        critic_loss = (q - target).square().mean(-1).sum(0)  # per seed: the twins' MSEs summed
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        with self.side.branch():  # diagnostics, beside the optimiser step
-            metrics = {
-                "critic_loss": critic_loss.detach(),
-                "grad_norm/critic": grad_norm(self.critic),
-                "target_q_mean": target.mean(),
-                **q_stats(q),
-            }
+        critic_loss.sum().backward()
+        metrics = {
+            "critic_loss": critic_loss.detach(),
+            "grad_norm/critic": grad_norm(self.critic, self.seeds),
+            "target_q_mean": target.mean(-1),
+            **q_stats(q),
+        }
         self.critic_opt.step()
 
-        if actor_step:
-            with self.side.branch():  # the critic's target needs the stepped critic only
-                soft_update(self.critic_target, self.critic, cfg.tau)
-            q_pi = self.critic(batch.observations, pi, members=1).squeeze(0)  # Q_1 only, as in TD3
-            lmbda = cfg.alpha / q_pi.abs().mean().detach()
-            actor_loss = -lmbda * q_pi.mean() + bc_loss
+        if self.step % cfg.policy_freq == 0:
+            pi = self.actor(batch.observations)
+            q_pi = self.critic(batch.observations, pi, members=1)[0]  # Q_1 only, as in TD3
+            lmbda = cfg.alpha / q_pi.abs().mean(-1, keepdim=True).detach()
+            bc_loss = (pi - batch.actions).square().mean((1, 2))
+            actor_loss = -(lmbda * q_pi).mean(-1) + bc_loss
             self.actor_opt.zero_grad(set_to_none=True)
             # Gradients reach the actor's weights only: the critic's would be discarded.
-            actor_loss.backward(inputs=list(self.actor.parameters()))
-            with self.side.branch():
-                metrics |= {
-                    "actor_loss": actor_loss.detach(),
-                    "bc_loss": bc_loss.detach(),
-                    "grad_norm/actor": grad_norm(self.actor),
-                }
+            actor_loss.sum().backward(inputs=list(self.actor.parameters()))
+            metrics |= {
+                "actor_loss": actor_loss.detach(),
+                "bc_loss": bc_loss.detach(),
+                "grad_norm/actor": grad_norm(self.actor, self.seeds),
+            }
             self.actor_opt.step()
+            soft_update(self.critic_target, self.critic, cfg.tau)
             soft_update(self.actor_target, self.actor, cfg.tau)
-        self.side.join()
         return metrics
+
+    @torch.no_grad()
+    def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
+        q = self.critic(batch.observations, batch.actions)
+        td_error = (q - self.td_target(batch, smoothing=False)).square().mean((0, 2))
+        action_mse = (self.actor(batch.observations) - batch.actions).square().mean((1, 2))
+        return {"td_error": td_error, "action_mse": action_mse}
 
     def graph_key(self) -> bool:
         """Whether the next update also trains the actor (one CUDA graph per branch)."""

@@ -228,3 +228,46 @@ def test_an_evaluate_run_older_than_the_train_run_is_not_its_pair() -> None:
     next(r for r in api.all if r.id == "e1").created_at = "2026-01-01T09:00:00Z"
     t1 = next(r for r in gather_wandb(api, "p", namespace) if r.rev == "t1")
     assert t1.final_score == 20.0
+
+
+SEEDED_CURVE = "step,seed,eval/normalized_score_mean\n100,0,1.0\n100,1,3.0\n200,0,2.0\n200,1,4.0\n"
+
+
+def seeded(scores: dict[int, float], best: dict[int, float], data_seed: int = 0) -> dict[str, Any]:
+    """An experiment of several training seeds: each seed's numbers under `seeds`."""
+    evaluate = {
+        "algo": "td3_bc",
+        "dataset": "hopper/medium-v0",
+        "evaluate/normalized_score_mean": sum(scores.values()) / len(scores),
+        "seeds": {str(k): {"evaluate/normalized_score_mean": v} for k, v in scores.items()},
+    }
+    train = {
+        "algo": "td3_bc",
+        "seeds": {str(k): {"eval/best_normalized_score": v} for k, v in best.items()},
+    }
+    params = {"env": "Hopper-v5", "seed": data_seed, "train": {"seeds": sorted(scores)}}
+    return {
+        "params": {"params.yaml": {"data": params}},
+        "metrics": {
+            "metrics/evaluate.json": {"data": evaluate},
+            "metrics/train.json": {"data": train},
+        },
+    }
+
+
+def test_a_multi_seed_experiment_gives_a_row_per_training_seed() -> None:
+    head = {
+        "rev": sha(2),
+        "name": "main",
+        "data": {},
+        "error": None,
+        "experiments": [exp("grid", 20, seeded({0: 10.0, 1: 30.0}, {0: 12.0, 1: 33.0}, 7))],
+    }
+    runs = gather_dvc(
+        [head], lambda rev, path: SEEDED_CURVE, lambda revs: dict.fromkeys(revs, 5), namespace
+    )
+    assert [(r.name, r.seed, r.data_seed, r.final_score, r.best_score) for r in runs] == [
+        ("grid/seed0", 0, 7, 10.0, 12.0),
+        ("grid/seed1", 1, 7, 30.0, 33.0),
+    ]
+    assert runs[0].curve == ((100, 1.0), (200, 2.0)) and runs[1].curve == ((100, 3.0), (200, 4.0))

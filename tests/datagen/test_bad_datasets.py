@@ -14,7 +14,7 @@ import torch
 from datagen.policies import SACPolicy
 from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
 from datagen.recipes import RecipeError, checkpoint_returns, choose_checkpoint
-from offline_rl.agent import save_agent
+from offline_rl.agent import agent_path, save_agents
 from offline_rl.checkpoint import CheckpointError, save_checkpoint
 from offline_rl.transitions import load_transitions
 from tests.offline_rl.algos.test_contract import build
@@ -117,8 +117,10 @@ def test_behaviour_checkpoint_of_another_algorithm(
     random_transitions: Path, tmp_path: Path
 ) -> None:
     data = load_transitions(random_transitions)
-    path = tmp_path / "step_1000.pt"
-    save_agent(path, "td3_bc", build("td3_bc", data.meta.obs_dim, data.meta.act_dim), data.meta)
+    save_agents(
+        tmp_path, "td3_bc", build("td3_bc", data.meta.obs_dim, data.meta.act_dim), data.meta, [0]
+    )
+    path = agent_path(tmp_path, 0)
     with pytest.raises(
         CheckpointError, match=rf"{path}: checkpoint has algo='td3_bc', expected 'sac'"
     ):

@@ -49,7 +49,12 @@ class KillingLogger(RunLogger):
         super().log(curve, step, metrics)
 
 
-def run(workdir: Path, resume: bool = True, kill_at: int | None = None) -> Path:
+def run(
+    workdir: Path,
+    resume: bool = True,
+    kill_at: int | None = None,
+    config: BehaviorConfig = CONFIG,
+) -> Path:
     def factory(run_id: str | None) -> RunLogger:
         logger = KillingLogger.files_only(
             {k: workdir / f"{k}.csv" for k in ("train", "losses", "eval")}, run_id=run_id
@@ -60,7 +65,7 @@ def run(workdir: Path, resume: bool = True, kill_at: int | None = None) -> Path:
     out = workdir / "behavior"
     train_behavior(
         "Hopper-v5",
-        CONFIG,
+        config,
         3,
         out,
         factory,
@@ -108,6 +113,22 @@ def test_killed_run_resumes_to_identical_outputs(uninterrupted: Path, tmp_path: 
     shutil.rmtree(tmp_path / "behavior")
     run(tmp_path, kill_at=1)
     assert_same_outputs(uninterrupted, tmp_path / "behavior")
+
+
+def test_target_return_stops_at_the_first_checkpoint_reaching_it(tmp_path: Path) -> None:
+    reached_at_once = CONFIG.model_copy(update={"target_return": -1e9})
+    out = run(tmp_path, config=reached_at_once)
+    index = json.loads((out / "checkpoints.json").read_text())
+    assert index["steps"] == 120 and list(index["checkpoints"]) == ["step_120"]
+    assert sorted(p.name for p in out.glob("step_*.pt")) == ["step_120.pt"]
+    with h5py.File(out / "replay.h5") as f:
+        assert len(f["rewards"]) == 120
+        assert f["terminals"][-1] or f["timeouts"][-1]  # the cut episode is closed
+    assert load_checkpoint(tmp_path / "resume.pt")["finished"]
+    # a rerun of the finished run trains nothing (any log call would raise) and rewrites the same
+    shutil.rmtree(out)
+    run(tmp_path, kill_at=1, config=reached_at_once)
+    assert json.loads((out / "checkpoints.json").read_text()) == index
 
 
 def test_state_of_another_configuration_is_ignored(

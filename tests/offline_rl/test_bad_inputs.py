@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from offline_rl.agent import load_agent, save_agent
+from offline_rl.agent import agent_path, load_agent, load_agents, save_agents
 from offline_rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from offline_rl.trainer import try_resume
 from offline_rl.transitions import TransitionsFileError, load_transitions, read_meta
@@ -101,13 +101,22 @@ def test_statistics_of_another_shape(random_transitions: Path, tmp_path: Path) -
 def bc_agent(random_transitions: Path, tmp_path: Path) -> Path:
     data = load_transitions(random_transitions)
     algo = build("bc", data.meta.obs_dim, data.meta.act_dim)
-    path = tmp_path / "agent.pt"
-    save_agent(path, "bc", algo, data.meta)
-    return path
+    save_agents(tmp_path / "agents", "bc", algo, data.meta, [0])
+    return agent_path(tmp_path / "agents", 0)
 
 
 def test_agent_loads(bc_agent: Path) -> None:
     assert load_agent(bc_agent, CPU).algo_name == "bc"
+
+
+def test_agents_of_different_runs_are_not_evaluated_together(
+    bc_agent: Path, random_transitions: Path, tmp_path: Path
+) -> None:
+    data = load_transitions(random_transitions)
+    other = build("td3_bc", data.meta.obs_dim, data.meta.act_dim)
+    save_agents(tmp_path / "other", "td3_bc", other, data.meta, [1])
+    with pytest.raises(CheckpointError, match=r"seed_1.pt: its algo differs from .*seed_0.pt"):
+        load_agents([bc_agent, agent_path(tmp_path / "other", 1)], CPU)
 
 
 def test_truncated_agent(bc_agent: Path) -> None:

@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.seeds import SAMPLER, stream_seed
 from offline_rl.transitions import load_transitions
 
 
 def test_sampling_is_deterministic_under_seed_and_within_size() -> None:
     def draw(seed: int) -> torch.Tensor:
-        buffer = ReplayBuffer(2, 1, capacity=100, seed=seed)
+        buffer = ReplayBuffer(2, 1, capacity=100, seeds=[seed])
         buffer.add(
             torch.arange(20.0).repeat(2, 1).T,
             torch.zeros(20, 1),
@@ -50,11 +51,24 @@ def test_a_batch_is_whole_rows_of_the_loaded_fields(random_transitions: Path) ->
     separate = dataclasses.replace(
         data, packed=None, **{name: getattr(data, name).clone() for name in FIELDS}
     )
-    rows = torch.randint(0, len(data), (64,), generator=torch.Generator().manual_seed(3))
+    rows = torch.randint(
+        0, len(data), (64,), generator=torch.Generator().manual_seed(stream_seed(3, SAMPLER))
+    )
     for source in (data, separate):
-        batch = ReplayBuffer.from_transitions(source, seed=3).sample(64)
+        batch = ReplayBuffer.from_transitions(source, seeds=[3]).sample(64)
         for name in FIELDS:
-            assert torch.equal(getattr(batch, name), getattr(data, name)[rows]), name
+            assert torch.equal(getattr(batch, name)[0], getattr(data, name)[rows]), name
+
+
+def test_each_seed_draws_its_own_batches_whatever_seeds_run_beside_it(
+    random_transitions: Path,
+) -> None:
+    data = load_transitions(random_transitions)
+    together = ReplayBuffer.from_transitions(data, seeds=[4, 9]).sample(32)
+    alone = ReplayBuffer.from_transitions(data, seeds=[9]).sample(32)
+    assert together.observations.shape == (2, 32, data.meta.obs_dim)
+    assert torch.equal(together.observations[1], alone.observations[0])
+    assert not torch.equal(together.observations[0], together.observations[1])
 
 
 def test_adding_the_wrong_fields_is_an_error() -> None:

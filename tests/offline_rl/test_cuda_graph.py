@@ -16,6 +16,7 @@ from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.speed import accelerate
 from offline_rl.streams import set_concurrency
+from offline_rl.trainer import random_generators
 from tests.offline_rl.algos.test_contract import build, params_of
 from tests.offline_rl.test_trainer import run
 
@@ -28,11 +29,14 @@ BRANCHES = {"policy_freq": 2, "bc_steps": 3, "actor_lr_cosine_steps": 8}
 GRAPH_KEYS = {"td3_bc": 2, "rebrac": 2, "cql": 2}  # graphs captured in 12 steps; others 1
 
 
-def synthetic_buffer(device: torch.device, size: int = 4096, seed: int = 0) -> ReplayBuffer:
-    """Random transitions made on the host (no environment needed on a GPU machine)."""
+def synthetic_buffer(
+    device: torch.device, size: int = 4096, seed: int = 0, seeds: tuple[int, ...] = (0,)
+) -> ReplayBuffer:
+    """Random transitions made on the host (no environment needed on a GPU machine), sampled
+    for training `seeds`."""
     g = torch.Generator().manual_seed(seed)
     obs_dim, act_dim = 11, 3
-    buffer = ReplayBuffer(obs_dim, act_dim, size, device, seed=seed, with_next_actions=True)
+    buffer = ReplayBuffer(obs_dim, act_dim, size, device, seeds=seeds, with_next_actions=True)
     buffer.add(
         torch.randn(size, obs_dim, generator=g),
         torch.rand(size, act_dim, generator=g) * 2 - 1,
@@ -47,12 +51,16 @@ def synthetic_buffer(device: torch.device, size: int = 4096, seed: int = 0) -> R
 def train_steps(
     name: str, steps: int, graphed: bool, concurrent: bool = True, **switches: Any
 ) -> tuple[Any, dict[str, Any]]:
-    algo = build(name, seed=3, overrides=BRANCHES, device=CUDA)
+    algo = build(
+        name, seeds=[3, 4], overrides=BRANCHES, device=CUDA
+    )  # two seeds: their streams too
     set_concurrency(algo, concurrent)
-    buffer = synthetic_buffer(CUDA)
+    buffer = synthetic_buffer(CUDA, seeds=(3, 4))
     update = accelerate(algo, device=CUDA, **switches)
     step = (
-        GraphedTrainStep(algo, lambda: buffer.sample(64), update, [buffer.generator])
+        GraphedTrainStep(
+            algo, lambda: buffer.sample(64), update, [*buffer.generators, *random_generators(algo)]
+        )
         if graphed
         else lambda: update(buffer.sample(64))
     )
@@ -120,7 +128,12 @@ def test_graphed_step_refuses_a_machine_without_cuda() -> None:
     algo = build("bc")
     buffer = synthetic_buffer(torch.device("cpu"))
     with pytest.raises(RuntimeError, match="CUDA graphs need a CUDA device"):
-        GraphedTrainStep(algo, lambda: buffer.sample(8), accelerate(algo), [buffer.generator])
+        GraphedTrainStep(
+            algo,
+            lambda: buffer.sample(8),
+            accelerate(algo),
+            [*buffer.generators, *random_generators(algo)],
+        )
 
 
 SYNCING_UPDATE = """

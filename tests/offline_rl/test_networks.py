@@ -1,3 +1,5 @@
+"""The shared networks: ensembles equal separate networks, seeds equal separate runs."""
+
 from __future__ import annotations
 
 import torch
@@ -5,44 +7,52 @@ from torch import nn
 
 from offline_rl.networks import (
     EnsembleCritic,
+    EnsembleLayerNorm,
     EnsembleLinear,
+    GaussianActor,
     TanhGaussianActor,
-    make_adam,
-    mlp,
+    grad_norm,
+    q_stats,
     soft_update,
-    widening_linear,
 )
+from offline_rl.seeds import SeedNoise, seed_slice
 
 
-def test_ensemble_critic_equals_separate_critics() -> None:
+def reference_q(critic: EnsembleCritic, x: torch.Tensor, member: int) -> torch.Tensor:
+    """One critic member as plain matmuls (member index in the member-major layout)."""
+    layers = [m for m in critic.net if isinstance(m, EnsembleLinear)]
+    h = x
+    for i, layer in enumerate(layers):
+        h = h @ layer.weight[member] + layer.bias[member]
+        if i < len(layers) - 1:
+            h = torch.relu(h)
+    return h.squeeze(-1)
+
+
+def test_ensemble_critic_equals_separate_critics_for_every_seed() -> None:
     torch.manual_seed(0)
-    critic = EnsembleCritic(5, 2, (16, 16), ensemble_size=3)
-    obs, act = torch.randn(7, 5), torch.randn(7, 2)
+    critic = EnsembleCritic(5, 2, (16, 16), ensemble_size=3, seeds=2)
+    obs, act = torch.randn(2, 7, 5), torch.randn(2, 7, 2)
     q = critic(obs, act)
-    assert q.shape == (3, 7)
-    x = torch.cat([obs, act], -1)
-    for member in range(3):
-        h = x
-        layers = [m for m in critic.net if isinstance(m, EnsembleLinear)]
-        for i, layer in enumerate(layers):
-            h = h @ layer.weight[member] + layer.bias[member]
-            if i < len(layers) - 1:
-                h = torch.relu(h)
-        torch.testing.assert_close(q[member], h.squeeze(-1))
+    assert q.shape == (3, 2, 7)
+    for e in range(3):
+        for s in range(2):  # member-major: critic e of seed s is member e * seeds + s
+            x = torch.cat([obs[s], act[s]], -1)
+            torch.testing.assert_close(q[e, s], reference_q(critic, x, e * 2 + s))
 
 
 def test_ensemble_critic_gradients_equal_separate_critics() -> None:
     """The Q head's multiply-and-sum and in-place ReLUs give the gradients of plain matmuls."""
     torch.manual_seed(0)
     critic = EnsembleCritic(5, 2, (16, 16), ensemble_size=2)
-    obs, act = torch.randn(7, 5), torch.randn(7, 2, requires_grad=True)
+    obs, act = torch.randn(1, 7, 5), torch.randn(1, 7, 2, requires_grad=True)
     critic(obs, act).square().sum().backward()
     layers = [m for m in critic.net if isinstance(m, EnsembleLinear)]
     params = [p for layer in layers for p in (layer.weight, layer.bias)]
     reference = [p.detach().clone().requires_grad_(True) for p in params]
     ref_act = act.detach().clone().requires_grad_(True)
     for member in range(2):
-        h = torch.cat([obs, ref_act], -1)
+        h = torch.cat([obs[0], ref_act[0]], -1)
         for i in range(len(layers)):
             weight, bias = reference[2 * i], reference[2 * i + 1]
             h = h @ weight[member] + bias[member]
@@ -53,26 +63,86 @@ def test_ensemble_critic_gradients_equal_separate_critics() -> None:
     torch.testing.assert_close(act.grad, ref_act.grad)
 
 
+def test_frozen_critic_passes_gradients_to_actions_only() -> None:
+    torch.manual_seed(0)
+    critic = EnsembleCritic(5, 2, (16, 16), layer_norm=True)
+    obs, act = torch.randn(1, 7, 5), torch.randn(1, 7, 2, requires_grad=True)
+    frozen = critic(obs, act, frozen=True)
+    torch.testing.assert_close(frozen, critic(obs, act))
+    frozen.sum().backward()
+    assert act.grad is not None and act.grad.abs().sum() > 0
+    assert all(p.grad is None for p in critic.parameters())
+
+
+def test_layer_norm_has_its_own_gain_per_member() -> None:
+    norm = EnsembleLayerNorm(4, members=2)
+    with torch.no_grad():
+        norm.weight[1] = 2.0
+    x = torch.randn(2, 3, 4)
+    out = norm(x)
+    torch.testing.assert_close(out[0], nn.functional.layer_norm(x[0], (4,)))
+    torch.testing.assert_close(out[1], 2 * nn.functional.layer_norm(x[1], (4,)))
+
+
 def test_tanh_gaussian_sample_n_draws_per_state() -> None:
     torch.manual_seed(0)
     actor = TanhGaussianActor(4, 2, (32, 32))
-    obs = torch.randn(5, 4)
-    actions, log_prob = actor.sample_n(obs, 3)
-    assert actions.shape == (5, 3, 2) and log_prob.shape == (5, 3)
-    assert not torch.equal(actions[:, 0], actions[:, 1])  # independent draws
-    repeated = obs.repeat_interleave(3, dim=0)
+    noise = SeedNoise([0], torch.device("cpu"))
+    obs = torch.randn(1, 5, 4)
+    actions, log_prob = actor.sample_n(obs, 3, noise)
+    assert actions.shape == (1, 5, 3, 2) and log_prob.shape == (1, 5, 3)
+    assert not torch.equal(actions[:, :, 0], actions[:, :, 1])  # independent draws
+    repeated = obs.repeat_interleave(3, dim=1)
     torch.testing.assert_close(
-        actor.log_prob(repeated, actions.flatten(0, 1)), log_prob.flatten(), atol=1e-3, rtol=1e-3
+        actor.log_prob(repeated, actions.flatten(1, 2)), log_prob.flatten(1), atol=1e-3, rtol=1e-3
     )
 
 
-def test_tanh_gaussian_log_prob_matches_sample() -> None:
+def test_tanh_gaussian_log_prob_matches_sample_and_torch() -> None:
     torch.manual_seed(0)
     actor = TanhGaussianActor(4, 2, (32, 32))
-    obs = torch.randn(64, 4)
-    action, log_prob = actor.sample(obs)
+    obs = torch.randn(1, 64, 4)
+    action, log_prob = actor.sample(obs, SeedNoise([0], torch.device("cpu")))
     assert action.abs().max() < 1
     torch.testing.assert_close(actor.log_prob(obs, action), log_prob, atol=1e-3, rtol=1e-3)
+    mean, log_std = actor.mean_log_std(obs)
+    pre_tanh = torch.atanh(action)
+    expected = torch.distributions.Normal(mean, log_std.exp()).log_prob(pre_tanh).sum(-1)
+    expected -= torch.log(1 - action.square()).sum(-1)
+    torch.testing.assert_close(log_prob, expected, atol=1e-3, rtol=1e-3)
+
+
+def test_a_seeds_samples_do_not_depend_on_the_other_seeds() -> None:
+    """Seed 7's draws in a run of seeds (3, 7) are those of seed 7 alone."""
+    both = SeedNoise([3, 7], torch.device("cpu")).randn((4, 2))
+    alone = SeedNoise([7], torch.device("cpu")).randn((4, 2))
+    torch.testing.assert_close(both[1], alone[0], rtol=0, atol=0)
+    assert not torch.equal(both[0], both[1])
+
+
+def test_gaussian_actor_std_is_per_seed() -> None:
+    actor = GaussianActor(3, 2, (8,), seeds=2)
+    with torch.no_grad():
+        actor.log_std[1] = -1.0
+    dist = actor.distribution(torch.randn(2, 5, 3))
+    torch.testing.assert_close(dist.scale[0], torch.ones(5, 2))
+    torch.testing.assert_close(dist.scale[1], torch.full((5, 2), torch.e**-1))
+
+
+def test_grad_norm_and_q_stats_are_per_seed() -> None:
+    torch.manual_seed(0)
+    critic = EnsembleCritic(3, 1, (8,), seeds=2)
+    q = critic(torch.randn(2, 5, 3), torch.randn(2, 5, 1))
+    (q[:, 1] * 3).sum().backward()  # only seed 1's critics get gradients
+    norms = grad_norm(critic, 2)
+    assert norms[0] == 0 and norms[1] > 0
+    seed1 = [seed_slice(p.grad, 1, 2) for p in critic.parameters()]  # type: ignore[arg-type]
+    torch.testing.assert_close(
+        norms[1], torch.stack([g.square().sum() for g in seed1]).sum().sqrt()
+    )
+    stats = q_stats(q)
+    torch.testing.assert_close(stats["q_mean"], q.detach().mean((0, 2)))
+    torch.testing.assert_close(stats["q_max"], q.detach().amax((0, 2)))
 
 
 def test_soft_update_moves_target_by_tau() -> None:
@@ -84,10 +154,10 @@ def test_soft_update_moves_target_by_tau() -> None:
 
 def test_ensemble_critic_first_members_match_the_full_ensemble() -> None:
     torch.manual_seed(0)
-    critic = EnsembleCritic(5, 2, (16, 16), ensemble_size=3)
-    obs, action = torch.randn(7, 5), torch.randn(7, 2)
+    critic = EnsembleCritic(5, 2, (16, 16), ensemble_size=3, seeds=2)
+    obs, action = torch.randn(2, 7, 5), torch.randn(2, 7, 2)
     full = critic(obs, action)
-    assert critic(obs, action, members=1).shape == (1, 7)
+    assert critic(obs, action, members=1).shape == (1, 2, 7)
     torch.testing.assert_close(critic(obs, action, members=1), full[:1])
     torch.testing.assert_close(critic(obs, action, members=2), full[:2])
 
@@ -96,7 +166,7 @@ def test_actor_gradient_restricted_to_the_actor_is_unchanged() -> None:
     """backward(inputs=actor params) skips the critic's weight gradients, not the actor's."""
     torch.manual_seed(0)
     actor, critic = nn.Linear(5, 2), EnsembleCritic(5, 2, (16,), ensemble_size=2)
-    obs = torch.randn(9, 5)
+    obs = torch.randn(1, 9, 5)
     grads = []
     for inputs in (None, list(actor.parameters())):
         actor.zero_grad(set_to_none=True)
@@ -106,35 +176,3 @@ def test_actor_gradient_restricted_to_the_actor_is_unchanged() -> None:
     assert all(p.grad is None for p in critic.parameters())  # the restricted pass left them alone
     for full, restricted in zip(*grads, strict=True):
         torch.testing.assert_close(full, restricted)
-
-
-def test_widening_linear_is_an_nn_linear_with_a_column_major_weight() -> None:
-    """Same initial values, outputs, gradients and state_dict as nn.Linear; only the weight's
-    memory layout differs, and its gradient arrives in that layout (no copy per backward)."""
-    torch.manual_seed(0)
-    plain = nn.Linear(11, 64)
-    torch.manual_seed(0)
-    widening = widening_linear(11, 64)
-    assert widening.weight.stride() == (1, 64)
-    torch.testing.assert_close(widening.state_dict(), plain.state_dict(), rtol=0, atol=0)
-    x, upstream = torch.randn(32, 11), torch.randn(32, 64)
-    plain(x).backward(upstream)
-    widening(x).backward(upstream)
-    assert widening.weight.grad is not None and plain.weight.grad is not None
-    assert widening.weight.grad.stride() == widening.weight.stride()
-    torch.testing.assert_close(widening.weight.grad, plain.weight.grad)
-    optimizer = make_adam(widening, 1e-2)  # the fused kernel on a column-major parameter
-    reference = make_adam(plain, 1e-2)
-    optimizer.step()
-    reference.step()
-    torch.testing.assert_close(widening.state_dict(), plain.state_dict())
-    # Checkpoints cross layouts both ways (a row-major file loads into it and back).
-    widening.load_state_dict(nn.Linear(11, 64).state_dict())
-    plain.load_state_dict(widening.state_dict())
-    torch.testing.assert_close(plain(x), widening(x))
-
-
-def test_mlp_stores_only_widening_layers_column_major() -> None:
-    net = mlp(11, 3, (256, 256))
-    linears = [m for m in net if isinstance(m, nn.Linear)]
-    assert [layer.weight.is_contiguous() for layer in linears] == [False, True, True]

@@ -16,8 +16,10 @@ from tests.offline_rl.test_cuda_graph import CUDA, needs_cuda, train_steps
 STREAMED = sorted(name for name in ALGORITHMS if side_streams_of(build(name)))
 
 
-def test_the_algorithms_with_independent_parts_run_them_as_branches() -> None:
-    assert {"td3_bc", "iql", "rebrac"} <= set(STREAMED)
+def test_side_streams_only_where_measured_to_pay() -> None:
+    """docs/performance.md measured a gain from side streams in IQL alone (ReBRAC got slower),
+    so IQL is the one algorithm whose update runs branches."""
+    assert set(STREAMED) == {"iql"}
 
 
 def test_off_cuda_a_branch_runs_in_place_and_join_does_nothing() -> None:

@@ -10,7 +10,7 @@ import torch
 from offline_rl.algos import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.checkpoint import load_checkpoint
-from offline_rl.tracking import RunLogger
+from offline_rl.tracking import SeedsLogger
 from offline_rl.trainer import LoopConfig, TrainingDiverged, train
 from offline_rl.transitions import load_transitions
 from tests.offline_rl.algos.test_contract import build, params_of
@@ -27,12 +27,14 @@ def run(
     steps: int,
     stop_after_eval: int | None = None,
     device: torch.device | str = "cpu",
+    seeds: tuple[int, ...] = (0,),
+    validation: Path | None = None,
     **loop_options: Any,
 ) -> dict[str, torch.Tensor]:
     """Train `name` on a transitions file (or a buffer made by `source`); returns its weights."""
-    algo = build(name, seed=0, device=device)
+    algo = build(name, device=device, seeds=seeds)
     if isinstance(source, Path):
-        buffer = ReplayBuffer.from_transitions(load_transitions(source), seed=0)
+        buffer = ReplayBuffer.from_transitions(load_transitions(source), seeds=seeds)
     else:
         buffer = source()
     loop = LoopConfig(
@@ -44,27 +46,27 @@ def run(
         **loop_options,
     )
 
-    def factory(run_id: str | None) -> RunLogger:
-        return RunLogger.files_only(
-            {"train": workdir / "losses.csv", "eval": workdir / "eval.csv"}, run_id=run_id
+    def factory(run_ids: list[str | None] | None) -> SeedsLogger:
+        return SeedsLogger.files_only(
+            seeds, {"train": workdir / "losses.csv", "eval": workdir / "eval.csv"}
         )
 
-    def evaluate(step: int) -> dict[str, float]:
+    def evaluate(step: int) -> list[dict[str, float]]:
         if stop_after_eval is not None and step >= stop_after_eval:
             raise Interrupt  # a kill right after the evaluation, before that checkpoint
-        return {"eval/return_mean": float(step)}
+        return [{"eval/return_mean": float(step + seed)} for seed in seeds]
 
     logger, _ = train(
         algo,
         name,
         buffer,
         loop,
-        seed=0,
         checkpoint_path=workdir / "ckpt.pt",
         run_fingerprint="f",
         logger_factory=factory,
         evaluate=evaluate,
         progress=False,
+        validation=None if validation is None else load_transitions(validation),
     )
     logger.finish()
     return params_of(algo)
@@ -85,31 +87,66 @@ def test_resume_after_interruption_matches_uninterrupted(
     assert [r.split(",")[0] for r in rows[1:]] == ["5", "10", "15", "20", "25", "30"]
 
 
+def test_a_multi_seed_run_resumes_every_seed(random_transitions: Path, tmp_path: Path) -> None:
+    seeds = (2, 0, 5)
+    straight = run("td3_bc", random_transitions, tmp_path / "a", steps=30, seeds=seeds)
+    with pytest.raises(Interrupt):
+        run("td3_bc", random_transitions, tmp_path / "b", 30, stop_after_eval=20, seeds=seeds)
+    resumed = run("td3_bc", random_transitions, tmp_path / "b", steps=30, seeds=seeds)
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    rows = [r.split(",")[:2] for r in (tmp_path / "b" / "eval.csv").read_text().splitlines()[1:]]
+    assert rows == [[step, str(seed)] for step in ("10", "20", "30") for seed in seeds]
+
+
+def test_evaluations_log_validation_losses_per_seed(
+    random_transitions: Path, tmp_path: Path
+) -> None:
+    run(
+        "td3_bc",
+        random_transitions,
+        tmp_path,
+        steps=10,
+        seeds=(0, 1),
+        validation=random_transitions,
+    )
+    header, *rows = (tmp_path / "eval.csv").read_text().splitlines()
+    columns = header.split(",")
+    assert {"val/td_error", "val/action_mse"} <= set(columns)
+    values = [dict(zip(columns, row.split(","), strict=True)) for row in rows]
+    assert [v["seed"] for v in values] == ["0", "1"]
+    assert all(float(v["val/td_error"]) >= 0 for v in values)
+    assert values[0]["val/td_error"] != values[1]["val/td_error"]  # each seed's own networks
+
+
 def test_diverging_loss_stops_with_step_and_checkpoint(
     random_transitions: Path, tmp_path: Path
 ) -> None:
     data = load_transitions(random_transitions)
-    poisoned = ReplayBuffer.from_transitions(data, seed=0)
+    poisoned = ReplayBuffer.from_transitions(data, seeds=[0])
     poisoned.rewards.fill_(float("nan"))  # a view of the rows batches are drawn from
     algo = build("td3_bc")
     loop = LoopConfig(
         steps=20, batch_size=32, log_interval=5, eval_interval=100, checkpoint_interval=100
     )
 
-    def factory(run_id: str | None) -> RunLogger:
-        return RunLogger.files_only({"train": tmp_path / "l.csv", "eval": tmp_path / "e.csv"})
+    def factory(run_ids: list[str | None] | None) -> SeedsLogger:
+        return SeedsLogger.files_only(
+            (0,), {"train": tmp_path / "l.csv", "eval": tmp_path / "e.csv"}
+        )
 
-    with pytest.raises(TrainingDiverged, match=r"critic_loss.*step 5.*last good checkpoint: none"):
+    with pytest.raises(
+        TrainingDiverged, match=r"critic_loss.*step 5 \(seed 0\).*last good checkpoint: none"
+    ):
         train(
             algo,
             "td3_bc",
             poisoned,
             loop,
-            0,
             tmp_path / "ckpt.pt",
             "f",
             factory,
-            lambda step: {},
+            lambda step: [{}],
             progress=False,
         )
     assert not (tmp_path / "ckpt.pt").exists()

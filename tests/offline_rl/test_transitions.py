@@ -19,5 +19,5 @@ def test_next_actions_stay_inside_each_episode() -> None:
 def test_sampled_next_actions_match_the_rows(random_transitions: Path) -> None:
     data = load_transitions(random_transitions)
     assert data.next_actions is not None
-    batch = ReplayBuffer.from_transitions(data, seed=0).sample(32)
+    batch = ReplayBuffer.from_transitions(data, seeds=[0]).sample(32)
     assert batch.next_actions is not None and batch.next_actions.shape == batch.actions.shape

@@ -38,7 +38,7 @@ def test_repro_writes_every_output(repro: Path, monkeypatch: pytest.MonkeyPatch)
     assert replay.total_steps in (1000, 1500)  # the buffer up to the medium checkpoint
     evaluation = json.loads((repro / "metrics/evaluate.json").read_text())
     assert "evaluate/normalized_score_mean" in evaluation
-    assert (repro / "models/train/agent.pt").exists()
+    assert (repro / "models/train/agents/seed_0.pt").exists()
     runs = list((repro / "wandb").glob("offline-run-*"))
     assert len(runs) >= 3  # behavior, train, evaluate
     shown = sh(["dvc", "metrics", "show"], repro)
@@ -69,6 +69,31 @@ def test_lr_experiment_reruns_only_training(repro: Path) -> None:
     )
     names = json.dumps(table)
     assert "lr-test" in names and "normalized_score_mean" in names
+
+
+def test_a_seed_grid_reruns_only_training_and_reports_each_seed(repro: Path) -> None:
+    """Training seeds apart from the data seed: three seeds retrain, the datasets stay."""
+    out = sh(["dvc", "exp", "run", "-S", "train.seeds=[0,1,2]", "-n", "seeds-test"], repro)
+    for skipped in ("behavior@hopper", "collect@hopper-medium", "preprocess@medium"):
+        assert f"Stage '{skipped}' didn't change, skipping" in out, out
+    for rerun in ("train", "evaluate"):
+        assert f"Running stage '{rerun}'" in out, out
+    assert sorted(p.name for p in (repro / "models/train/agents").iterdir()) == [
+        "seed_0.pt",
+        "seed_1.pt",
+        "seed_2.pt",
+    ]
+    evaluation = json.loads((repro / "metrics/evaluate.json").read_text())
+    per_seed = [evaluation["seeds"][str(k)]["evaluate/normalized_score_mean"] for k in range(3)]
+    assert evaluation["num_seeds"] == 3
+    assert evaluation["evaluate/normalized_score_mean"] == pytest.approx(sum(per_seed) / 3)
+    assert "evaluate/normalized_score_mean/seed_std" in evaluation
+    rows = (repro / "plots/train/eval.csv").read_text().splitlines()
+    assert rows[0].startswith("step,seed,") and {r.split(",")[1] for r in rows[1:]} == {
+        "0",
+        "1",
+        "2",
+    }
 
 
 def test_another_dataset_runs_only_its_own_preprocess(repro: Path) -> None:

@@ -24,7 +24,7 @@ import pytest
 import torch
 import yaml
 
-from offline_rl.agent import load_agent
+from offline_rl.agent import agent_files, load_agents
 from offline_rl.checkpoint import load_checkpoint
 from tests.pipelines.params_edit import with_changes
 from tests.pipelines.stage_runner import start_stage
@@ -89,20 +89,27 @@ TRAIN_CHANGES = {
     "train.eval_episodes": 1,
     "train.log_interval": 50,
     "train.device": "cpu",
+    "train.seeds": [0, 3],  # two seeds: a resume restores both
 }
 
 
 def check_train_outputs(workdir: Path) -> None:
-    agent = workdir / "models/train/agent.pt"
-    if agent.exists():
-        assert load_agent(agent, torch.device("cpu")).algo_name == "td3_bc"
+    agents = workdir / "models/train/agents"
+    if agents.exists():  # whole: every seed's agent
+        loaded = load_agents(agent_files(agents), torch.device("cpu"))
+        assert loaded.algo_name == "td3_bc" and loaded.seeds == (0, 3)
     checkpoint = workdir / "models/train/checkpoint.pt"
     if checkpoint.exists():
         assert load_checkpoint(checkpoint)["step"] % 50 == 0
 
 
 def agent_weights(workdir: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(workdir / "models/train/agent.pt")["state"]["actor"]
+    agents = workdir / "models/train/agents"
+    return {
+        f"{path.stem}.{key}": value
+        for path in agent_files(agents)
+        for key, value in load_checkpoint(path)["networks"]["actor"].items()
+    }
 
 
 def test_killed_training_reruns_to_the_same_agent(random_transitions: Path, tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def assert_round_trip(repo: Path, remote_args: list[str], env: dict[str, str]) -
     expected = {
         "data/datasets/hopper/medium-v0",
         "data/transitions/medium.h5",
-        "models/train/agent.pt",
+        "models/train/agents",
     }
     assert expected <= set(outs)
     before = file_hashes(repo, outs)
@@ -135,7 +135,7 @@ def test_pulled_datasets_train_without_regenerating(
     for rerun in ("preprocess@medium", "train"):
         assert f"Running stage '{rerun}'" in out, out
     assert not (clone / "models/behavior/hopper").exists(), "the behaviour policy was regenerated"
-    assert (clone / "models/train/agent.pt").exists()
+    assert (clone / "models/train/agents/seed_0.pt").exists()
     with (
         h5py.File(clone / "data/transitions/medium.h5") as mine,
         h5py.File(source / "data/transitions/medium.h5") as theirs,
@@ -176,11 +176,11 @@ def test_other_project_imports_datasets_and_trains(
     torch.manual_seed(0)
     config = BCConfig(hidden=(64, 64)).with_default_lr(1e-3)
     bc = make_algorithm("bc", data.meta.obs_dim, data.meta.act_dim, config, torch.device("cpu"))
-    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
     probe = buffer.sample(4096)
     # The best constant guess of the action scores its variance; beating it by a margin means BC
     # learned a state-dependent policy from the imported data.
-    constant_mse = float(((probe.actions - probe.actions.mean(0)) ** 2).mean())
+    constant_mse = float(((probe.actions - probe.actions.mean(1, keepdim=True)) ** 2).mean())
     for _ in range(1000):
         bc.update(buffer.sample(256))
     with torch.no_grad():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 
 from offline_rl.algos import ALGORITHMS, Algorithm, make_algorithm
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.seeds import networks_state, unstack_networks
 from offline_rl.transitions import load_transitions
 
 NAMES = sorted(ALGORITHMS)
@@ -23,17 +25,18 @@ def build(
     seed: int = 0,
     overrides: dict[str, Any] | None = None,
     device: torch.device | str = "cpu",
+    seeds: Sequence[int] | None = None,
 ) -> Algorithm:
-    torch.manual_seed(seed)
+    """`name` with small networks, training `seeds` (default: the one seed `seed`)."""
     _, config_model = ALGORITHMS[name]
     fields = config_model.model_fields
     values = {k: v for k, v in {**SMALL, **(overrides or {})}.items() if k in fields}
     config = config_model(**values).with_default_lr(3e-4)
-    return make_algorithm(name, obs_dim, act_dim, config, torch.device(device))
+    return make_algorithm(name, obs_dim, act_dim, config, torch.device(device), seeds or [seed])
 
 
-def buffer_for(path: Path, seed: int = 0) -> ReplayBuffer:
-    return ReplayBuffer.from_transitions(load_transitions(path), seed=seed)
+def buffer_for(path: Path, seed: int = 0, seeds: Sequence[int] | None = None) -> ReplayBuffer:
+    return ReplayBuffer.from_transitions(load_transitions(path), seeds=seeds or [seed])
 
 
 def params_of(algo: Algorithm) -> dict[str, torch.Tensor]:
@@ -82,7 +85,8 @@ def test_save_load_gives_identical_actions(name: str, random_transitions: Path) 
 def test_same_seed_same_parameters(name: str, random_transitions: Path) -> None:
     def run() -> dict[str, torch.Tensor]:
         algo = build(name, seed=7)
-        torch.manual_seed(7)
+        torch.manual_seed(123)  # the global RNG plays no part: it differs between the runs
+        torch.rand(int(torch.randint(1, 9, ())))
         buffer = buffer_for(random_transitions, seed=7)
         for _ in range(5):
             algo.update(buffer.sample(64))
@@ -92,3 +96,50 @@ def test_same_seed_same_parameters(name: str, random_transitions: Path) -> None:
     assert first.keys() == second.keys()
     for key in first:
         assert torch.equal(first[key], second[key]), key
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seed_k_of_a_multi_seed_run_is_the_single_seed_run_k(
+    name: str, random_transitions: Path
+) -> None:
+    """Same losses and weights (1e-5, fp32) whether seed 5 trains alone or beside 2 others."""
+    seeds = [11, 5, 0]
+
+    def run(run_seeds: list[int]) -> tuple[Algorithm, list[dict[str, torch.Tensor]]]:
+        algo = build(name, seeds=run_seeds)
+        buffer = buffer_for(random_transitions, seeds=run_seeds)
+        return algo, [dict(algo.update(buffer.sample(64))) for _ in range(6)]
+
+    multi, multi_losses = run(seeds)
+    alone, alone_losses = run([5])
+    for step, (m, a) in enumerate(zip(multi_losses, alone_losses, strict=True)):
+        assert m.keys() == a.keys()
+        for key in a:
+            assert m[key].shape == (3,) and a[key].shape == (1,), key
+            torch.testing.assert_close(
+                m[key][1], a[key][0], rtol=1e-5, atol=1e-5, msg=f"{key} {step}"
+            )
+    multi_networks = unstack_networks(networks_state(multi), 1, len(seeds))
+    for part, state in networks_state(alone).items():
+        got = multi_networks[part]
+        pairs = (
+            [(got, state)]
+            if isinstance(state, torch.Tensor)
+            else [(got[k], v) for k, v in state.items()]
+        )
+        for g, want in pairs:
+            torch.testing.assert_close(g, want, rtol=1e-5, atol=1e-5, msg=part)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_validation_losses_are_finite_per_seed_and_learn_nothing(
+    name: str, random_transitions: Path
+) -> None:
+    algo = build(name, seeds=[0, 1])
+    buffer = buffer_for(random_transitions, seeds=[0, 1])
+    before = params_of(algo)
+    losses = algo.validation_losses(buffer.sample(32))
+    assert "action_mse" in losses
+    assert all(v.shape == (2,) and torch.isfinite(v).all() for v in losses.values())
+    after = params_of(algo)
+    assert all(torch.equal(before[k], after[k]) for k in before)

@@ -78,7 +78,7 @@ def behaviour_transitions(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def normalised_score(policy: PolicyFn, meta: TransitionsMeta) -> float:
-    result = evaluate_policy(
+    (result,) = evaluate_policy(
         ENV_ID, policy, EVAL_EPISODES, EVAL_SEED, meta.ref_min_score, meta.ref_max_score
     )
     scores = result.normalized_scores()
@@ -106,7 +106,7 @@ def test_beats_random_policy(
     config = config_model.model_validate(fields).with_default_lr(LR)
     device = torch.device("cpu")
     algo = make_algorithm(name, data.meta.obs_dim, data.meta.act_dim, config, device)
-    buffer = ReplayBuffer.from_transitions(data, seed=0)
+    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
     update = accelerate(algo, precision=precision)
     for _ in range(UPDATES):
         metrics = update(buffer.sample(BATCH_SIZE))

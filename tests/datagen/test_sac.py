@@ -1,0 +1,114 @@
+"""The behaviour SAC: one backward pass gives each network its own loss's gradient, and the
+growing buffer is sampled over the rows filled so far."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from datagen.sac import SAC, SACConfig
+from offline_rl.buffer import Batch, ReplayBuffer
+
+OBS, ACT = 5, 2
+
+
+def batch(n: int = 64) -> Batch:
+    """One seed's batch: fields (1, n, ...)."""
+    g = torch.Generator().manual_seed(1)
+    return Batch(
+        torch.randn(1, n, OBS, generator=g),
+        torch.rand(1, n, ACT, generator=g) * 2 - 1,
+        torch.randn(1, n, generator=g),
+        torch.randn(1, n, OBS, generator=g),
+        (torch.rand(1, n, generator=g) < 0.1).float(),
+    )
+
+
+def separate_gradients(agent: SAC, data: Batch) -> dict[str, list[torch.Tensor]]:
+    """Each loss differentiated alone at the same parameters, with the same random draws."""
+    cfg = agent.config
+    alpha = agent.log_alpha.exp().detach()
+    with torch.no_grad():
+        next_action, next_log_prob = agent.actor.sample(data.next_observations, agent.noise)
+        next_q = agent.critic_target(data.next_observations, next_action).min(0).values
+        target = data.rewards + cfg.discount * (1 - data.dones) * (next_q - alpha * next_log_prob)
+    q = agent.critic(data.observations, data.actions)
+    critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(-1).sum()
+    action, log_prob = agent.actor.sample(data.observations, agent.noise)
+    actor_loss = (alpha * log_prob - agent.critic(data.observations, action).min(0).values).mean()
+    alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
+    critic_params, actor_params = list(agent.critic.parameters()), list(agent.actor.parameters())
+    return {
+        "critic": list(torch.autograd.grad(critic_loss, critic_params)),
+        "actor": list(torch.autograd.grad(actor_loss, actor_params)),
+        "log_alpha": list(torch.autograd.grad(alpha_loss, [agent.log_alpha])),
+    }
+
+
+def test_one_backward_pass_gives_each_network_its_own_losss_gradient() -> None:
+    torch.manual_seed(0)
+    agent = SAC(OBS, ACT, SACConfig(hidden=(32, 32)), torch.device("cpu"))
+    data = batch()
+    noise = agent.noise.state_dict()
+    expected = separate_gradients(agent, data)
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    def capture() -> None:  # in place of the optimiser step: the gradients as the update left them
+        seen["critic"] = [p.grad.clone() for p in agent.critic.parameters()]  # type: ignore[union-attr]
+        seen["actor"] = [p.grad.clone() for p in agent.actor.parameters()]  # type: ignore[union-attr]
+        seen["log_alpha"] = [agent.log_alpha.grad.clone()]  # type: ignore[union-attr]
+
+    agent.optimizer.step = capture  # type: ignore[method-assign,assignment]
+    agent.noise.load_state_dict(noise)  # the same draws as the separate losses took
+    agent.update(data)
+    for name, grads in expected.items():
+        assert len(seen[name]) == len(grads)
+        for got, want in zip(seen[name], grads, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_update_changes_every_learned_tensor_and_moves_the_target_slowly() -> None:
+    torch.manual_seed(0)
+    agent = SAC(OBS, ACT, SACConfig(hidden=(32, 32), tau=0.01), torch.device("cpu"))
+    before = {k: v.clone() for k, v in agent.state_dict()["critic"].items()}
+    target_before = {k: v.clone() for k, v in agent.state_dict()["critic_target"].items()}
+    alpha_before = agent.log_alpha.detach().clone()
+    actor_before = [p.detach().clone() for p in agent.actor.parameters()]
+    metrics = agent.update(batch())
+    assert all(torch.isfinite(v) for v in metrics.values())
+    after = agent.state_dict()
+    assert all(not torch.equal(before[k], after["critic"][k]) for k in before)
+    assert all(
+        not torch.equal(a, p) for a, p in zip(actor_before, agent.actor.parameters(), strict=True)
+    )
+    assert not torch.equal(alpha_before, agent.log_alpha.detach())
+    for key, old in target_before.items():  # Polyak: tau of the way to the stepped critic
+        expected = old + 0.01 * (after["critic"][key] - old)
+        torch.testing.assert_close(after["critic_target"][key], expected)
+
+
+def test_state_dict_round_trip_continues_identically() -> None:
+    torch.manual_seed(0)
+    config = SACConfig(hidden=(16, 16))
+    agent = SAC(OBS, ACT, config, torch.device("cpu"))
+    agent.update(batch())
+    copy = SAC(OBS, ACT, config, torch.device("cpu"), seed=99)
+    copy.load_state_dict(agent.state_dict())  # the random stream's position included
+    a = agent.update(batch())
+    b = copy.update(batch())
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sample_filled_draws_only_filled_rows_as_the_buffer_grows() -> None:
+    buffer = ReplayBuffer(1, 1, capacity=1000, seeds=[0])
+    for size in (1, 7, 300):
+        while buffer.size < size:
+            n = buffer.size
+            buffer.add(
+                torch.full((1, 1), float(n)), torch.zeros(1, 1), torch.zeros(1),
+                torch.zeros(1, 1), torch.zeros(1),
+            )  # fmt: skip
+        assert int(buffer.filled) == size
+        rows = buffer.sample_filled(4096).observations[0, :, 0]
+        assert rows.min() >= 0 and rows.max() <= size - 1
+        assert len(rows.unique()) == min(size, 4096) or (size == 300 and len(rows.unique()) > 290)
