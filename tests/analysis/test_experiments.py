@@ -256,7 +256,7 @@ def seeded(scores: dict[int, float], best: dict[int, float], data_seed: int = 0)
 
 
 def test_a_multi_seed_experiment_gives_a_row_per_training_seed() -> None:
-    head = {
+    head: dict[str, Any] = {
         "rev": sha(2),
         "name": "main",
         "data": {},
