@@ -15,7 +15,7 @@ export PYTHONPATH := $(CURDIR)
 # dvc.yaml's stage commands say `python`: it must be the venv's, as after `. .venv/bin/activate`.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install repro test lint unit slow bench report lock clean
+.PHONY: install repro test lint unit slow bench report fidelity lock clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ slow: install
 
 report: install
 	$(BIN)/python -m pipelines.report
+
+# The Hopper fidelity run (docs/fidelity.md): hours of CPU. It rewrites params.yaml with the
+# preset: run it in a clone of its own.
+fidelity: install
+	$(BIN)/python -m pipelines.fidelity all
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all

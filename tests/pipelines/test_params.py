@@ -11,6 +11,7 @@ from datagen.behavior import BehaviorConfig
 from datagen.recipes import CollectConfig
 from offline_rl.config import ConfigError
 from pipelines.common import global_params, load_params, section, select_envs
+from pipelines.fidelity import read_preset
 from pipelines.train import TrainConfig
 from pipelines.validate import validate_params
 
@@ -68,6 +69,18 @@ def test_the_d4rl_preset_validates_over_the_default_params() -> None:
         "halfcheetah": "HalfCheetah-v5",
         "walker2d": "Walker2d-v5",
     }
+
+
+def test_the_fidelity_preset_validates_and_names_its_grid() -> None:
+    """params/fidelity-hopper.yaml: its sections over the defaults are valid params, and its own
+    `fidelity:` section (never copied into params.yaml) is a valid grid."""
+    sections, fidelity = read_preset(REPO / "params/fidelity-hopper.yaml")
+    assert "fidelity" not in sections
+    params = load_params(REPO / "params.yaml")
+    params.update(sections)
+    validate_params(params)
+    assert fidelity.grid.algos == ["bc", "td3_bc", "iql"]
+    assert set(fidelity.grid.datasets) <= set(params["preprocess"]["datasets"])
 
 
 def test_env_need_not_be_generated_when_preprocess_reads_only_imported_datasets() -> None:
