@@ -162,6 +162,10 @@ def report() -> None:
     log.info("wrote %s and %s", REPORT, RESULTS)
 
 
+def number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.pstdev(values)
 
@@ -209,7 +213,7 @@ def render_report(
              "| --- | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
     for kind, stats in datasets.items():
         published = config.datasets.get(kind, {})
-        theirs = ", ".join(f"{k} {v.value:,.1f}" for k, v in published.items()) or "-"
+        theirs = ", ".join(f"{k} {number(v.value)}" for k, v in published.items()) or "-"
         if stats is None:
             lines.append(f"| {kind} | - | - | - | - | {theirs} |")
             continue
