@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, help="timings per training row, ours and d3rlpy in turn"
     )
-    parser.add_argument("--algos", nargs="+", default=sorted(ALGORITHMS))
+    parser.add_argument("--algos", nargs="*", default=sorted(ALGORITHMS))
     parser.add_argument("--no-d3rlpy", action="store_true", help="skip d3rlpy's rows")
     parser.add_argument(
         "--compile", nargs="*", default=["td3_bc"], help="algos also timed compiled"
@@ -212,6 +212,7 @@ def main() -> None:
     parser.add_argument("--sac-steps", type=int, default=3_000, help="timed SAC env steps")
     parser.add_argument("--sac-random-steps", type=int, default=1_000)
     parser.add_argument("--no-sac", action="store_true", help="skip the behaviour SAC rows")
+    parser.add_argument("--no-collect", action="store_true", help="skip the collection rows")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=RESULTS / "work")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
@@ -361,21 +362,22 @@ def main() -> None:
     # dataset; ours as the collect stage runs it (8 vector envs, shards of 25k steps, 1 and 2
     # worker processes), Minari's documented DataCollector loop (one process, in its own venv: it
     # needs jax); the bare env is given for scale. Small runs are dominated by worker start-up.
-    n = args.collect_steps
-    try:
-        reference: float | None = collection.datacollector_in_venv(n)
-        why = None
-    except Exception as error:  # report the rows without a reference rather than fail
-        reference, why = None, f"{type(error).__name__}: {error}"
-    bare = n / best_of(1, lambda: bare_env(n))
-    for workers in (1, 2):
-        row = {"kind": "collect", "unit": "env steps/s", "bare_env": bare}
-        row |= {"name": f"collect (SAC policy, {workers} worker{'s' * (workers > 1)})"}
-        row |= {"ours": collection.ours(n, workers=workers, num_envs=8, shard_steps=25_000)}
-        row |= {"reference": reference, "reference_name": "minari.DataCollector"}
-        row |= {"reference_error": why}
-        rows.append(row)
-        print(row, flush=True)
+    if not args.no_collect:
+        n = args.collect_steps
+        try:
+            reference: float | None = collection.datacollector_in_venv(n)
+            why = None
+        except Exception as error:  # report the rows without a reference rather than fail
+            reference, why = None, f"{type(error).__name__}: {error}"
+        bare = n / best_of(1, lambda: bare_env(n))
+        for workers in (1, 2):
+            row = {"kind": "collect", "unit": "env steps/s", "bare_env": bare}
+            row |= {"name": f"collect (SAC policy, {workers} worker{'s' * (workers > 1)})"}
+            row |= {"ours": collection.ours(n, workers=workers, num_envs=8, shard_steps=25_000)}
+            row |= {"reference": reference, "reference_name": "minari.DataCollector"}
+            row |= {"reference_error": why}
+            rows.append(row)
+            print(row, flush=True)
 
     print_table(rows, gflops)
     write_json(

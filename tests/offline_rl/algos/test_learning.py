@@ -116,3 +116,33 @@ def test_beats_random_policy(
     score = normalised_score(policy, data.meta)
     print(f"\n{name} {precision}: normalised score {score:.1f} (random {random_score:.1f})")
     assert score > random_score + MARGIN, f"{name} {precision}: {score:.1f} vs {random_score:.1f}"
+
+
+@pytest.mark.parametrize("name", ["td3_bc", "iql"])
+def test_every_seed_of_a_multi_seed_run_beats_the_random_policy(
+    name: str, behaviour_transitions: Path, random_score: float
+) -> None:
+    """Three seeds trained together (one process, stacked networks), each evaluated on the same
+    episodes in one vector environment, each above random by the margin."""
+    data = load_transitions(behaviour_transitions)
+    _, config_model = ALGORITHMS[name]
+    fields = {"hidden": (64, 64), **OVERRIDES.get(name, {})}
+    config = config_model.model_validate(fields).with_default_lr(LR)
+    seeds = [0, 1, 2]
+    algo = make_algorithm(name, data.meta.obs_dim, data.meta.act_dim, config, "cpu", seeds)
+    buffer = ReplayBuffer.from_transitions(data, seeds=seeds)
+    for _ in range(UPDATES):
+        algo.update(buffer.sample(BATCH_SIZE))
+    policy = AgentPolicy(lambda obs: algo.act(obs), data.meta, torch.device("cpu"), len(seeds))
+    results = evaluate_policy(
+        ENV_ID,
+        policy,
+        EVAL_EPISODES,
+        EVAL_SEED,
+        data.meta.ref_min_score,
+        data.meta.ref_max_score,
+        seeds=len(seeds),
+    )
+    scores = [float(r.normalized_scores().mean()) for r in results]  # type: ignore[union-attr]
+    print(f"\n{name} seeds {seeds}: normalised scores {[round(s, 1) for s in scores]}")
+    assert all(score > random_score + MARGIN for score in scores), (scores, random_score)
