@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from offline_rl.config import ConfigError
+from offline_rl.errors import CommandFailed
 from pipelines.common import run_stage
 
 METRICS = (Path("metrics/train.json"), Path("metrics/evaluate.json"))
@@ -54,7 +55,7 @@ def main() -> None:
         run.summary.update({**metrics, "dvc_experiment": name, "dvc_exit_code": result.returncode})
         run.finish(exit_code=result.returncode)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed with exit code {result.returncode}")
+        raise CommandFailed(f"{' '.join(command)} failed with exit code {result.returncode}")
 
 
 if __name__ == "__main__":
