@@ -176,6 +176,11 @@ def check_training_data(env_id: str, dataset: str, batch_size: int, path: Path) 
         )
 
 
+# Generated Minari datasets: <root>/<namespace>/<kind>-v0 (collect@<namespace>-<kind>) beside
+# <root>/<namespace>/namespace_metadata.json (reference@<namespace>); MINARI_DATASETS_PATH points here.
+DATASETS_ROOT = Path("data/datasets")
+
+
 def behavior_dir(namespace: str) -> Path:
     """behavior@<namespace>'s checkpoints and replay buffer, read by reference and collect."""
     return Path("models/behavior") / namespace

@@ -4,13 +4,17 @@ literal `dvc exp run -S lr=3e-4`, which must rerun only train and evaluate."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import h5py
 import minari
 import pytest
+from minari.namespace import list_local_namespaces
 
 from tests.pipelines.stage_runner import copy_repo, sh
+
+UP_TO_DATE = "Data and pipelines are up to date."
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +84,30 @@ def test_another_dataset_runs_only_its_own_preprocess(repro: Path) -> None:
         assert f"Stage '{skipped}' didn't change, skipping" in out, out
     with h5py.File(repro / "data/transitions/random.h5") as f:
         assert f["observations"].shape[0] == 1000
+
+
+def test_push_wipe_pull_leaves_nothing_to_rerun(
+    repro: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A colleague's view of a remote: after `dvc push`, deleting the cache and the whole
+    data/datasets folder, `dvc pull` restores everything preprocess depends on, so `dvc status`
+    is clean and nothing reruns. (The collect stages used to write the namespace's
+    namespace_metadata.json, which no stage declared: a pull left it out and preprocess, train and
+    evaluate looked stale.) Last in the module: it rebuilds the cache the other tests used."""
+    assert UP_TO_DATE in sh(["dvc", "status"], repro)
+    store = tmp_path / "store"
+    sh(["dvc", "remote", "add", "--local", "wipe-test", str(store)], repro)
+    try:
+        sh(["dvc", "push", "-r", "wipe-test"], repro)
+        shutil.rmtree(repro / ".dvc/cache")
+        shutil.rmtree(repro / "data/datasets")
+        sh(["dvc", "pull", "-r", "wipe-test"], repro)
+    finally:
+        sh(["dvc", "remote", "remove", "--local", "wipe-test"], repro)
+    assert UP_TO_DATE in sh(["dvc", "status"], repro)
+    assert "Running stage" not in sh(["dvc", "repro"], repro)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(repro / "data/datasets"))
+    assert "hopper" in list_local_namespaces()  # Minari's own file came back too
 
 
 def _exp_json(repo: Path) -> str:
