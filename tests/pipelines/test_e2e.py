@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
 import minari
 import pytest
+import yaml
 from minari.namespace import list_local_namespaces
 
-from tests.pipelines.stage_runner import copy_repo, sh
+from tests.pipelines.stage_runner import copy_repo, sh, stage_env
 
 UP_TO_DATE = "Data and pipelines are up to date."
 
@@ -84,6 +87,43 @@ def test_another_dataset_runs_only_its_own_preprocess(repro: Path) -> None:
         assert f"Stage '{skipped}' didn't change, skipping" in out, out
     with h5py.File(repro / "data/transitions/random.h5") as f:
         assert f["observations"].shape[0] == 1000
+
+
+def test_two_sweep_trials_at_once_keep_their_own_results(repro: Path) -> None:
+    """Two wandb agents on one machine: each trial is a `dvc exp run --temp`, in its own copy of
+    the repository, so both experiments exist with their own params and results, the upstream
+    stages are skipped (their outputs come from the cache), and the workspace is untouched."""
+    workspace = {name: (repro / name).read_bytes() for name in ("params.yaml", "dvc.lock")}
+    workspace_metrics = (repro / "metrics/evaluate.json").read_bytes()
+    trials = {
+        lr: subprocess.Popen(
+            [sys.executable, "-m", "pipelines.sweep_trial", f"lr={lr}", "train.steps=200"],
+            cwd=repro,
+            env=stage_env(repro),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for lr in ("0.002", "0.0005")
+    }
+    outputs = {lr: trial.communicate(timeout=900) for lr, trial in trials.items()}
+    for lr, (out, err) in outputs.items():
+        log = out + err
+        assert trials[lr].returncode == 0, log
+        assert "Running stage 'train'" in log and "Running stage 'evaluate'" in log, log
+        for skipped in ("behavior@hopper", "collect@hopper-medium", "preprocess@medium", "report"):
+            assert f"Stage '{skipped}' didn't change, skipping" in log, log
+        result = json.loads(out.strip().splitlines()[-1])
+        assert "evaluate/normalized_score_mean" in result and result["steps"] == 200
+        ref = next(
+            r
+            for r in sh(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], repro).split()
+            if r.endswith("/" + result["experiment"])
+        )
+        lock = yaml.safe_load(sh(["git", "show", f"{ref}:dvc.lock"], repro))
+        assert lock["stages"]["train"]["params"]["params.yaml"]["lr"] == float(lr)
+    assert {name: (repro / name).read_bytes() for name in workspace} == workspace
+    assert (repro / "metrics/evaluate.json").read_bytes() == workspace_metrics
 
 
 def test_push_wipe_pull_leaves_nothing_to_rerun(
