@@ -67,13 +67,16 @@ def cached_outs(repo: Path) -> list[str]:
 
 
 def delete_cache_and_outputs(repo: Path, outs: list[str]) -> None:
+    """The cache and every cached output, and the whole data/datasets folder (preprocess's dep):
+    a pull must bring back everything in it, not only the collect stages' folders."""
     shutil.rmtree(repo / ".dvc/cache")
+    shutil.rmtree(repo / "data/datasets")
     for name in outs:
         path = repo / name
         if path.is_dir():
             shutil.rmtree(path)
         else:
-            path.unlink()
+            path.unlink(missing_ok=True)  # gone with data/datasets
 
 
 def assert_round_trip(repo: Path, remote_args: list[str], env: dict[str, str]) -> None:
