@@ -123,8 +123,9 @@ def test_pulled_datasets_train_without_regenerating(
     """A colleague clones, pulls only the datasets, changes preprocessing and reproduces."""
     clone = tmp_path / "colleague"
     sh(["git", "clone", "-q", str(source), str(clone)], tmp_path)
-    datasets = ["data/datasets", "data/imported"]  # generated (collect) and downloaded (download)
-    sh(["dvc", "pull", "collect", "download"], clone, env=s3.env())
+    # generated (collect, and the namespace's metadata from reference) and downloaded (download)
+    datasets = ["data/datasets", "data/imported"]
+    sh(["dvc", "pull", "reference", "collect", "download"], clone, env=s3.env())
     assert file_hashes(clone, datasets) == file_hashes(source, datasets)
     assert not (clone / "models/behavior/hopper").exists()
 
