@@ -1,6 +1,8 @@
 # Two entry points do all the set-up on a fresh clone:
 #   make repro   create .venv, install, run `dvc repro` on params.yaml
 #   make test    create .venv, install, run ruff, mypy and pytest
+# Any Python of pyproject's requires-python (3.11-3.13): `make install PYTHON=python3.13`; a venv
+# of another Python than PYTHON is made anew.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +11,8 @@ BIN := $(VENV)/bin
 CONSTRAINTS := constraints.txt
 # What `make install` installs and `make lock` resolves (tests/test_install.py reads it too).
 PROJECT := .[dev,s3]
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha1sum | cut -c1-12)
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+STAMP := $(VENV)/.installed-$(shell { cat pyproject.toml $(CONSTRAINTS); echo $(PYTHON_VERSION); } | sha1sum | cut -c1-12)
 export MUJOCO_GL ?= egl
 export PYTHONPATH := $(CURDIR)
 # dvc.yaml's stage commands say `python`: it must be the venv's, as after `. .venv/bin/activate`.
@@ -18,7 +21,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: install repro test lint unit slow bench report fidelity lock clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON_VERSION)" || { echo "error: PYTHON=$(PYTHON) does not run" >&2; exit 2; }
+	test "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$(PYTHON_VERSION)" \
+	  || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '$(PROJECT)'
 	rm -f $(VENV)/.installed-* && touch $@

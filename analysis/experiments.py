@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from analysis.report import RunResult
+from offline_rl.errors import CommandFailed
 
 EVAL_CURVE = "plots/train/eval.csv"
 SCORE = "eval/normalized_score_mean"  # train: each evaluation during training
@@ -52,10 +53,10 @@ def dvc_exp_show(cwd: Path | None = None) -> list[dict[str, Any]]:
     command = ["dvc", "exp", "show", "--json", "--all-commits"]
     shown = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
     if shown.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {shown.stderr.strip()}")
+        raise CommandFailed(f"{' '.join(command)} failed: {shown.stderr.strip()}")
     table = json.loads(shown.stdout)
     if not isinstance(table, list):
-        raise RuntimeError(f"{' '.join(command)}: unexpected output {shown.stdout[:200]!r}")
+        raise CommandFailed(f"{' '.join(command)}: unexpected output {shown.stdout[:200]!r}")
     return table
 
 
@@ -76,7 +77,7 @@ def git_commit_times(cwd: Path | None = None) -> Callable[[Iterable[str]], dict[
             return {}
         shown = _git(["log", "--no-walk=unsorted", "--format=%H %ct", *revs], cwd)
         if shown.returncode != 0:
-            raise RuntimeError(f"git log of {len(revs)} revisions failed: {shown.stderr.strip()}")
+            raise CommandFailed(f"git log of {len(revs)} revisions failed: {shown.stderr.strip()}")
         pairs = (line.split() for line in shown.stdout.splitlines() if line.strip())
         return {sha: int(seconds) for sha, seconds in pairs}
 

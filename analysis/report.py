@@ -21,6 +21,11 @@ from typing import Any
 import numpy as np
 
 from offline_rl.atomic import atomic_path
+from offline_rl.errors import PipelineError
+
+
+class SnapshotError(PipelineError, ValueError):
+    """reports/experiments.json is not a snapshot this code reads (regather it)."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ def read_snapshot(path: Path) -> Snapshot:
             include=data.get("include"),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(
+        raise SnapshotError(
             f"{path}: not a results snapshot ({error}); regather it with `python -m pipelines.report gather`"
         ) from None
 

@@ -18,13 +18,14 @@ from typing import Any, Literal
 import torch
 
 from datagen.shards import ShardArrays, ShardJob, load_shard, run_shard, save_shard, shard_path
+from offline_rl.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
 Backend = Literal["process", "ray"]
 
 
-class BackendError(ValueError):
+class BackendError(PipelineError, ValueError):
     """The chosen backend cannot run (Ray missing, cluster unreachable)."""
 
 

@@ -82,6 +82,7 @@ def build_dataset(
         plan_episodes(plan, behavior, shards, backend),
         reference,
         config.chunk_episodes,
+        namespace_metadata=False,  # reference@<namespace> writes it (dvc.yaml: one owner per file)
     )
     env = gym.make(env_id)
     assert env.observation_space.shape is not None and env.action_space.shape is not None

@@ -16,9 +16,10 @@ import numpy as np
 
 from datagen.hdf5_direct import DirectReader, RawEpisode
 from datagen.hdf5_direct import available as direct_available
+from offline_rl.errors import PipelineError
 
 
-class PreprocessError(ValueError):
+class PreprocessError(PipelineError, ValueError):
     """A source dataset is missing, unreadable, inconsistent or holds non-finite values."""
 
 

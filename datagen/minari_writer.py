@@ -80,10 +80,13 @@ def write_dataset(
     episodes: Iterable[Episode],
     reference: ReferenceScores | None,
     chunk_episodes: int = 64,
+    namespace_metadata: bool = True,
 ) -> WriteSummary:
     """Stream `episodes` into a new Minari dataset under `root`, replacing any previous version.
 
     `reference` None (an environment nobody scored) leaves the reference scores null.
+    `namespace_metadata` False writes nothing outside the dataset's own folder: the collect stage's
+    DVC output is that folder, and the namespace's file belongs to the reference stage.
     """
     target = dataset_dir(Path(root).resolve(), info.dataset_id)  # Minari needs absolute paths
     remove_stale_siblings(target)
@@ -127,8 +130,14 @@ def write_dataset(
             }
         )
     env.close()
-    ensure_namespace(root, info.dataset_id)
+    if namespace_metadata:
+        ensure_namespace(root, info.dataset_id)
     return summary
+
+
+def namespace_metadata_path(root: Path, namespace: str) -> Path:
+    """Where Minari looks for a namespace's metadata (`minari.namespace.list_local_namespaces`)."""
+    return Path(root) / namespace / NAMESPACE_METADATA
 
 
 def ensure_namespace(root: Path, dataset_id: str) -> None:
@@ -136,7 +145,7 @@ def ensure_namespace(root: Path, dataset_id: str) -> None:
     namespace = dataset_id.rsplit("/", 1)[0] if "/" in dataset_id else None
     if namespace is None:
         return
-    path = Path(root) / namespace / NAMESPACE_METADATA
+    path = namespace_metadata_path(root, namespace)
     if not path.exists():
         write_json(path, {"namespace": namespace})
 

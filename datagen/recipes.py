@@ -15,6 +15,7 @@ from datagen.collect import BatchPolicy
 from datagen.policies import RandomPolicy, SACPolicy
 from datagen.shards import PolicySpec
 from offline_rl.config import StrictModel, choice_error
+from offline_rl.errors import PipelineError
 
 SAMPLED = ("random", "expert", "medium")
 REPLAY = ("medium-replay", "full-replay")
@@ -22,7 +23,7 @@ COMBINED = ("medium-expert",)
 RefSource = Literal["d4rl", "measured"]
 
 
-class RecipeError(ValueError):
+class RecipeError(PipelineError, ValueError):
     """A dataset recipe names a policy that the behaviour stage did not produce."""
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from offline_rl.checkpoint import seed_everything
+from offline_rl.errors import PipelineError
 from offline_rl.evaluation import rollout_returns
 
 # D4RL's REF_MIN_SCORE / REF_MAX_SCORE (random and expert returns of the v2 MuJoCo tasks), keyed by
@@ -28,6 +29,10 @@ class ReferenceScores:
     source: str  # "d4rl" or "measured"
 
 
+class ReferenceScoresError(PipelineError, ValueError):
+    """No reference scores can be had for an environment (the message says which source to use)."""
+
+
 def env_family(env_id: str) -> str:
     return env_id.split("/")[-1].split("-v")[0]
 
@@ -35,7 +40,7 @@ def env_family(env_id: str) -> str:
 def d4rl_reference(env_id: str) -> ReferenceScores:
     family = env_family(env_id)
     if family not in D4RL_REFERENCE_SCORES:
-        raise ValueError(
+        raise ReferenceScoresError(
             f"D4RL published no reference scores for {env_id!r} (known: "
             f"{', '.join(sorted(D4RL_REFERENCE_SCORES))}); use ref_scores: measured"
         )
@@ -64,7 +69,7 @@ def measure_reference(
     seed_everything(first)
     high, _ = rollout_returns(env_id, expert_policy, episodes, seed=first)
     if np.mean(high) <= np.mean(low):
-        raise ValueError(
+        raise ReferenceScoresError(
             f"measured reference scores for {env_id}: the expert's mean return "
             f"{np.mean(high):.2f} does not exceed the random policy's {np.mean(low):.2f} over "
             f"{episodes} episodes, so no normalised score exists; train the behaviour policy "

@@ -15,9 +15,10 @@ import h5py
 import numpy as np
 
 from datagen.collect import Episode
+from offline_rl.errors import PipelineError
 
 
-class ReplayError(ValueError):
+class ReplayError(PipelineError, ValueError):
     """The replay buffer is missing or shorter than the requested prefix."""
 
 

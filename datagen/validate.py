@@ -9,7 +9,10 @@ import numpy as np
 
 
 class DatasetInvalid(ValueError):
-    """A written dataset breaks an invariant that readers rely on."""
+    """A written dataset breaks an invariant that readers rely on.
+
+    Not a PipelineError: the dataset was just written by this code, so this is a bug and keeps
+    its traceback."""
 
 
 def validate_dataset(

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from offline_rl.atomic import atomic_path
+from offline_rl.errors import PipelineError
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PipelineError, ValueError):
     """A checkpoint is unreadable or belongs to another algorithm or configuration."""
 
 

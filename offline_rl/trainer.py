@@ -29,6 +29,7 @@ from offline_rl.checkpoint import (
 )
 from offline_rl.config import StrictModel
 from offline_rl.cuda_graph import GraphedTrainStep
+from offline_rl.errors import PipelineError
 from offline_rl.profiling import Profiler
 from offline_rl.speed import accelerate
 from offline_rl.tracking import SeedsLogger
@@ -51,7 +52,7 @@ class LoopConfig(StrictModel):
     cuda_graph: bool = False  # on a CUDA device: replay the training step as CUDA graphs
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(PipelineError, RuntimeError):
     """A loss became NaN/inf; the message names the step, the seed and the last good checkpoint."""
 
 

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from offline_rl.errors import PipelineError
+
 # Re-exported: the schema constants live in a torch-free module so preprocessing never loads torch.
 from offline_rl.transitions_schema import ARRAY_KEYS as ARRAY_KEYS
 from offline_rl.transitions_schema import SCHEMA_VERSION as SCHEMA_VERSION
@@ -36,7 +38,7 @@ Split = Literal["all", "train", "validation"]
 READ_ROWS = 1 << 20  # rows read per HDF5 call: bounds the host copy while loading
 
 
-class TransitionsFileError(ValueError):
+class TransitionsFileError(PipelineError, ValueError):
     """The transitions file is missing, truncated, from another schema or holds bad values."""
 
 
@@ -222,6 +224,20 @@ def split_mask(file: h5py.File, split: Split) -> np.ndarray | None:
         raise ValueError(f"split {split!r}: expected 'all', 'train' or 'validation'")
     held_out = np.asarray(file["validation"][()], dtype=bool)
     return held_out if split == "validation" else ~held_out
+
+
+def split_size(path: str | Path, split: Split = "train") -> int:
+    """Rows of `split` in the transitions file at `path`, read from its header and validation
+    flags only (one byte a row): what a stage checks its batch size against before loading."""
+    meta = read_meta(path)
+    if meta.num_validation_episodes == 0:
+        return 0 if split == "validation" else meta.size
+    try:
+        with h5py.File(path, "r") as f:
+            mask = split_mask(f, split)
+    except OSError as error:
+        raise TransitionsFileError(f"{path}: unreadable validation flags ({error})") from None
+    return meta.size if mask is None else int(np.count_nonzero(mask))
 
 
 def read_rows(

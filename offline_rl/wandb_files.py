@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from offline_rl.errors import PipelineError
+
 BLOCK = 32 * 1024
 HEADER = struct.Struct("<IHB")  # checksum, length, kind
 FILE_MAGIC = b":W&B"
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
-class WandbFileError(ValueError):
+class WandbFileError(PipelineError, ValueError):
     """The file is not a wandb run log; the message names it."""
 
 

@@ -17,6 +17,7 @@ from datagen.build import BuildPaths, build_dataset, read_reference
 from datagen.recipes import CollectConfig, RecipeError
 from offline_rl.atomic import write_json
 from pipelines.common import (
+    DATASETS_ROOT,
     behavior_dir,
     git_commit,
     global_params,
@@ -28,7 +29,6 @@ from pipelines.common import (
     select_envs,
 )
 
-DATASETS_ROOT = Path("data/datasets")
 SHARDS_ROOT = Path("data/shards")  # resume points of interrupted collections (git-ignored)
 log = logging.getLogger("pipelines.collect")
 

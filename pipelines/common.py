@@ -5,6 +5,7 @@ This is the only place that reads params.yaml or environment variables for setti
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -18,7 +19,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import Field
 
-from offline_rl.config import ConfigError, StrictModel, choice_error, parse_config
+from offline_rl.config import ConfigError, StrictModel, check_devices, choice_error, parse_config
+from offline_rl.errors import PipelineError
 from offline_rl.tracking import RunLogger, SeedsLogger, WandbConfig
 
 PARAMS_FILE = Path(os.environ.get("OFFLINE_RL_PARAMS", "params.yaml"))
@@ -65,10 +67,14 @@ def check_top_level(data: Any, path: Path = PARAMS_FILE) -> dict[str, Any]:
 
 
 def section(params: dict[str, Any], name: str, model: type[ModelT]) -> ModelT:
+    """The section `name` of params.yaml as `model`; a device it names must exist on this machine
+    (`train.device: cuda` without CUDA fails here, before the stage allocates anything)."""
     value = params.get(name)
     if value is not None and not isinstance(value, dict):
         raise ConfigError(f"{PARAMS_FILE}: {name} must be a mapping, got {value!r}")
-    return parse_config(model, value, name, str(PARAMS_FILE))
+    config = parse_config(model, value, name, str(PARAMS_FILE))
+    check_devices(config, name, str(PARAMS_FILE))
+    return config
 
 
 def global_params(params: dict[str, Any]) -> Globals:
@@ -77,7 +83,8 @@ def global_params(params: dict[str, Any]) -> Globals:
 
 
 def known_env(env_id: str, key: str = "env") -> None:
-    """Fail naming `key` (the params.yaml key that holds `env_id`) unless gymnasium knows it."""
+    """Fail naming `key` (the params.yaml key that holds `env_id`) unless gymnasium knows it and
+    its spaces are ones the pipeline supports (`space_problem`)."""
     import gymnasium as gym
 
     if env_id not in gym.registry:
@@ -87,6 +94,32 @@ def known_env(env_id: str, key: str = "env") -> None:
             if "mujoco" in str(spec.entry_point) and k.endswith("-v5")
         ]
         raise ConfigError(f"{PARAMS_FILE}: {key}: {choice_error('environment', env_id, mujoco)}")
+    problem = space_problem(env_id)
+    if problem is not None:
+        raise ConfigError(f"{PARAMS_FILE}: {key}: {env_id!r} {problem}")
+
+
+@functools.cache
+def space_problem(env_id: str) -> str | None:
+    """Why the code cannot work with `env_id`'s spaces (None when it can): networks, datasets and
+    transitions take flat float vectors, so observations and actions must be 1-D Box spaces.
+    Discrete or image spaces fail here, naming the space, before any stage does work."""
+    import gymnasium as gym
+
+    try:
+        env = gym.make(env_id)
+    except Exception as error:  # a missing extra (box2d, ale-py) or a broken registration
+        return f"cannot be created here ({type(error).__name__}: {error})"
+    try:
+        for name, space in (("observation", env.observation_space), ("action", env.action_space)):
+            if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+                return (
+                    f"has {name} space {space}; only flat continuous spaces (a 1-D Box, as in "
+                    "the MuJoCo tasks) are supported for observations and actions"
+                )
+    finally:
+        env.close()
+    return None
 
 
 def select_envs(envs: dict[str, str], namespace: str | None) -> dict[str, str]:
@@ -117,6 +150,35 @@ def offline_namespace(env_id: str, envs: dict[str, str]) -> str:
         "preprocess reads the generated datasets of `env`, so set env to one of them or add "
         f"{{{dataset_namespace(env_id)}: {env_id}}} to collect.envs"
     )
+
+
+def check_training_data(env_id: str, dataset: str, batch_size: int, path: Path) -> None:
+    """What train checks before it loads or allocates anything: the transitions file of
+    `train.dataset` at `path` holds data of params.yaml's `env` (train takes its environment from
+    the file, so a stale file would silently train and evaluate another task), and at least
+    `train.batch_size` training rows (a larger batch would gather more rows than the data holds,
+    growing memory until the kernel kills the run). Reads the file's header only."""
+    from offline_rl.transitions import read_meta, split_size  # torch: only where train needs it
+
+    known_env(env_id)
+    meta = read_meta(path)
+    if meta.env_id != env_id:
+        raise ConfigError(
+            f"{PARAMS_FILE}: env = {env_id!r}, but {path} (train.dataset: {dataset}) holds "
+            f"{meta.env_id} data; rerun preprocess for {env_id} (dvc repro) or set env: "
+            f"{meta.env_id}"
+        )
+    rows = split_size(path, "train")
+    if batch_size > rows:
+        raise ConfigError(
+            f"{PARAMS_FILE}: train.batch_size = {batch_size}: more than the {rows} training rows "
+            f"of {path} (train.dataset: {dataset}); use at most {rows}"
+        )
+
+
+# Generated Minari datasets: <root>/<namespace>/<kind>-v0 (collect@<namespace>-<kind>) beside
+# <root>/<namespace>/namespace_metadata.json (reference@<namespace>); MINARI_DATASETS_PATH points here.
+DATASETS_ROOT = Path("data/datasets")
 
 
 def behavior_dir(namespace: str) -> Path:
@@ -317,19 +379,25 @@ def default_to_offscreen_rendering() -> None:
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage entry: config errors and bad inputs end in one clear line, not a traceback.
+    """Run a stage entry: the pipeline's own errors (`PipelineError`: bad params, bad or missing
+    input files, checkpoints, a failed command) end in one clear `error:` line and exit code 2.
+    Anything else is a bug (a shape error, a CUDA fault) and keeps its full traceback and Python's
+    exit code 1; OFFLINE_RL_DEBUG=1 shows the traceback of a PipelineError too.
 
     SIGTERM (what `kill` and DVC send) is turned into an exception like SIGINT, so `atomic_path`
     and `atomic_dir` delete their temporaries; the last checkpoint stays for the rerun to resume.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # PyOpenGL announces at INFO, whenever MuJoCo's renderer loads, that an optional speed-up
+    # module is missing: noise before every stage's first line.
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)
     default_to_offscreen_rendering()
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
+    except PipelineError as error:
         if os.environ.get("OFFLINE_RL_DEBUG"):
             raise
         print(f"error: {error}", file=sys.stderr)

@@ -17,6 +17,7 @@ from datagen.recipes import CollectConfig
 from offline_rl.atomic import write_json
 from offline_rl.config import ConfigError, choice_error
 from pipelines.common import (
+    DATASETS_ROOT,
     PARAMS_FILE,
     global_params,
     known_env,
@@ -26,7 +27,6 @@ from pipelines.common import (
     section,
 )
 
-DATASETS_ROOT = Path("data/datasets")
 IMPORTED_ROOT = Path("data/imported")  # the download stage's out
 TRANSITIONS_ROOT = Path("data/transitions")
 METRICS_ROOT = Path("metrics/preprocess")

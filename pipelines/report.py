@@ -28,6 +28,7 @@ from analysis.experiments import (
     git_file_reader,
 )
 from analysis.report import Snapshot, read_snapshot, render, snapshot_text, write_if_changed
+from offline_rl.errors import CommandFailed
 from offline_rl.tracking import WandbConfig
 from pipelines.common import dataset_namespace, load_params, run_stage, section, wandb_mode
 
@@ -88,7 +89,7 @@ def main() -> None:
     if args.step == "all":
         command = ["dvc", "repro", "report"]
         if subprocess.run(command, check=False).returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed (its output is above)")
+            raise CommandFailed(f"{' '.join(command)} failed (its output is above)")
         print((OUT / "results.md").read_text())
 
 

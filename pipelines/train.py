@@ -29,6 +29,7 @@ from offline_rl.transitions import load_transitions
 from pipelines.common import (
     PARAMS_FILE,
     Globals,
+    check_training_data,
     dvc_md5,
     global_params,
     load_params,
@@ -105,6 +106,7 @@ def train_configs(params: dict[str, Any]) -> tuple[Globals, TrainConfig, AlgoCon
 def main() -> None:
     params = load_params()
     g, config, algo_config = train_configs(params)
+    check_training_data(g.env, config.dataset, config.batch_size, transitions_path(config.dataset))
     device = resolve_device(config.device)
     path = transitions_path(config.dataset)
     data = load_transitions(path, device, split="train")

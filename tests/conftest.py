@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -20,6 +21,14 @@ from datagen.minari_writer import DatasetInfo, write_dataset
 from datagen.policies import RandomPolicy
 from datagen.preprocess import PreprocessConfig, preprocess
 from datagen.reference import d4rl_reference
+
+# Property tests draw the same examples on every CI run (CI=true): a red CI then reproduces, and a
+# green one does not depend on the draw. Locally each run draws anew to find new failures, and the
+# failing example is printed to replay with @reproduce_failure. HYPOTHESIS_PROFILE picks one.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+settings.load_profile(HYPOTHESIS_PROFILE)
 
 ENV_ID = "Hopper-v5"
 

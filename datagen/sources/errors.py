@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from offline_rl.errors import PipelineError
 
-class SourceError(ValueError):
+
+class SourceError(PipelineError, ValueError):
     """A dataset source could not be fetched, verified or converted.
 
-    A ValueError so that `pipelines.common.run_stage` prints it as one `error: ...` line.
+    A PipelineError, so that `pipelines.common.run_stage` prints it as one `error: ...` line.
     """

@@ -70,21 +70,62 @@ def git_commit_all(repo: Path, message: str) -> None:
     sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], repo)
 
 
-def copy_repo(dest: Path, params: Path = TINY_PARAMS) -> Path:
-    """The tracked and untracked-but-not-ignored files of this checkout, committed in a new git
-    repository at `dest`, with `params` (default: the tiny params) as params.yaml."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        source = REPO / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
+def pipeline_products(source: Path) -> set[str]:
+    """Paths in `source`'s workspace that running the pipeline writes, not a developer: dvc.lock,
+    every output of its dvc.yaml (files or folders; metrics, plots and uncached outs included)
+    with the .gitignore DVC keeps beside each, and the report snapshot `make report` gathers."""
+    from dvc.repo import Repo  # type: ignore[import-untyped]  # DVC is slow to import
+
+    from pipelines.report import SNAPSHOT
+
+    products = {"dvc.lock", SNAPSHOT.as_posix()}
+    with Repo(str(source)) as repo:
+        for out in repo.index.outs:
+            path = Path(out.fs_path).relative_to(source.resolve())
+            products.add(path.as_posix())
+            if path.parent != Path("."):  # the top-level one is the developer's as much as DVC's
+                products.add((path.parent / ".gitignore").as_posix())
+    return products
+
+
+def _git_files(source: Path, *args: str) -> list[str]:
+    out = subprocess.run(
+        ["git", *args], cwd=source, capture_output=True, check=True
+    ).stdout.decode()
+    return [name for name in out.split("\0") if name]
+
+
+def copy_repo(dest: Path, params: Path = TINY_PARAMS, source: Path = REPO) -> Path:
+    """A new git repository at `dest` holding `source` as a fresh clone of it would, with this
+    checkout's code: `params` (default: the tiny params) as params.yaml, committed.
+
+    Files git sees (tracked, or untracked and not ignored) come from the working tree, so tests
+    run uncommitted code; but whatever the pipeline writes (`pipeline_products`: a `make repro`
+    or `dvc exp run` in this clone leaves a modified dvc.lock, metrics, plots and reports) comes
+    from HEAD, or is left out when HEAD has none: a stage must run in the copy because its
+    inputs say so, never be skipped because this workspace already ran it.
+    """
+    source = source.resolve()
+    at_head = set(_git_files(source, "ls-tree", "-r", "-z", "--name-only", "HEAD"))
+    visible = set(_git_files(source, "ls-files", "-z", "-co", "--exclude-standard"))
+    products = pipeline_products(source)
+
+    def is_product(name: str) -> bool:
+        return any(name == p or name.startswith(f"{p}/") for p in products)
+
+    for name in sorted(at_head | visible):
+        target = dest / name
+        if is_product(name):
+            if name not in at_head:
+                continue
+            content = subprocess.run(
+                ["git", "show", f"HEAD:{name}"], cwd=source, capture_output=True, check=True
+            ).stdout
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        elif (source / name).is_file() and name in visible:  # deleted in the working tree: gone
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, target)
     shutil.copy(params, dest / "params.yaml")
     sh(["git", "init", "-q"], dest)
     git_commit_all(dest, "tiny")

@@ -4,13 +4,20 @@ literal `dvc exp run -S lr=3e-4`, which must rerun only train and evaluate."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
 import minari
 import pytest
+import yaml
+from minari.namespace import list_local_namespaces
 
-from tests.pipelines.stage_runner import copy_repo, sh
+from tests.pipelines.stage_runner import copy_repo, sh, stage_env
+
+UP_TO_DATE = "Data and pipelines are up to date."
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +112,67 @@ def test_another_dataset_runs_only_its_own_preprocess(repro: Path) -> None:
         assert f"Stage '{skipped}' didn't change, skipping" in out, out
     with h5py.File(repro / "data/transitions/random.h5") as f:
         assert f["observations"].shape[0] == 1000
+
+
+def test_two_sweep_trials_at_once_keep_their_own_results(repro: Path) -> None:
+    """Two wandb agents on one machine: each trial is a `dvc exp run --temp`, in its own copy of
+    the repository, so both experiments exist with their own params and results, the upstream
+    stages are skipped (their outputs come from the cache), and the workspace is untouched."""
+    workspace = {name: (repro / name).read_bytes() for name in ("params.yaml", "dvc.lock")}
+    workspace_metrics = (repro / "metrics/evaluate.json").read_bytes()
+    trials = {
+        lr: subprocess.Popen(
+            [sys.executable, "-m", "pipelines.sweep_trial", f"lr={lr}", "train.steps=200"],
+            cwd=repro,
+            env=stage_env(repro),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for lr in ("0.002", "0.0005")
+    }
+    outputs = {lr: trial.communicate(timeout=900) for lr, trial in trials.items()}
+    for lr, (out, err) in outputs.items():
+        log = out + err
+        assert trials[lr].returncode == 0, log
+        assert "Running stage 'train'" in log and "Running stage 'evaluate'" in log, log
+        for skipped in ("behavior@hopper", "collect@hopper-medium", "preprocess@medium", "report"):
+            assert f"Stage '{skipped}' didn't change, skipping" in log, log
+        result = json.loads(out.strip().splitlines()[-1])
+        assert "evaluate/normalized_score_mean" in result and result["steps"] == 200
+        ref = next(
+            r
+            for r in sh(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], repro).split()
+            if r.endswith("/" + result["experiment"])
+        )
+        lock = yaml.safe_load(sh(["git", "show", f"{ref}:dvc.lock"], repro))
+        assert lock["stages"]["train"]["params"]["params.yaml"]["lr"] == float(lr)
+    assert {name: (repro / name).read_bytes() for name in workspace} == workspace
+    assert (repro / "metrics/evaluate.json").read_bytes() == workspace_metrics
+
+
+def test_push_wipe_pull_leaves_nothing_to_rerun(
+    repro: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A colleague's view of a remote: after `dvc push`, deleting the cache and the whole
+    data/datasets folder, `dvc pull` restores everything preprocess depends on, so `dvc status`
+    is clean and nothing reruns. (The collect stages used to write the namespace's
+    namespace_metadata.json, which no stage declared: a pull left it out and preprocess, train and
+    evaluate looked stale.) Last in the module: it rebuilds the cache the other tests used."""
+    assert UP_TO_DATE in sh(["dvc", "status"], repro)
+    store = tmp_path / "store"
+    sh(["dvc", "remote", "add", "--local", "wipe-test", str(store)], repro)
+    try:
+        sh(["dvc", "push", "-r", "wipe-test"], repro)
+        shutil.rmtree(repro / ".dvc/cache")
+        shutil.rmtree(repro / "data/datasets")
+        sh(["dvc", "pull", "-r", "wipe-test"], repro)
+    finally:
+        sh(["dvc", "remote", "remove", "--local", "wipe-test"], repro)
+    assert UP_TO_DATE in sh(["dvc", "status"], repro)
+    assert "Running stage" not in sh(["dvc", "repro"], repro)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(repro / "data/datasets"))
+    assert "hopper" in list_local_namespaces()  # Minari's own file came back too
 
 
 def _exp_json(repo: Path) -> str:

@@ -4,6 +4,9 @@ ConfigError; never another exception (a KeyError or TypeError would reach users 
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -53,6 +56,14 @@ def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 ALL_PATHS = paths(TINY)
 
 
+def replaceable(node: dict[Any, Any] | list[Any], key: Any) -> bool:
+    """Whether `node[key] = value` replaces an entry. An earlier mutation may have put a list where
+    the path expects a dict: a string key never indexes a list, nor does an index past its end."""
+    if isinstance(node, dict):
+        return True
+    return isinstance(key, int) and 0 <= key < len(node)
+
+
 @st.composite
 def mutated_params(draw: st.DrawFn) -> Any:
     params = copy.deepcopy(TINY)
@@ -69,13 +80,21 @@ def mutated_params(draw: st.DrawFn) -> Any:
             continue
         action = draw(st.sampled_from(["replace", "delete", "add_key"]))
         last = target[-1]
-        if action == "replace" and (isinstance(node, dict) or last < len(node)):
+        if action == "replace" and replaceable(node, last):
             node[last] = draw(values)
         elif action == "delete" and isinstance(node, dict):
             node.pop(last, None)
         elif action == "add_key" and isinstance(node, dict):
             node[draw(st.text(min_size=1, max_size=10))] = draw(values)
     return params
+
+
+def test_a_list_where_a_mapping_was_is_not_indexed_by_its_keys() -> None:
+    """The strategy's own bug once: `key < len(node)` compared a string key with an int."""
+    assert not replaceable([1, 2], "steps")
+    assert not replaceable([1, 2], 2)
+    assert replaceable([1, 2], 1)
+    assert replaceable({"steps": 1}, "steps")
 
 
 def validates_or_config_error(params: Any) -> None:
@@ -103,3 +122,14 @@ def test_any_section_body_validates_or_raises_config_error(name: str, body: Any)
     params = copy.deepcopy(TINY)
     params[name] = body
     validates_or_config_error(params)
+
+
+def test_ci_draws_the_same_examples_every_run() -> None:
+    """Under CI=true (how CI runs .ci/run) the conftest's profile derandomises every property."""
+    probe = "import tests.conftest; from hypothesis import settings; print(settings.default)"
+    env = {**os.environ, "CI": "true"}
+    env.pop("HYPOTHESIS_PROFILE", None)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "derandomize=True" in out and "database=None" in out, out

@@ -67,13 +67,16 @@ def cached_outs(repo: Path) -> list[str]:
 
 
 def delete_cache_and_outputs(repo: Path, outs: list[str]) -> None:
+    """The cache and every cached output, and the whole data/datasets folder (preprocess's dep):
+    a pull must bring back everything in it, not only the collect stages' folders."""
     shutil.rmtree(repo / ".dvc/cache")
+    shutil.rmtree(repo / "data/datasets")
     for name in outs:
         path = repo / name
         if path.is_dir():
             shutil.rmtree(path)
         else:
-            path.unlink()
+            path.unlink(missing_ok=True)  # gone with data/datasets
 
 
 def assert_round_trip(repo: Path, remote_args: list[str], env: dict[str, str]) -> None:
@@ -96,6 +99,9 @@ def assert_round_trip(repo: Path, remote_args: list[str], env: dict[str, str]) -
     repro = sh(["dvc", "repro"], repo)
     assert "Running stage" not in repro, repro
     assert UP_TO_DATE in repro
+    # git's own files in the wiped folder (DVC's .gitignore files) come back from git, not DVC;
+    # the tests after this one find the repository whole.
+    sh(["git", "checkout", "--", "data/datasets"], repo)
 
 
 def test_s3_round_trip_restores_identical_outputs(source: Path, s3: S3Server) -> None:
@@ -120,8 +126,9 @@ def test_pulled_datasets_train_without_regenerating(
     """A colleague clones, pulls only the datasets, changes preprocessing and reproduces."""
     clone = tmp_path / "colleague"
     sh(["git", "clone", "-q", str(source), str(clone)], tmp_path)
-    datasets = ["data/datasets", "data/imported"]  # generated (collect) and downloaded (download)
-    sh(["dvc", "pull", "collect", "download"], clone, env=s3.env())
+    # generated (collect, and the namespace's metadata from reference) and downloaded (download)
+    datasets = ["data/datasets", "data/imported"]
+    sh(["dvc", "pull", "reference", "collect", "download"], clone, env=s3.env())
     assert file_hashes(clone, datasets) == file_hashes(source, datasets)
     assert not (clone / "models/behavior/hopper").exists()
 
@@ -156,7 +163,9 @@ def test_other_project_imports_datasets_and_trains(
     assert (project / "datasets.dvc").exists()
     assert (project / "datasets/hopper/medium-v0").is_dir()
     imported = file_hashes(project / "datasets", ["hopper"])
-    assert imported == file_hashes(source / "data/datasets", ["hopper"])
+    # Every file of the folder but DVC's .gitignore files, which .dvcignore keeps out of DVC's view.
+    exported = file_hashes(source / "data/datasets", ["hopper"])
+    assert imported == {k: v for k, v in exported.items() if Path(k).name != ".gitignore"}
     one_file = "data/datasets/hopper/expert-v0/data/main_data.hdf5"
     sh(["dvc", "get", str(source), one_file, "-o", "expert.hdf5"], project, env=s3.env())
     assert (
