@@ -149,6 +149,23 @@ def test_broken_checkpoint_index(tmp_path: Path, text: str) -> None:
         checkpoint_returns(tmp_path)
 
 
+def test_medium_is_the_checkpoint_closest_to_the_fraction_not_the_first_past_it(
+    tmp_path: Path,
+) -> None:
+    """The first fidelity run's curve: the return leapt from 714 to 2,553 between checkpoints, so
+    the first checkpoint above a third of the expert's was a near-expert."""
+    returns = {
+        "step_80000": 714.0, "step_85000": 2553.0, "step_90000": 1589.0, "step_95000": 1044.0,
+        "step_105000": 1144.4, "step_170000": 3317.0, "step_175000": 1100.0,
+    }  # fmt: skip
+    source = tmp_path / "checkpoints.json"
+    assert choose_checkpoint("expert", returns, 0.33, source) == "step_170000"
+    # 0.33 x 3317 = 1094.6: 105000 (1144.4) is closest; 175000, after the expert, is not a candidate
+    assert choose_checkpoint("medium", returns, 0.33, source) == "step_105000"
+    tie = {"step_1": 50.0, "step_2": 150.0, "step_3": 200.0}
+    assert choose_checkpoint("medium", tie, 0.5, source) == "step_1"  # 50 and 150 tie: earliest
+
+
 def test_medium_of_an_expert_with_a_negative_return(tmp_path: Path) -> None:
     """HalfCheetah's early policies: every return negative, so no "medium" fraction exists."""
     returns = {"step_300": -12.8, "step_600": -6.4}
