@@ -109,14 +109,29 @@ def experiment_name(algo: str, dataset: str) -> str:
     return f"fid-{algo}-{dataset}"
 
 
-def train(only: list[str] | None = None) -> None:
+def existing_experiments() -> set[str]:
+    """Names of the experiments of this workspace's baseline (`dvc exp show`)."""
+    shown = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        return set()
+    names: set[str] = set()
+    for baseline in json.loads(shown.stdout or "[]"):
+        for exp in baseline.get("experiments") or []:
+            names.update(str(rev.get("name")) for rev in exp.get("revs") or [])
+    return names
+
+
+def train(only: list[str] | None = None, again: bool = False) -> None:
+    """The grid's experiments in turn; one already made is skipped unless `again` (a killed
+    `train` part resumes where it stopped; a killed experiment resumes from its checkpoint)."""
     _, config = read_preset()
     grid = config.grid
     steps = int(load_params()["train"]["steps"])
+    done = set() if again else existing_experiments()
     for dataset in grid.datasets:
         for algo in grid.algos:
             name = experiment_name(algo, dataset)
-            if only and name not in only:
+            if (only and name not in only) or name in done:
                 continue
             changes = {
                 "train.algo": algo,
@@ -262,13 +277,14 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="*", help="train: only these experiments (fid-<algo>-<dataset>)"
     )
+    parser.add_argument("--again", action="store_true", help="train: rerun experiments made")
     args = parser.parse_args()
     if args.part in ("apply", "all"):
         apply()
     if args.part in ("data", "all"):
         data()
     if args.part in ("train", "all"):
-        train(args.only)
+        train(args.only, args.again)
     if args.part in ("report", "all"):
         report()
 
