@@ -109,6 +109,13 @@ def experiment_name(algo: str, dataset: str) -> str:
     return f"fid-{algo}-{dataset}"
 
 
+def preset_value(sections: dict[str, Any], dotted: str) -> Any:
+    node: Any = sections
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
 def existing_experiments() -> set[str]:
     """Names of the experiments of this workspace's baseline (`dvc exp show`)."""
     shown = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
@@ -124,12 +131,16 @@ def existing_experiments() -> set[str]:
 def train(only: list[str] | None = None, again: bool = False) -> None:
     """The grid's experiments in turn; one already made is skipped unless `again` (a killed
     `train` part resumes where it stopped; a killed experiment resumes from its checkpoint)."""
-    _, config = read_preset()
+    sections, config = read_preset()
     grid = config.grid
-    steps = int(load_params()["train"]["steps"])
+    steps = int(sections["train"]["steps"])
+    # `dvc exp run` leaves its -S changes in the workspace: every key any experiment changes is
+    # set in every experiment, to the preset's value where that experiment does not change it.
+    overridden = {key for changes in grid.overrides.values() for key in changes}
+    defaults = {key: preset_value({**load_params(), **sections}, key) for key in overridden}
     done = set() if again else existing_experiments()
-    for dataset in grid.datasets:
-        for algo in grid.algos:
+    for algo in grid.algos:  # algorithm by algorithm: IQL's data setting changes once
+        for dataset in grid.datasets:
             name = experiment_name(algo, dataset)
             if (only and name not in only) or name in done:
                 continue
@@ -139,6 +150,7 @@ def train(only: list[str] | None = None, again: bool = False) -> None:
                 "train.seeds": json.dumps(grid.seeds),
                 # IQL's cosine schedule spans the run, as in the paper and CORL
                 "algos.iql.actor_lr_cosine_steps": steps,
+                **defaults,
                 **grid.overrides.get(algo, {}),
             }
             command = ["dvc", "exp", "run", "-n", name, "--force"]
