@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from pipelines import fidelity
 from pipelines.fidelity import acceptance, read_preset, render_report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,3 +34,30 @@ def test_report_puts_ours_beside_the_published_numbers() -> None:
     assert "| bc | medium | 51.0 ± 1.0 | 2 |" in text
     assert "| medium | 1,000,000 | 2,000 | 1,500.0 | 46.7 |" in text
     assert "| random | - |" in text and "pending" in text
+
+
+def test_every_experiment_sets_the_keys_another_experiment_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dvc exp run leaves its -S changes in the workspace: BC after IQL must set IQL's reward
+    scaling back to the preset's value, and experiments already made are skipped."""
+    monkeypatch.chdir(REPO)
+    commands: list[list[str]] = []
+    monkeypatch.setattr(fidelity, "timed", lambda part, command: commands.append(command))
+    monkeypatch.setattr(fidelity, "existing_experiments", lambda: {"fid-bc-medium"})
+    monkeypatch.setattr(fidelity, "has_default_remote", lambda: False)
+    fidelity.train()
+    names = [c[c.index("-n") + 1] for c in commands]
+    assert names[0] == "fid-bc-medium-replay" and names[-1] == "fid-iql-medium-expert"
+    assert len(names) == 8  # 3 x 3, one made already
+
+    def settings(command: list[str]) -> dict[str, str]:
+        pairs = [command[i + 1] for i, arg in enumerate(command) if arg == "-S"]
+        return dict(pair.split("=", 1) for pair in pairs)
+
+    first, last = settings(commands[0]), settings(commands[-1])
+    assert first["preprocess.reward_normalization"] == "none"
+    assert last["preprocess.reward_normalization"] == "return_range"
+    assert (
+        first["train.seeds"] == "[0, 1, 2]" and first["algos.iql.actor_lr_cosine_steps"] == "200000"
+    )
