@@ -1,4 +1,4 @@
-"""Issue 11 on a GPU: gradient steps/s of every algorithm, eager and replayed from CUDA graphs
+"""On a GPU: gradient steps/s of every algorithm, eager and replayed from CUDA graphs
 (offline_rl/cuda_graph.py), in fp32 and bf16, against d3rlpy 2.8.1 on the same GPU in the same
 run, and the time 1M gradient steps take at each rate. The `loop` rows run the real training loop
 (offline_rl.trainer.train: graphs, metrics synced every 1,000 steps, a checkpoint at the end; no
@@ -12,7 +12,9 @@ Batch 256, 256x256 MLPs, two critics, the same settings as benchmarks/speed.py. 
 steps, and reports whether its losses stayed finite. For the algorithms that run independent parts
 of their update concurrently on a side stream (offline_rl/streams.py), a `graph fp32 serial` row
 runs the same graphs with those parts in sequence. Only torch, h5py and the project are imported:
-the GPU machine needs no MuJoCo. Prints a table and writes JSON.
+the GPU machine needs no MuJoCo. `--seeds 5` adds, per algorithm, the graphed step and the loop
+with five training seeds at once (a step updates every seed: seed-steps/s = steps/s x 5). Prints
+a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -79,10 +81,13 @@ def time_ours(
     args: argparse.Namespace,
     compile: bool = False,
     concurrent: bool = True,
+    seeds: int = 1,
 ) -> dict[str, Any]:
-    algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
+    algo = our_algorithm(
+        name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA, seeds=seeds
+    )
     set_concurrency(algo, concurrent)
-    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
+    buffer = ReplayBuffer.from_transitions(data, seeds=list(range(seeds)))
     update = accelerate(algo, compile=compile, precision=precision, device=CUDA)
     runner = None
     if graphed:
@@ -116,10 +121,13 @@ def time_loop(
     workdir: Path,
     precision: Precision,
     compile: bool = False,
+    seeds: int = 1,
 ) -> dict[str, Any]:
-    """The training loop as the train stage runs it, minus evaluation."""
-    algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
-    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
+    """The training loop as the train stage runs it, minus evaluation; `seeds` seeds at once."""
+    algo = our_algorithm(
+        name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA, seeds=seeds
+    )
+    buffer = ReplayBuffer.from_transitions(data, seeds=list(range(seeds)))
     loop = LoopConfig(
         steps=steps,
         batch_size=BATCH,
@@ -135,12 +143,13 @@ def time_loop(
 
     def logger(run_ids: list[str | None] | None) -> SeedsLogger:
         return SeedsLogger.files_only(
-            (0,), {"train": workdir / f"loop-{name}.csv", "eval": workdir / "eval.csv"}
+            tuple(range(seeds)),
+            {"train": workdir / f"loop-{name}.csv", "eval": workdir / "eval.csv"},
         )
 
     start = time.perf_counter()
     logged, _ = train(
-        algo, name, buffer, loop, checkpoint, "benchmark", logger, lambda step: [{}], False
+        algo, name, buffer, loop, checkpoint, "benchmark", logger, lambda step: [{}] * seeds, False
     )
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
@@ -185,6 +194,9 @@ def main() -> None:
     parser.add_argument("--d3rlpy-data", type=Path, help="the transitions exported for d3rlpy")
     parser.add_argument("--d3rlpy-path", type=Path, help="PYTHONPATH holding d3rlpy 2.8.1")
     parser.add_argument("--d3rlpy-steps", type=int, default=2000)
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="also time every row's algorithm with this many seeds"
+    )
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/results/work"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_speed.json"))
     args = parser.parse_args()
@@ -213,13 +225,18 @@ def main() -> None:
         if name in args.compile:
             result = time_ours(name, data, True, "fp32", args, compile=True)
             add(name, "graph compiled fp32", result, flops)
+        if args.seeds > 1:  # N seeds in one graphed step: seed-steps/s = steps/s x N
+            result = time_ours(name, data, True, "fp32", args, seeds=args.seeds)
+            result["seed_steps_per_s"] = result["steps_per_s"] * args.seeds
+            add(name, f"graph fp32 x{args.seeds} seeds", result, flops * args.seeds)
         if name in args.loop:
             precision = args.loop_precision
-            result = time_loop(
-                name, data, args.loop_steps, args.workdir, precision, args.loop_compile
-            )
-            label = f"loop graph {'compiled ' if args.loop_compile else ''}{precision}"
-            add(name, label, result, flops)
+            for seeds in sorted({1, args.seeds}):
+                result = time_loop(
+                    name, data, args.loop_steps, args.workdir, precision, args.loop_compile, seeds
+                )
+                label = f"loop graph {'compiled ' if args.loop_compile else ''}{precision}"
+                add(name, label + (f" x{seeds} seeds" if seeds > 1 else ""), result, flops * seeds)
         if name in D3RLPY_ALGOS and args.d3rlpy_data and args.d3rlpy_path:
             reference = time_d3rlpy(name, args)
             add(name, "d3rlpy 2.8.1", reference, reference.get("flops_per_step", flops))
