@@ -24,7 +24,9 @@ import json
 import logging
 import statistics
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +77,18 @@ def read_preset(path: Path = PRESET) -> tuple[dict[str, Any], FidelityConfig]:
     return preset, parse_config(FidelityConfig, own, "fidelity", str(path))
 
 
+_TIMES_LOCK = threading.Lock()
+
+
 def timed(part: str, command: list[str]) -> None:
     """Run `command`, failing loudly, and record its wall time under `part`."""
     log.info("%s: %s", part, " ".join(command))
     started = time.perf_counter()
     subprocess.run(command, check=True)
-    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
-    times[part] = {"seconds": round(time.perf_counter() - started, 1), "command": command}
-    write_json(TIMES, times)
+    with _TIMES_LOCK:  # experiments may run side by side (train --jobs)
+        times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+        times[part] = {"seconds": round(time.perf_counter() - started, 1), "command": command}
+        write_json(TIMES, times)
 
 
 def apply() -> None:
@@ -97,6 +103,10 @@ def apply() -> None:
 def has_default_remote() -> bool:
     shown = subprocess.run(["dvc", "remote", "default"], capture_output=True, text=True)
     return shown.returncode == 0 and bool(shown.stdout.strip())
+
+
+def has_git_remote(name: str) -> bool:
+    return subprocess.run(["git", "remote", "get-url", name], capture_output=True).returncode == 0
 
 
 def data() -> None:
@@ -128,9 +138,11 @@ def existing_experiments() -> set[str]:
     return names
 
 
-def train(only: list[str] | None = None, again: bool = False) -> None:
-    """The grid's experiments in turn; one already made is skipped unless `again` (a killed
-    `train` part resumes where it stopped; a killed experiment resumes from its checkpoint)."""
+def train(only: list[str] | None = None, again: bool = False, jobs: int = 1) -> None:
+    """The grid's experiments, `jobs` at a time, each in a temporary copy of the repository
+    (`dvc exp run --temp`: the workspace's params.yaml stays the preset's, and experiments can
+    run side by side); one already made is skipped unless `again`, so a killed `train` part
+    resumes where it stopped."""
     sections, config = read_preset()
     grid = config.grid
     steps = int(sections["train"]["steps"])
@@ -139,6 +151,7 @@ def train(only: list[str] | None = None, again: bool = False) -> None:
     overridden = {key for changes in grid.overrides.values() for key in changes}
     defaults = {key: preset_value({**load_params(), **sections}, key) for key in overridden}
     done = set() if again else existing_experiments()
+    commands: list[tuple[str, list[str]]] = []
     for algo in grid.algos:  # algorithm by algorithm: IQL's data setting changes once
         for dataset in grid.datasets:
             name = experiment_name(algo, dataset)
@@ -153,11 +166,23 @@ def train(only: list[str] | None = None, again: bool = False) -> None:
                 **defaults,
                 **grid.overrides.get(algo, {}),
             }
-            command = ["dvc", "exp", "run", "-n", name, "--force"]
+            # The copy holds what git tracks (uncommitted changes too): dvc.lock, untracked, is
+            # copied in, and --allow-missing keeps stages whose only change is an uncached
+            # output (metrics, resume states) from rerunning there.
+            command = ["dvc", "exp", "run", "--temp", "--allow-missing", "-n", name, "--force"]
+            command += ["--copy-paths", "dvc.lock"] if Path("dvc.lock").exists() else []
             command += [arg for key, value in changes.items() for arg in ("-S", f"{key}={value}")]
-            timed(f"train {name}", command)
-            if has_default_remote():
-                subprocess.run(["dvc", "push"], check=False)
+            commands.append((name, command))
+    share = has_default_remote() and has_git_remote("origin")
+
+    def run(name: str, command: list[str]) -> None:
+        timed(f"train {name}", command)
+        if share:  # the experiment's commit to origin, its cached outputs to the DVC remote
+            subprocess.run(["dvc", "exp", "push", "origin", name], check=False)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(run, name, command) for name, command in commands]:
+            future.result()
 
 
 def collect_metrics(namespace: str, kind: str) -> dict[str, Any] | None:
@@ -290,13 +315,14 @@ def main() -> None:
         "--only", nargs="*", help="train: only these experiments (fid-<algo>-<dataset>)"
     )
     parser.add_argument("--again", action="store_true", help="train: rerun experiments made")
+    parser.add_argument("--jobs", type=int, default=1, help="train: experiments side by side")
     args = parser.parse_args()
     if args.part in ("apply", "all"):
         apply()
     if args.part in ("data", "all"):
         data()
     if args.part in ("train", "all"):
-        train(args.only, args.again)
+        train(args.only, args.again, args.jobs)
     if args.part in ("report", "all"):
         report()
 

@@ -45,7 +45,7 @@ def test_every_experiment_sets_the_keys_another_experiment_changes(
     commands: list[list[str]] = []
     monkeypatch.setattr(fidelity, "timed", lambda part, command: commands.append(command))
     monkeypatch.setattr(fidelity, "existing_experiments", lambda: {"fid-bc-medium"})
-    monkeypatch.setattr(fidelity, "has_default_remote", lambda: False)
+    monkeypatch.setattr(fidelity, "has_default_remote", lambda: False)  # nothing pushed
     fidelity.train()
     names = [c[c.index("-n") + 1] for c in commands]
     assert names[0] == "fid-bc-medium-replay" and names[-1] == "fid-iql-medium-expert"
@@ -55,6 +55,7 @@ def test_every_experiment_sets_the_keys_another_experiment_changes(
         pairs = [command[i + 1] for i, arg in enumerate(command) if arg == "-S"]
         return dict(pair.split("=", 1) for pair in pairs)
 
+    assert all(c[:5] == ["dvc", "exp", "run", "--temp", "--allow-missing"] for c in commands)
     first, last = settings(commands[0]), settings(commands[-1])
     assert first["preprocess.reward_normalization"] == "none"
     assert last["preprocess.reward_normalization"] == "return_range"
