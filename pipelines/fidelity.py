@@ -169,13 +169,16 @@ def train(only: list[str] | None = None, again: bool = False, jobs: int = 1) -> 
             # The copy holds what git tracks (uncommitted changes too): dvc.lock, untracked, is
             # copied in, and --allow-missing keeps stages whose only change is an uncached
             # output (metrics, resume states) from rerunning there.
-            command = ["dvc", "exp", "run", "--temp", "--allow-missing", "-n", name, "--force"]
+            # No --force: for `dvc exp run` it also means "rerun every stage", behaviour included.
+            command = ["dvc", "exp", "run", "--temp", "--allow-missing", "-n", name]
             command += ["--copy-paths", "dvc.lock"] if Path("dvc.lock").exists() else []
             command += [arg for key, value in changes.items() for arg in ("-S", f"{key}={value}")]
             commands.append((name, command))
     share = has_default_remote() and has_git_remote("origin")
 
     def run(name: str, command: list[str]) -> None:
+        if again:  # an experiment's name is taken until it is removed
+            subprocess.run(["dvc", "exp", "remove", name], capture_output=True, check=False)
         timed(f"train {name}", command)
         if share:  # the experiment's commit to origin, its cached outputs to the DVC remote
             subprocess.run(["dvc", "exp", "push", "origin", name], check=False)
