@@ -147,6 +147,10 @@ def test_two_sweep_trials_at_once_keep_their_own_results(repro: Path) -> None:
         )
         lock = yaml.safe_load(sh(["git", "show", f"{ref}:dvc.lock"], repro))
         assert lock["stages"]["train"]["params"]["params.yaml"]["lr"] == float(lr)
+        # The data stays in DVC's cache: the copy lacks DVC's untracked .gitignore files and DVC
+        # git-adds preprocess's folder dependency, so only the root .gitignore keeps it out.
+        committed = sh(["git", "ls-tree", "-r", "--name-only", ref], repro).split()
+        assert not [path for path in committed if path.startswith("data/")], committed
     assert {name: (repro / name).read_bytes() for name in workspace} == workspace
     assert (repro / "metrics/evaluate.json").read_bytes() == workspace_metrics
 
