@@ -36,7 +36,7 @@ repro: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy analysis datagen offline_rl pipelines benchmarks tests
+	$(BIN)/mypy analysis core datagen offline_rl pipelines transitions benchmarks tests
 
 unit: install
 	$(BIN)/python -m pytest -q

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from analysis.report import RunResult
-from offline_rl.errors import CommandFailed
+from core.errors import CommandFailed
 
 EVAL_CURVE = "plots/train/eval.csv"
 SCORE = "eval/normalized_score_mean"  # train: each evaluation during training

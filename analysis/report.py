@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from offline_rl.atomic import atomic_path
-from offline_rl.errors import PipelineError
+from core.atomic import atomic_path
+from core.errors import PipelineError
 
 
 class SnapshotError(PipelineError, ValueError):

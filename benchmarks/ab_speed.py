@@ -126,7 +126,7 @@ def main() -> None:
                 f" ({100 * (medians['this'] / medians['baseline'] - 1):+.0f}%)",
                 flush=True,
             )
-    from offline_rl.atomic import write_json  # here: the worker imports the side under test
+    from core.atomic import write_json  # here: the worker imports the side under test
 
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

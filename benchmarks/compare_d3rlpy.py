@@ -27,8 +27,8 @@ from benchmarks.common import (
     our_algorithm,
     run_d3rlpy,
 )
+from core.atomic import write_json
 from offline_rl.algos import ALGORITHMS
-from offline_rl.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.transitions import Transitions, load_transitions

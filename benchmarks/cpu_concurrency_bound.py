@@ -29,7 +29,7 @@ import torch
 
 from benchmarks.algorithms import our_algorithm
 from benchmarks.common import medium_dataset
-from offline_rl.atomic import write_json
+from core.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.speed import accelerate
 from offline_rl.transitions import Transitions, load_transitions

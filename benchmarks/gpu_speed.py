@@ -36,8 +36,8 @@ from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.algorithms import our_algorithm
+from core.atomic import write_json
 from offline_rl.algos import ALGORITHMS
-from offline_rl.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.speed import Precision, accelerate

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from core.atomic import write_json
 from datagen.collect import Episode
 from datagen.minari_writer import DatasetInfo, write_dataset
 from datagen.reference import d4rl_reference
-from offline_rl.atomic import write_json
 from tests.pipelines.s3_server import moto_s3
 from tests.pipelines.stage_runner import file_hashes
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 
 from benchmarks.common import RESULTS, ROOT, machine
-from offline_rl.atomic import write_json
+from core.atomic import write_json
 
 IMPLEMENTATIONS = ("ours", "plain")
 

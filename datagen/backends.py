@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import torch
 
+from core.errors import PipelineError
 from datagen.shards import ShardArrays, ShardJob, load_shard, run_shard, save_shard, shard_path
-from offline_rl.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

@@ -17,29 +17,24 @@ import torch
 from pydantic import Field, model_validator
 from tqdm import tqdm
 
+from core.atomic import atomic_dir, remove_stale_siblings, write_json
+from core.checkpoint import rng_state, save_checkpoint, seed_everything, set_rng_state
+from core.config import StrictModel
+from core.devices import Device, resolve_device
+from core.resume import fingerprint, load_resume_state, save_resume_state
 from datagen.policies import SACPolicy, actor_checkpoint
 from datagen.sac import SAC, SACConfig
-from offline_rl.atomic import atomic_dir, remove_stale_siblings, write_json
 from offline_rl.buffer import ReplayBuffer
-from offline_rl.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-)
-from offline_rl.config import Device, StrictModel
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.evaluation import rollout_returns
 from offline_rl.speed import accelerate
 from offline_rl.tracking import RunLogger
-from offline_rl.trainer import fingerprint, resolve_device
 
 log = logging.getLogger(__name__)
 
 # Bumped when the learner's saved state changes shape, so older resume states are not loaded.
 RESUME_FORMAT = 3
+RESUME_KIND = "behavior_resume"
 
 
 class BehaviorConfig(StrictModel):
@@ -84,21 +79,6 @@ def behavior_fingerprint(env_id: str, config: BehaviorConfig, seed: int) -> str:
     )
 
 
-def load_resume_state(path: Path | None, run_fingerprint: str) -> dict[str, Any] | None:
-    """The saved state at `path` if it belongs to this exact run, else None (start afresh)."""
-    if path is None or not path.exists():
-        return None
-    try:
-        state = load_checkpoint(path, expect={"kind": "behavior_resume"})
-    except CheckpointError as error:
-        log.warning("ignoring resume state: %s", error)
-        return None
-    if state.get("fingerprint") != run_fingerprint:
-        log.info("%s belongs to another configuration; training from scratch", path)
-        return None
-    return state
-
-
 class BehaviorRun:
     """The learner and everything a resume restores: SAC, the replay buffer with its truncation
     flags, the exploration RNG, the episode counter and the checkpoints taken so far."""
@@ -137,7 +117,7 @@ class BehaviorRun:
 
     def state(self, finished: bool) -> dict[str, Any]:
         return {
-            "kind": "behavior_resume",
+            "kind": RESUME_KIND,
             "finished": finished,
             "step": self.step,
             "episode_index": self.episode_index,
@@ -222,7 +202,7 @@ def train_behavior(
     if resume_path is not None:
         remove_stale_siblings(resume_path)
     run_fingerprint = behavior_fingerprint(env_id, config, seed)
-    state = load_resume_state(resume_path, run_fingerprint)
+    state = load_resume_state(resume_path, run_fingerprint, {"kind": RESUME_KIND})
     # The logger first: wandb may draw from the global RNGs, which are seeded only after it.
     logger = logger_factory(None if state is None else state["wandb_run_id"])
     logger.restore({} if state is None else state["history"], 0 if state is None else state["step"])
@@ -235,11 +215,10 @@ def train_behavior(
     def save_state(finished: bool) -> None:
         if resume_path is not None:
             payload = run.state(finished) | {
-                "fingerprint": run_fingerprint,
                 "wandb_run_id": logger.run_id,
                 "history": logger.history,
             }
-            save_checkpoint(resume_path, payload)
+            save_resume_state(resume_path, run_fingerprint, payload)
 
     with atomic_dir(out_dir) as tmp:
         for step_done, payload in run.policies.items():

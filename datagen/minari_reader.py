@@ -14,9 +14,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from core.errors import PipelineError
 from datagen.hdf5_direct import DirectReader, RawEpisode
 from datagen.hdf5_direct import available as direct_available
-from offline_rl.errors import PipelineError
 
 
 class PreprocessError(PipelineError, ValueError):

@@ -19,9 +19,9 @@ import numpy as np
 from minari.data_collector import EpisodeBuffer
 from minari.dataset.minari_storage import MinariStorage
 
+from core.atomic import atomic_dir, remove_stale_siblings, write_json
 from datagen.collect import Episode
 from datagen.reference import ReferenceScores
-from offline_rl.atomic import atomic_dir, remove_stale_siblings, write_json
 
 NAMESPACE_METADATA = "namespace_metadata.json"
 

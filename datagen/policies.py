@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.checkpoint import CheckpointError, load_checkpoint
 from datagen.sac import SAC, SACConfig
-from offline_rl.checkpoint import CheckpointError, load_checkpoint
 
 
 class RandomPolicy:

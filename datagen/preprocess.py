@@ -46,6 +46,8 @@ import minari
 import numpy as np
 from pydantic import Field, field_validator
 
+from core.atomic import atomic_path
+from core.config import StrictModel
 from datagen.minari_reader import PreprocessError as PreprocessError
 from datagen.minari_reader import count_episodes
 from datagen.transition_blocks import (
@@ -57,8 +59,6 @@ from datagen.transition_blocks import (
     jobs_for,
 )
 from datagen.transition_blocks import discounted_returns_to_go as discounted_returns_to_go
-from offline_rl.atomic import atomic_path
-from offline_rl.config import StrictModel
 from offline_rl.transitions_schema import SCHEMA_VERSION
 
 # A part is a generated kind ("medium") or an imported id ("d4rl/hopper/medium-v0").

@@ -11,11 +11,11 @@ from typing import Literal
 import gymnasium as gym
 from pydantic import Field, field_validator, model_validator
 
+from core.config import StrictModel, choice_error
+from core.errors import PipelineError
 from datagen.collect import BatchPolicy
 from datagen.policies import RandomPolicy, SACPolicy
 from datagen.shards import PolicySpec
-from offline_rl.config import StrictModel, choice_error
-from offline_rl.errors import PipelineError
 
 SAMPLED = ("random", "expert", "medium")
 REPLAY = ("medium-replay", "full-replay")

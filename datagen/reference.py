@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from offline_rl.checkpoint import seed_everything
-from offline_rl.errors import PipelineError
+from core.checkpoint import seed_everything
+from core.errors import PipelineError
 from offline_rl.evaluation import rollout_returns
 
 # D4RL's REF_MIN_SCORE / REF_MAX_SCORE (random and expert returns of the v2 MuJoCo tasks), keyed by

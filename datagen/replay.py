@@ -14,8 +14,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from core.errors import PipelineError
 from datagen.collect import Episode
-from offline_rl.errors import PipelineError
 
 
 class ReplayError(PipelineError, ValueError):

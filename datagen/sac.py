@@ -21,9 +21,9 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from core.config import StrictModel
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.buffer import Batch
-from offline_rl.config import StrictModel
 from offline_rl.networks import (
     EnsembleCritic,
     TanhGaussianActor,

@@ -25,9 +25,9 @@ import h5py
 import numpy as np
 import torch
 
+from core.atomic import atomic_path
 from datagen.collect import BatchPolicy, Episode, rollout_episodes
 from datagen.policies import RandomPolicy, SACPolicy
-from offline_rl.atomic import atomic_path
 
 ShardArrays = dict[str, np.ndarray]
 

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from offline_rl.atomic import atomic_path
+from core.atomic import atomic_path
 from offline_rl.transitions import TransitionsMeta
 
 log = logging.getLogger(__name__)

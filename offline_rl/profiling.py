@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
-from offline_rl.atomic import atomic_path
+from core.atomic import atomic_path
 
 # Steps skipped before tracing (allocator and kernel caches warm up), then traced.
 TRACE_WAIT, TRACE_WARMUP = 5, 2

@@ -22,9 +22,9 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from core.checkpoint import rng_state, set_rng_state
 from offline_rl.algos import Algorithm
 from offline_rl.buffer import Batch
-from offline_rl.checkpoint import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 

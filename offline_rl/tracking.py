@@ -11,8 +11,8 @@ from typing import Any, Literal, Self
 
 from pydantic import Field
 
-from offline_rl.atomic import atomic_path, write_json
-from offline_rl.config import StrictModel
+from core.atomic import atomic_path, write_json
+from core.config import StrictModel
 
 log = logging.getLogger(__name__)
 

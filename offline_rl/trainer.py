@@ -3,8 +3,6 @@ evaluation, atomic checkpoints with RNG state, resume, and a guard against diver
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
@@ -17,19 +15,13 @@ from pydantic import Field
 from torch import Tensor
 from tqdm import tqdm
 
+from core.checkpoint import rng_state, seed_everything, set_rng_state
+from core.config import StrictModel
+from core.errors import PipelineError
+from core.resume import load_resume_state, save_resume_state
 from offline_rl.algos import Algorithm
 from offline_rl.buffer import Batch, ReplayBuffer
-from offline_rl.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-)
-from offline_rl.config import StrictModel
 from offline_rl.cuda_graph import GraphedTrainStep
-from offline_rl.errors import PipelineError
 from offline_rl.profiling import Profiler
 from offline_rl.speed import accelerate
 from offline_rl.tracking import SeedsLogger
@@ -54,27 +46,6 @@ class LoopConfig(StrictModel):
 
 class TrainingDiverged(PipelineError, RuntimeError):
     """A loss became NaN/inf; the message names the step, the seed and the last good checkpoint."""
-
-
-def fingerprint(payload: dict[str, Any]) -> str:
-    """Stable hash of everything that defines a run, so a checkpoint of another run is not resumed."""
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def try_resume(path: Path, run_fingerprint: str, algo_name: str) -> dict[str, Any] | None:
-    """The checkpoint at `path` if it belongs to this exact run, else None (start afresh)."""
-    if not path.exists():
-        return None
-    try:
-        payload = load_checkpoint(path, expect={"algo": algo_name})
-    except CheckpointError as error:
-        log.warning("ignoring checkpoint: %s", error)
-        return None
-    if payload.get("fingerprint") != run_fingerprint:
-        log.info("%s belongs to another configuration; training from scratch", path)
-        return None
-    return payload
 
 
 PerSeed = list[dict[str, float]]  # one dict of metrics per seed, in the run's seed order
@@ -102,7 +73,7 @@ def train(
     start_step: int = 0
     run_ids: list[str | None] | None = None
     history: dict[str, list[dict[str, float]]] = {}
-    resumed = try_resume(checkpoint_path, run_fingerprint, algo_name)
+    resumed = load_resume_state(checkpoint_path, run_fingerprint, {"algo": algo_name})
     if resumed is not None:
         algo.load_state_dict(resumed["algo_state"])
         buffer.set_sampler_state(resumed["sampler_rng"])
@@ -241,11 +212,11 @@ def _loop(
             logger.log("eval", step, last_eval)
             window_start = time.perf_counter()  # evaluation time is not training throughput
         if checkpoint_now:
-            save_checkpoint(
+            save_resume_state(
                 checkpoint_path,
+                run_fingerprint,
                 {
                     "algo": algo_name,
-                    "fingerprint": run_fingerprint,
                     "step": step,
                     "seeds": list(logger.seeds),
                     "algo_state": algo.state_dict(),
@@ -281,9 +252,3 @@ def throughput(window: dict[str, float], steps: int, elapsed: float) -> dict[str
         "perf/update_s": update,
         "perf/sample_fraction": sample / max(sample + update, 1e-9),
     }
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)

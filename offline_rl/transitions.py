@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from offline_rl.errors import PipelineError
+from core.errors import PipelineError
 
 # Re-exported: the schema constants live in a torch-free module so preprocessing never loads torch.
 from offline_rl.transitions_schema import ARRAY_KEYS as ARRAY_KEYS

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offline_rl.errors import PipelineError
+from core.errors import PipelineError
 
 BLOCK = 32 * 1024
 HEADER = struct.Struct("<IHB")  # checksum, length, kind

@@ -13,9 +13,9 @@ import logging
 import subprocess
 from pathlib import Path
 
+from core.atomic import write_json
 from datagen.build import BuildPaths, build_dataset, read_reference
 from datagen.recipes import CollectConfig, RecipeError
-from offline_rl.atomic import write_json
 from pipelines.common import (
     DATASETS_ROOT,
     behavior_dir,

@@ -19,8 +19,9 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import Field
 
-from offline_rl.config import ConfigError, StrictModel, check_devices, choice_error, parse_config
-from offline_rl.errors import PipelineError
+from core.config import ConfigError, StrictModel, choice_error, parse_config
+from core.devices import check_devices
+from core.errors import PipelineError
 from offline_rl.tracking import RunLogger, SeedsLogger, WandbConfig
 
 PARAMS_FILE = Path(os.environ.get("OFFLINE_RL_PARAMS", "params.yaml"))

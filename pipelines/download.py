@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from core.atomic import write_json
 from datagen.sources import DownloadConfig, import_entry
-from offline_rl.atomic import write_json
 from pipelines.common import global_params, load_params, progress_enabled, run_stage, section
 
 IMPORTED_ROOT = Path("data/imported")

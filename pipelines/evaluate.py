@@ -9,11 +9,11 @@ from pathlib import Path
 
 from pydantic import Field
 
+from core.atomic import write_json
+from core.config import StrictModel
+from core.devices import Device, resolve_device
 from offline_rl.agent import agent_files, load_agent, load_agents
-from offline_rl.atomic import write_json
-from offline_rl.config import Device, StrictModel
 from offline_rl.evaluation import evaluate_policy, record_video
-from offline_rl.trainer import resolve_device
 from pipelines.common import (
     global_params,
     load_params,

@@ -34,8 +34,8 @@ import yaml
 from pydantic import Field
 
 from analysis.experiments import gather_dvc, git_commit_times, git_file_reader
-from offline_rl.atomic import atomic_path, write_json
-from offline_rl.config import StrictModel, parse_config
+from core.atomic import atomic_path, write_json
+from core.config import StrictModel, parse_config
 from pipelines.common import PARAMS_FILE, dataset_namespace, load_params, run_stage
 
 PRESET = Path("params/fidelity-hopper.yaml")

@@ -12,10 +12,10 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from core.atomic import write_json
+from core.config import ConfigError, choice_error
 from datagen.preprocess import PreprocessConfig, preprocess
 from datagen.recipes import CollectConfig
-from offline_rl.atomic import write_json
-from offline_rl.config import ConfigError, choice_error
 from pipelines.common import (
     DATASETS_ROOT,
     PARAMS_FILE,

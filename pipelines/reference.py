@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 
+from core.atomic import write_json
 from datagen.build import check_behavior_env
 from datagen.minari_writer import namespace_metadata_path
 from datagen.recipes import CollectConfig, make_policy
 from datagen.reference import d4rl_reference, measure_reference
-from offline_rl.atomic import write_json
 from pipelines.common import (
     DATASETS_ROOT,
     behavior_dir,

@@ -28,7 +28,7 @@ from analysis.experiments import (
     git_file_reader,
 )
 from analysis.report import Snapshot, read_snapshot, render, snapshot_text, write_if_changed
-from offline_rl.errors import CommandFailed
+from core.errors import CommandFailed
 from offline_rl.tracking import WandbConfig
 from pipelines.common import dataset_namespace, load_params, run_stage, section, wandb_mode
 

@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from offline_rl.config import ConfigError
-from offline_rl.errors import CommandFailed
+from core.config import ConfigError
+from core.errors import CommandFailed
 from pipelines.common import run_stage
 
 METRICS = ("metrics/train.json", "metrics/evaluate.json")

@@ -15,16 +15,18 @@ from typing import Any
 
 from pydantic import field_validator
 
+from core.atomic import write_json
+from core.config import ConfigError, choice_error, parse_config
+from core.devices import Device, resolve_device
+from core.resume import fingerprint
 from datagen.preprocess import PreprocessConfig
 from offline_rl.agent import save_agents
 from offline_rl.algos import ALGORITHMS, make_algorithm
 from offline_rl.algos.base import AlgoConfig
-from offline_rl.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
-from offline_rl.config import ConfigError, Device, choice_error, parse_config
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.profiling import Profiler
-from offline_rl.trainer import LoopConfig, PerSeed, fingerprint, resolve_device, train
+from offline_rl.trainer import LoopConfig, PerSeed, train
 from offline_rl.transitions import load_transitions
 from pipelines.common import (
     PARAMS_FILE,

@@ -17,12 +17,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from core.config import StrictModel
 from datagen.sources.d4rl import import_d4rl
 from datagen.sources.errors import SourceError
 from datagen.sources.http import RetryPolicy, download
 from datagen.sources.minari_folder import import_folder, read_metadata
 from datagen.sources.minari_remote import fetch_minari
-from offline_rl.config import StrictModel
 
 __all__ = [
     "D4RLSource",

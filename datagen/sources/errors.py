@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from offline_rl.errors import PipelineError
+from core.errors import PipelineError
 
 
 class SourceError(PipelineError, ValueError):

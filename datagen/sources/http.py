@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from core.atomic import atomic_path
 from datagen.sources.errors import SourceError
-from offline_rl.atomic import atomic_path
 
 CHUNK_BYTES = 1 << 20
 USER_AGENT = "offline-rl-pipeline/0.1 (+urllib)"

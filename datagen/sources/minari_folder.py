@@ -15,8 +15,8 @@ from typing import Any
 import h5py
 import minari
 
+from core.atomic import atomic_dir, remove_stale_siblings
 from datagen.sources.errors import SourceError
-from offline_rl.atomic import atomic_dir, remove_stale_siblings
 
 DATA_FILE = "main_data.hdf5"
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import minari
 
+from core.atomic import atomic_dir, remove_stale_siblings
 from datagen.sources.errors import SourceError
 from datagen.sources.minari_folder import validate
-from offline_rl.atomic import atomic_dir, remove_stale_siblings
 
 
 @contextlib.contextmanager

@@ -8,8 +8,8 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import Tensor
 
+from core.config import StrictModel
 from offline_rl.buffer import Batch
-from offline_rl.config import StrictModel
 
 
 class AlgoConfig(StrictModel):

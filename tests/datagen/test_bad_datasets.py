@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from core.checkpoint import CheckpointError, save_checkpoint
 from datagen.policies import SACPolicy
 from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
 from datagen.recipes import RecipeError, checkpoint_returns, choose_checkpoint
 from offline_rl.agent import agent_path, save_agents
-from offline_rl.checkpoint import CheckpointError, save_checkpoint
 from offline_rl.transitions import load_transitions
 from tests.offline_rl.algos.test_contract import build
 

@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 import torch
 
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.resume import load_resume_state
 from datagen.behavior import (
+    RESUME_KIND,
     BehaviorConfig,
     behavior_fingerprint,
-    load_resume_state,
     train_behavior,
 )
 from datagen.sac import SACConfig
-from offline_rl.checkpoint import load_checkpoint, save_checkpoint
 from offline_rl.tracking import RunLogger
 
 CONFIG = BehaviorConfig(
@@ -138,7 +139,7 @@ def test_state_of_another_configuration_is_ignored(
     path = tmp_path / "resume.pt"
     save_checkpoint(path, {"kind": "behavior_resume", "fingerprint": "other", "step": 10})
     fingerprint = behavior_fingerprint("Hopper-v5", CONFIG, 3)
-    assert load_resume_state(path, fingerprint) is None
+    assert load_resume_state(path, fingerprint, {"kind": RESUME_KIND}) is None
     assert "belongs to another configuration" in caplog.text
     assert fingerprint == behavior_fingerprint(
         "Hopper-v5", CONFIG.model_copy(update={"resume_every": 7}), 3
@@ -149,5 +150,5 @@ def test_state_of_another_configuration_is_ignored(
 def test_unreadable_state_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "resume.pt"
     path.write_bytes(b"truncated")
-    assert load_resume_state(path, "f") is None
+    assert load_resume_state(path, "f", {"kind": RESUME_KIND}) is None
     assert f"{path}: unreadable checkpoint" in caplog.text

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from core.config import ConfigError, parse_config
 from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
-from offline_rl.config import ConfigError, parse_config
 from offline_rl.transitions import load_transitions
 from tests.datagen.synthetic import PATTERN, write_synthetic
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from core.resume import load_resume_state
 from offline_rl.agent import agent_path, load_agent, load_agents, save_agents
-from offline_rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from offline_rl.trainer import try_resume
 from offline_rl.transitions import TransitionsFileError, load_transitions, read_meta
 from tests.offline_rl.algos.test_contract import build
 
@@ -154,7 +154,7 @@ def test_resume_checkpoint_of_another_algorithm_is_not_resumed(
 ) -> None:
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {"algo": "bc", "fingerprint": "f", "step": 3})
-    assert try_resume(path, "f", "td3_bc") is None
+    assert load_resume_state(path, "f", {"algo": "td3_bc"}) is None
     assert f"{path}: checkpoint has algo='bc', expected 'td3_bc'" in caplog.text
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from offline_rl.checkpoint import load_checkpoint, save_checkpoint
+from core.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_same_payload_same_bytes_wherever_it_is_saved(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import torch
 
+from core.checkpoint import load_checkpoint
 from offline_rl.algos import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
-from offline_rl.checkpoint import load_checkpoint
 from offline_rl.tracking import SeedsLogger
 from offline_rl.trainer import LoopConfig, TrainingDiverged, train
 from offline_rl.transitions import load_transitions

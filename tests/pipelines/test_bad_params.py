@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from offline_rl.config import ConfigError
+from core.config import ConfigError
 from pipelines.common import load_params
 from pipelines.validate import validate_params
 from tests.pipelines.params_edit import REPO, with_changes

@@ -24,7 +24,7 @@ import pytest
 import torch
 import yaml
 
-from offline_rl.config import ConfigError
+from core.config import ConfigError
 from pipelines.common import run_stage
 from pipelines.validate import validate_params
 from tests.pipelines.params_edit import REPO, with_changes
@@ -237,7 +237,7 @@ def test_validate_names_the_unsupported_space(
 
 SCRIPT = """
 import sys
-from offline_rl.errors import PipelineError
+from core.errors import PipelineError
 from pipelines.common import run_stage
 
 def main():

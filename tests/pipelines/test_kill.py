@@ -24,8 +24,8 @@ import pytest
 import torch
 import yaml
 
+from core.checkpoint import load_checkpoint
 from offline_rl.agent import agent_files, load_agents
-from offline_rl.checkpoint import load_checkpoint
 from tests.pipelines.params_edit import with_changes
 from tests.pipelines.stage_runner import start_stage
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.config import ConfigError
 from datagen.behavior import BehaviorConfig
 from datagen.recipes import CollectConfig
-from offline_rl.config import ConfigError
 from pipelines.common import global_params, load_params, section, select_envs
 from pipelines.fidelity import read_preset
 from pipelines.train import TrainConfig

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offline_rl.config import ConfigError
+from core.config import ConfigError
 from pipelines.common import check_top_level
 from pipelines.validate import validate_params
 from tests.pipelines.params_edit import tiny_params

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from dvc_data.hashfile.hash import file_md5
 
-from offline_rl.config import ConfigError
+from core.config import ConfigError
 from pipelines.common import dvc_md5, param_tags, wandb_dir
 from pipelines.sweep_trial import set_args
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from offline_rl.atomic import atomic_path
-from offline_rl.errors import PipelineError
+from core.atomic import atomic_path
+from core.errors import PipelineError
 
 
 class CheckpointError(PipelineError, ValueError):
