@@ -21,7 +21,7 @@ from datagen.minari_writer import DatasetInfo, write_dataset
 from datagen.policies import SACPolicy
 from datagen.preprocess import PreprocessConfig, preprocess
 from datagen.reference import d4rl_reference
-from offline_rl.transitions import load_transitions
+from transitions.loader import load_transitions
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

@@ -31,7 +31,7 @@ from core.atomic import write_json
 from offline_rl.algos import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
-from offline_rl.transitions import Transitions, load_transitions
+from transitions.loader import Transitions, load_transitions
 
 D3RLPY_ALGOS = ("bc", "td3_bc", "iql", "cql")
 EVAL_SEED = 1_000_000  # the pipeline's evaluation seed offset: episodes no training run saw

@@ -32,7 +32,7 @@ from benchmarks.common import medium_dataset
 from core.atomic import write_json
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.speed import accelerate
-from offline_rl.transitions import Transitions, load_transitions
+from transitions.loader import Transitions, load_transitions
 
 BATCH = 256
 RESULTS = Path(__file__).parent / "results"

@@ -27,7 +27,7 @@ from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.speed import accelerate
 from offline_rl.streams import set_concurrency, side_streams_of
 from offline_rl.trainer import random_generators
-from offline_rl.transitions import load_transitions
+from transitions.loader import load_transitions
 
 CUDA = torch.device("cuda")
 STEPS = 20

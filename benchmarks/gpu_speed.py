@@ -44,7 +44,7 @@ from offline_rl.speed import Precision, accelerate
 from offline_rl.streams import set_concurrency, side_streams_of
 from offline_rl.tracking import SeedsLogger
 from offline_rl.trainer import LoopConfig, random_generators, train
-from offline_rl.transitions import Transitions, load_transitions
+from transitions.loader import Transitions, load_transitions
 
 WORKER = Path(__file__).resolve().parent / "d3rlpy_worker.py"
 D3RLPY_ALGOS = ("bc", "td3_bc", "iql", "cql", "awac")

@@ -24,7 +24,7 @@ from core.atomic import write_json
 from offline_rl.algos import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.speed import accelerate
-from offline_rl.transitions import load_transitions
+from transitions.loader import load_transitions
 
 
 def category(name: str) -> str:

@@ -52,7 +52,7 @@ from core.atomic import write_json
 from offline_rl.algos import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.speed import Precision, accelerate
-from offline_rl.transitions import Transitions, load_transitions
+from transitions.loader import Transitions, load_transitions
 
 D3RLPY_ALGOS = ("bc", "td3_bc", "iql", "cql", "awac")
 FLOP_UPDATES = 4

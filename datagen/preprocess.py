@@ -1,4 +1,4 @@
-"""Minari datasets -> one flat transitions file (see offline_rl.transitions for the layout).
+"""Minari datasets -> one flat transitions file (transitions/schema.py has the layout).
 
 Streaming: episodes are read one at a time straight from each dataset's HDF5 file into blocks of at
 most min(`chunk_rows`, 65536) rows (`datagen.transition_blocks`; by `workers` forked processes when
@@ -41,25 +41,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
-import h5py
 import minari
 import numpy as np
 from pydantic import Field, field_validator
 
-from core.atomic import atomic_path
 from core.config import StrictModel
 from datagen.minari_reader import PreprocessError as PreprocessError
 from datagen.minari_reader import count_episodes
 from datagen.transition_blocks import (
     ParallelRows,
     Piece,
-    array_specs,
     build_inline,
     can_fork,
     jobs_for,
 )
-from datagen.transition_blocks import discounted_returns_to_go as discounted_returns_to_go
-from offline_rl.transitions_schema import SCHEMA_VERSION
+from transitions.writer import MAX_CHUNK_ROWS, Header, open_writer
 
 # A part is a generated kind ("medium") or an imported id ("d4rl/hopper/medium-v0").
 _PART = r"[a-z0-9_\-]+(/[a-z0-9_\-.]+)*"
@@ -137,83 +133,6 @@ def check_metadata(meta_file: Path, metadata: Any, env_id: str | None) -> dict[s
     return metadata
 
 
-@dataclass
-class RunningStats:
-    """Chan et al.'s parallel mean/variance merge: exact, in one pass, chunk by chunk."""
-
-    count: int = 0
-    mean: np.ndarray | None = None
-    m2: np.ndarray | None = None
-
-    def update(self, x: np.ndarray) -> None:
-        n = x.shape[0]
-        if n == 0:
-            return
-        x64 = x.astype(np.float64)
-        batch_mean = x64.mean(0)
-        batch_m2 = ((x64 - batch_mean) ** 2).sum(0)
-        if self.mean is None or self.m2 is None:
-            self.count, self.mean, self.m2 = n, batch_mean, batch_m2
-            return
-        total = self.count + n
-        delta = batch_mean - self.mean
-        self.mean = self.mean + delta * n / total
-        self.m2 = self.m2 + batch_m2 + delta**2 * self.count * n / total
-        self.count = total
-
-    @property
-    def std(self) -> np.ndarray:
-        assert self.m2 is not None
-        return np.sqrt(self.m2 / max(self.count, 1))
-
-
-class ChunkWriter:
-    """Fixed buffer of `chunk_rows` rows per array, appended to the file each time it fills."""
-
-    def __init__(
-        self, file: h5py.File, obs_dim: int, act_dim: int, chunk_rows: int, compression: str | None
-    ) -> None:
-        self.file, self.chunk_rows = file, chunk_rows
-        self.rows, self.fill = 0, 0
-        self.obs_stats = RunningStats()
-        self.buffers: dict[str, np.ndarray] = {}
-        for key, (shape, dtype) in array_specs(obs_dim, act_dim).items():
-            file.create_dataset(
-                key,
-                shape=(0, *shape),
-                maxshape=(None, *shape),
-                dtype=dtype,
-                chunks=(min(chunk_rows, 65_536), *shape),
-                compression=compression,
-            )
-            self.buffers[key] = np.empty((chunk_rows, *shape), dtype=dtype)
-
-    def add(self, arrays: dict[str, np.ndarray]) -> None:
-        """Copy rows into the buffer, flushing as often as it fills (episodes may span chunks)."""
-        n, done = arrays["rewards"].shape[0], 0
-        while done < n:
-            take = min(n - done, self.chunk_rows - self.fill)
-            for key, value in arrays.items():
-                self.buffers[key][self.fill : self.fill + take] = value[done : done + take]
-            self.fill += take
-            done += take
-            if self.fill == self.chunk_rows:
-                self.flush()
-
-    def flush(self) -> None:
-        if self.fill == 0:
-            return
-        start, end = self.rows, self.rows + self.fill
-        observations = self.buffers["observations"][: self.fill]
-        held_out = self.buffers["validation"][: self.fill]
-        self.obs_stats.update(observations[~held_out] if held_out.any() else observations)
-        for key, buffer in self.buffers.items():
-            dataset = self.file[key]
-            dataset.resize(end, axis=0)
-            dataset[start:end] = buffer[: self.fill]
-        self.rows, self.fill = end, 0
-
-
 def _read_metadata(dataset_id: str, folder: Path, env_id: str | None) -> dict[str, Any]:
     meta_file = folder / "data" / "metadata.json"
     try:
@@ -240,30 +159,21 @@ def validation_episodes(total: int, fraction: float, seed: int) -> np.ndarray:
     return held_out
 
 
-def _block_rows(chunk_rows: int) -> int:
-    """Rows per block a worker hands over (and per slice of a long episode it reads): small enough
-    that the workers' shared blocks stay a few MB, whatever `chunk_rows` is."""
-    return min(chunk_rows, 65_536)
+@dataclass(frozen=True)
+class Sources:
+    """The Minari datasets a transitions file is made of, checked to agree with each other."""
+
+    names: list[str]
+    env_id: str
+    reference: tuple[float | None, float | None, str | None]  # min, max, source
+    action_space: dict[str, Any]  # Minari's JSON form: shape, low, high
+    obs_dim: int
+    files: list[tuple[Path, int]]  # (main_data.hdf5, its episodes)
 
 
-def _create(tmp: Path) -> h5py.File:
-    """A new HDF5 file at `tmp`, the empty placeholder `atomic_path` made, without truncating it:
-    ext4 flushes a truncated-then-rewritten file synchronously on close (auto_da_alloc), which
-    cost ~0.3 s of the stage's time per GB written (measured, 10M transitions); the kernel writes
-    the data back in the background instead, as for any other file."""
-    tmp.unlink()
-    return h5py.File(tmp, "x")
-
-
-def preprocess(
-    sources: list[tuple[str, Path]],
-    output: Path,
-    config: PreprocessConfig,
-    seed: int = 0,
-    env_id: str | None = None,
-) -> dict[str, float]:
-    """Convert Minari datasets (id, dataset folder) into `output`; returns summary statistics.
-    With `env_id`, every dataset must have been recorded in that environment."""
+def read_sources(sources: list[tuple[str, Path]], env_id: str | None) -> Sources:
+    """Check the datasets' metadata (of `env_id` where given, one environment, the same reference
+    scores) and count their episodes."""
     names = [s[0] for s in sources]
     metadatas = [_read_metadata(dataset_id, folder, env_id) for dataset_id, folder in sources]
     env_ids = {json.loads(m["env_spec"])["id"] for m in metadatas if "env_spec" in m}
@@ -275,32 +185,48 @@ def preprocess(
     }
     if len(refs) != 1:
         raise PreprocessError(f"datasets {names} disagree on reference scores")
-    ref_min, ref_max, ref_source = refs.pop()
-    action_space = json.loads(metadatas[0]["action_space"])
     obs_space = json.loads(metadatas[0]["observation_space"])
-    obs_dim, act_dim = int(obs_space["shape"][0]), int(action_space["shape"][0])
     main_files = [folder / "data" / "main_data.hdf5" for _, folder in sources]
-    files = [(main_file, count_episodes(main_file)) for main_file in main_files]
-    held_out = validation_episodes(
-        sum(count for _, count in files), config.validation_fraction, seed
+    return Sources(
+        names=names,
+        env_id=env_ids.pop(),
+        reference=refs.pop(),
+        action_space=json.loads(metadatas[0]["action_space"]),
+        obs_dim=int(obs_space["shape"][0]),
+        files=[(main_file, count_episodes(main_file)) for main_file in main_files],
     )
 
+
+def preprocess(
+    sources: list[tuple[str, Path]],
+    output: Path,
+    config: PreprocessConfig,
+    seed: int = 0,
+    env_id: str | None = None,
+) -> dict[str, float]:
+    """Convert Minari datasets (id, dataset folder) into `output`; returns summary statistics.
+    With `env_id`, every dataset must have been recorded in that environment."""
+    source = read_sources(sources, env_id)
+    obs_dim, act_dim = source.obs_dim, int(source.action_space["shape"][0])
+    held_out = validation_episodes(
+        sum(count for _, count in source.files), config.validation_fraction, seed
+    )
     train_returns: list[float] = []
     compression = None if config.compression == "none" else config.compression
     episode_id = 0
-    jobs = jobs_for(files)
+    jobs = jobs_for(source.files)
     common = (held_out, config.return_to_go_discount, obs_dim, act_dim)
-    block_rows = _block_rows(config.chunk_rows)
+    # Rows per block a worker hands over (and per slice of a long episode it reads): small enough
+    # that the workers' shared blocks stay a few MB, whatever `chunk_rows` is.
+    block_rows = min(config.chunk_rows, MAX_CHUNK_ROWS)
     workers: contextlib.AbstractContextManager[ParallelRows | None] = contextlib.nullcontext()
     if config.workers > 1 and len(jobs) > 1 and can_fork():
         workers = ParallelRows(jobs, *common, config.workers, block_rows)
     # Workers are forked before the output file is opened.
     with (
         workers as parallel,
-        atomic_path(output, suffix=".h5") as tmp,
-        _create(tmp) as f,
+        open_writer(output, obs_dim, act_dim, config.chunk_rows, compression) as writer,
     ):
-        writer = ChunkWriter(f, obs_dim, act_dim, config.chunk_rows, compression)
 
         def append(piece: Piece) -> None:
             nonlocal episode_id
@@ -321,40 +247,32 @@ def preprocess(
                 append(piece)
         writer.flush()
         if writer.rows == 0:
-            raise PreprocessError(f"datasets {names} hold no transitions")
+            raise PreprocessError(f"datasets {source.names} hold no transitions")
         returns = np.asarray(train_returns)
         reward_scale = config.reward_scale
         if config.reward_normalization == "return_range":
             span = returns.max() - returns.min()
             reward_scale *= 1000.0 / span if span > 0 else 1.0
-        stats = writer.obs_stats
-        assert stats.mean is not None
-        std = np.maximum(stats.std, 1e-3)  # constant features would divide by ~0
-        f.attrs.update(
-            {
-                "schema_version": SCHEMA_VERSION,
-                "env_id": env_ids.pop(),
-                "dataset_ids": json.dumps(names),
-                "ref_min_score": np.nan if ref_min is None else float(ref_min),
-                "ref_max_score": np.nan if ref_max is None else float(ref_max),
-                "ref_score_source": str(ref_source or "none"),
-                "action_low": np.asarray(action_space["low"], dtype=np.float32),
-                "action_high": np.asarray(action_space["high"], dtype=np.float32),
-                "obs_mean": stats.mean.astype(np.float32),
-                "obs_std": std.astype(np.float32),
-                "normalize_observations": config.normalize_observations,
-                "reward_scale": reward_scale,
-                "reward_shift": config.reward_shift,
-                "return_to_go_discount": config.return_to_go_discount,
-                "validation_fraction": config.validation_fraction,
-                "split_seed": seed,
-                "num_episodes": episode_id,
-                "num_validation_episodes": int(held_out.sum()),
-                "return_mean": float(returns.mean()),
-                "return_std": float(returns.std()),
-                "return_min": float(returns.min()),
-                "return_max": float(returns.max()),
-            }
+        ref_min, ref_max, ref_source = source.reference
+        writer.write_header(
+            Header(
+                env_id=source.env_id,
+                dataset_ids=source.names,
+                ref_min_score=ref_min,
+                ref_max_score=ref_max,
+                ref_score_source=ref_source,
+                action_low=source.action_space["low"],
+                action_high=source.action_space["high"],
+                normalize_observations=config.normalize_observations,
+                reward_scale=reward_scale,
+                reward_shift=config.reward_shift,
+                return_to_go_discount=config.return_to_go_discount,
+                validation_fraction=config.validation_fraction,
+                split_seed=seed,
+                num_episodes=episode_id,
+                num_validation_episodes=int(held_out.sum()),
+                returns=returns,
+            )
         )
         rows = writer.rows
     return {

@@ -23,7 +23,6 @@ from torch import Tensor
 
 from core.config import StrictModel
 from offline_rl.algos.base import load_parts, parts_state
-from offline_rl.buffer import Batch
 from offline_rl.networks import (
     EnsembleCritic,
     TanhGaussianActor,
@@ -33,6 +32,7 @@ from offline_rl.networks import (
     soft_update,
 )
 from offline_rl.seeds import SeedNoise
+from transitions.loader import Batch
 
 
 class SACConfig(StrictModel):

@@ -34,24 +34,10 @@ import numpy as np
 
 from datagen.hdf5_direct import RawEpisode
 from datagen.minari_reader import EpisodeReader, PreprocessError, check_finite
+from transitions.schema import array_specs
 
 GROUP_EPISODES = 128  # episodes per unit of work (~70k rows here): balances, yet few messages
 SLOTS_PER_WORKER = 4  # slack for scheduling jitter: 2 was measurably slower on 2 cores
-
-
-def array_specs(obs_dim: int, act_dim: int) -> dict[str, tuple[tuple[int, ...], type]]:
-    """Per-row shape and dtype of every array of the transitions file."""
-    return {
-        "observations": ((obs_dim,), np.float32),
-        "actions": ((act_dim,), np.float32),
-        "rewards": ((), np.float32),
-        "next_observations": ((obs_dim,), np.float32),
-        "terminals": ((), bool),
-        "timeouts": ((), bool),
-        "episode_ids": ((), np.int64),
-        "returns_to_go": ((), np.float32),
-        "validation": ((), bool),
-    }
 
 
 def discounted_returns_to_go(rewards: np.ndarray, discount: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from offline_rl.algos import ALGORITHMS, Algorithm, make_algorithm
 from offline_rl.evaluation import AgentPolicy
 from offline_rl.seeds import load_networks_state, networks_state, stack_networks, unstack_networks
-from offline_rl.transitions import TransitionsMeta
+from transitions.metadata import TransitionsMeta
 
 
 @dataclass

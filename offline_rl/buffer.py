@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from offline_rl.seeds import SAMPLER, generators
-from offline_rl.transitions import Transitions, packed_rows, row_fields
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One batch per training seed: fields shaped (S, B, ...), seed k's rows drawn by its own
-    generator."""
-
-    observations: Tensor
-    actions: Tensor
-    rewards: Tensor
-    next_observations: Tensor
-    dones: Tensor
-    next_actions: Tensor | None = None  # dataset action at s' (offline data only; ReBRAC uses it)
+from transitions.loader import Batch, Transitions, packed_rows, row_fields
 
 
 class ReplayBuffer:

@@ -30,8 +30,8 @@ import torch
 from torch import Tensor
 
 from offline_rl.algos import Algorithm
-from offline_rl.buffer import Batch
 from offline_rl.speed import UpdateFn
+from transitions.loader import Batch
 
 Metrics = dict[str, Tensor]
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
-from offline_rl.transitions import TransitionsMeta
+from transitions.metadata import TransitionsMeta
 
 log = logging.getLogger(__name__)
 

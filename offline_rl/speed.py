@@ -24,7 +24,7 @@ from torch.overrides import TorchFunctionMode
 
 from core.checkpoint import rng_state, set_rng_state
 from offline_rl.algos import Algorithm
-from offline_rl.buffer import Batch
+from transitions.loader import Batch
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from core.config import StrictModel
 from core.errors import PipelineError
 from core.resume import load_resume_state, save_resume_state
 from offline_rl.algos import Algorithm
-from offline_rl.buffer import Batch, ReplayBuffer
+from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.profiling import Profiler
 from offline_rl.speed import accelerate
 from offline_rl.tracking import SeedsLogger
-from offline_rl.transitions import Transitions, row_fields
+from transitions.loader import Batch, Transitions, row_fields
 
 log = logging.getLogger(__name__)
 

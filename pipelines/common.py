@@ -159,7 +159,7 @@ def check_training_data(env_id: str, dataset: str, batch_size: int, path: Path) 
     the file, so a stale file would silently train and evaluate another task), and at least
     `train.batch_size` training rows (a larger batch would gather more rows than the data holds,
     growing memory until the kernel kills the run). Reads the file's header only."""
-    from offline_rl.transitions import read_meta, split_size  # torch: only where train needs it
+    from transitions.metadata import read_meta, split_size
 
     known_env(env_id)
     meta = read_meta(path)

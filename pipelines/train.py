@@ -27,7 +27,6 @@ from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.profiling import Profiler
 from offline_rl.trainer import LoopConfig, PerSeed, train
-from offline_rl.transitions import load_transitions
 from pipelines.common import (
     PARAMS_FILE,
     Globals,
@@ -41,6 +40,7 @@ from pipelines.common import (
     section,
 )
 from pipelines.preprocess import transitions_path
+from transitions.loader import load_transitions
 
 OUT_DIR = Path("models/train")
 AGENTS = OUT_DIR / "agents"

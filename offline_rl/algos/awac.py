@@ -26,9 +26,9 @@ from pydantic import Field
 from torch import Tensor
 
 from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
-from offline_rl.buffer import Batch
 from offline_rl.networks import EnsembleCritic, GaussianActor, make_adam, soft_update
 from offline_rl.seeds import SeedNoise
+from transitions.loader import Batch
 
 EXP_ADV_MAX = 100.0
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from core.config import StrictModel
-from offline_rl.buffer import Batch
+from transitions.loader import Batch
 
 
 class AlgoConfig(StrictModel):

@@ -14,8 +14,8 @@ from pydantic import Field
 from torch import Tensor
 
 from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
-from offline_rl.buffer import Batch
 from offline_rl.networks import DeterministicActor, grad_norm, make_adam
+from transitions.loader import Batch
 
 
 class BCConfig(AlgoConfig):

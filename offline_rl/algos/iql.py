@@ -31,7 +31,6 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
-from offline_rl.buffer import Batch
 from offline_rl.networks import (
     DeterministicActor,
     EnsembleCritic,
@@ -42,6 +41,7 @@ from offline_rl.networks import (
 )
 from offline_rl.seeds import SeedNoise
 from offline_rl.streams import SideStream
+from transitions.loader import Batch
 
 EXP_ADV_MAX = 100.0  # the paper's clip on the advantage weight
 

@@ -21,7 +21,6 @@ from pydantic import Field
 from torch import Tensor
 
 from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
-from offline_rl.buffer import Batch
 from offline_rl.networks import (
     DeterministicActor,
     EnsembleCritic,
@@ -31,6 +30,7 @@ from offline_rl.networks import (
     soft_update,
 )
 from offline_rl.seeds import SeedNoise
+from transitions.loader import Batch
 
 
 class TD3BCConfig(AlgoConfig):

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.cpu_concurrency_bound import measure
-from offline_rl.transitions import load_transitions
+from transitions.loader import load_transitions
 
 
 def test_times_the_three_setups_and_leaves_the_thread_count_alone(random_transitions: Path) -> None:

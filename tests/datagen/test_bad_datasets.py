@@ -16,8 +16,8 @@ from datagen.policies import SACPolicy
 from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
 from datagen.recipes import RecipeError, checkpoint_returns, choose_checkpoint
 from offline_rl.agent import agent_path, save_agents
-from offline_rl.transitions import load_transitions
 from tests.offline_rl.algos.test_contract import build
+from transitions.loader import load_transitions
 
 CONFIG = PreprocessConfig(chunk_rows=1000)
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
-from offline_rl.transitions import SCHEMA_VERSION, load_transitions, read_meta
+from transitions.loader import load_transitions
+from transitions.metadata import read_meta
+from transitions.schema import SCHEMA_VERSION
 
 
 def reference_transitions(dataset: Path) -> dict[str, np.ndarray]:

@@ -13,8 +13,8 @@ import torch
 
 from core.config import ConfigError, parse_config
 from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
-from offline_rl.transitions import load_transitions
 from tests.datagen.synthetic import PATTERN, write_synthetic
+from transitions.loader import load_transitions
 
 SOURCE = "hopper/synthetic-v0"
 

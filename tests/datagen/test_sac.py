@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from datagen.sac import SAC, SACConfig
-from offline_rl.buffer import Batch, ReplayBuffer
+from offline_rl.buffer import ReplayBuffer
+from transitions.loader import Batch
 
 OBS, ACT = 5, 2
 

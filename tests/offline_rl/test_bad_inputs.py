@@ -13,8 +13,9 @@ import torch
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.resume import load_resume_state
 from offline_rl.agent import agent_path, load_agent, load_agents, save_agents
-from offline_rl.transitions import TransitionsFileError, load_transitions, read_meta
 from tests.offline_rl.algos.test_contract import build
+from transitions.loader import load_transitions
+from transitions.metadata import TransitionsFileError, read_meta
 
 CPU = torch.device("cpu")
 

@@ -8,7 +8,7 @@ import torch
 
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.seeds import SAMPLER, stream_seed
-from offline_rl.transitions import load_transitions
+from transitions.loader import load_transitions
 
 
 def test_sampling_is_deterministic_under_seed_and_within_size() -> None:

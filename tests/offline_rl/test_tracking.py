@@ -15,9 +15,9 @@ from offline_rl.evaluation import record_video
 from offline_rl.profiling import Profiler
 from offline_rl.tracking import RunLogger, SeedsLogger, WandbConfig
 from offline_rl.trainer import LoopConfig, train
-from offline_rl.transitions import load_transitions
 from offline_rl.wandb_files import LocalRun, WandbFileError, local_runs
 from tests.offline_rl.algos.test_contract import build
+from transitions.loader import load_transitions
 
 
 class Interrupt(Exception):

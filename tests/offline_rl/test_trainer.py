@@ -12,8 +12,8 @@ from offline_rl.algos import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.tracking import SeedsLogger
 from offline_rl.trainer import LoopConfig, TrainingDiverged, train
-from offline_rl.transitions import load_transitions
 from tests.offline_rl.algos.test_contract import build, params_of
+from transitions.loader import load_transitions
 
 
 class Interrupt(Exception):

@@ -27,9 +27,9 @@ from datagen.preprocess import PreprocessConfig, preprocess
 from offline_rl.algos import make_algorithm
 from offline_rl.algos.bc import BCConfig
 from offline_rl.buffer import ReplayBuffer
-from offline_rl.transitions import load_transitions
 from tests.pipelines.s3_server import S3Server, moto_s3
 from tests.pipelines.stage_runner import copy_repo, file_hashes, git_commit_all, sh
+from transitions.loader import load_transitions
 
 # One tiny `dvc repro` plus the transfers: minutes on a shared 2-core machine.
 pytestmark = pytest.mark.slow

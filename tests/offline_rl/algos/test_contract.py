@@ -12,7 +12,7 @@ import torch
 from offline_rl.algos import ALGORITHMS, Algorithm, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.seeds import networks_state, unstack_networks
-from offline_rl.transitions import load_transitions
+from transitions.loader import load_transitions
 
 NAMES = sorted(ALGORITHMS)
 SMALL = {"hidden": (32, 32)}

@@ -26,7 +26,8 @@ from offline_rl.algos import ALGORITHMS, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, PolicyFn, evaluate_policy
 from offline_rl.speed import Precision, accelerate
-from offline_rl.transitions import TransitionsMeta, load_transitions
+from transitions.loader import load_transitions
+from transitions.metadata import TransitionsMeta
 
 pytestmark = pytest.mark.slow
 

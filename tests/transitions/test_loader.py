@@ -6,7 +6,8 @@ import torch
 
 from datagen.preprocess import PreprocessConfig, preprocess
 from offline_rl.buffer import ReplayBuffer
-from offline_rl.transitions import Split, load_transitions, shift_within_episodes, split_size
+from transitions.loader import load_transitions, shift_within_episodes
+from transitions.metadata import Split, split_size
 
 
 def test_next_actions_stay_inside_each_episode() -> None:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from datagen.preprocess import PreprocessConfig, preprocess
-from offline_rl.streaming import StreamingLoader
-from offline_rl.transitions import load_transitions
 from tests.datagen.synthetic import write_synthetic
+from transitions.block_loader import BlockLoader
+from transitions.loader import load_transitions
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_epoch_yields_every_training_row_once_with_its_values(
 ) -> None:
     expected = load_transitions(transitions, split="train")
     index = {key: i for i, key in enumerate(row_keys(expected.observations))}
-    loader = StreamingLoader(transitions, batch_size, block_rows=block_rows, split="train")
+    loader = BlockLoader(transitions, batch_size, block_rows=block_rows, split="train")
     seen: Counter[int] = Counter()
     for batch in loader.epoch():
         assert len(batch.rewards) <= batch_size
@@ -51,7 +51,7 @@ def test_epoch_yields_every_training_row_once_with_its_values(
 
 
 def test_epochs_reshuffle_and_memory_stays_bounded(transitions: Path) -> None:
-    loader = StreamingLoader(transitions, 64, block_rows=100, split="all", seed=1)
+    loader = BlockLoader(transitions, 64, block_rows=100, split="all", seed=1)
     first = [tuple(b.rewards.tolist()) for b in loader.epoch()]
     second = [tuple(b.rewards.tolist()) for b in loader.epoch()]
     assert first != second
@@ -60,7 +60,7 @@ def test_epochs_reshuffle_and_memory_stays_bounded(transitions: Path) -> None:
 
 
 def test_stopping_early_ends_the_reader(transitions: Path) -> None:
-    loader = StreamingLoader(transitions, 16, block_rows=100)
+    loader = BlockLoader(transitions, 16, block_rows=100)
     stream = iter(loader)
     batches = [next(stream) for _ in range(5)]
     assert len(batches) == 5

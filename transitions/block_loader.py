@@ -1,7 +1,7 @@
-"""Transitions files larger than memory: blocks streamed onto the device by a background thread.
+"""Transitions files larger than memory: blocks of rows read onto the device by a background thread.
 
 `load_transitions` (one copy of the whole split on the device) stays the default. For a file that
-does not fit, `StreamingLoader` reads contiguous blocks of `block_rows` file rows, applies the same
+does not fit, `BlockLoader` reads contiguous blocks of `block_rows` file rows, applies the same
 transforms, and moves each to the device in a background thread while batches are drawn from the
 block already there. One epoch visits the blocks in a shuffled order and every row of the split
 exactly once, in a shuffled order within its block; so shuffling is within blocks, not global: make
@@ -25,19 +25,12 @@ import h5py
 import numpy as np
 import torch
 
-from offline_rl.buffer import Batch
-from offline_rl.transitions import (
-    Split,
-    Transitions,
-    apply_transforms,
-    read_meta,
-    read_rows,
-)
-
-KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
+from transitions.loader import Batch, Transitions, apply_transforms, read_rows
+from transitions.metadata import Split, read_meta
+from transitions.schema import ROW_ARRAYS
 
 
-class StreamingLoader:
+class BlockLoader:
     """Epochs of batches over one split of a transitions file, holding a few blocks at a time."""
 
     def __init__(
@@ -129,7 +122,7 @@ class StreamingLoader:
                 return None
         pinned = self.device.type == "cuda"
         raw = {}
-        for key in KEYS:
+        for key in ROW_ARRAYS:
             host = read_rows(self.path, f, key, start, end, keep)
             tensor = torch.from_numpy(host)
             raw[key] = (tensor.pin_memory() if pinned else tensor).to(

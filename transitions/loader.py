@@ -1,0 +1,208 @@
+"""Loading a transitions file's rows into tensors for training: straight onto the training device
+in one copy, the file's transforms applied there (`schema.py` has the layout).
+
+Training reads each row's `ROW_ARRAYS` side by side in one packed (rows, width) tensor
+(`packed_rows`), so that the replay buffer samples a batch with one gather, plus `next_actions`,
+the dataset's action at s' (ReBRAC), derived from `episode_ids`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import Tensor
+
+from transitions.metadata import (
+    Split,
+    TransitionsFileError,
+    TransitionsMeta,
+    read_meta,
+    split_mask,
+)
+from transitions.schema import ROW_ARRAYS
+
+READ_ROWS = 1 << 20  # rows read per HDF5 call: bounds the host copy while loading
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows of the row arrays as tensors with any leading dimensions: (S, B, ...) from the replay
+    buffer (offline_rl/buffer.py: one batch per training seed, seed k's rows drawn by its own
+    generator), (B, ...) from the block loader."""
+
+    observations: Tensor
+    actions: Tensor
+    rewards: Tensor
+    next_observations: Tensor
+    dones: Tensor
+    next_actions: Tensor | None = None  # dataset action at s' (offline data only; ReBRAC uses it)
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """Rows of a dataset as tensors on one device, transforms already applied, actions in [-1, 1]."""
+
+    observations: Tensor
+    actions: Tensor
+    rewards: Tensor
+    next_observations: Tensor
+    dones: Tensor  # float: 1.0 where the step was terminal (not merely truncated)
+    meta: TransitionsMeta
+    # Transformed like the rewards; None where rows were read without their whole episode.
+    returns_to_go: Tensor | None = None
+    # The dataset's action at the next step of the same episode (ReBRAC's critic penalty); at an
+    # episode's last step, where there is none, the step's own action stands in.
+    next_actions: Tensor | None = None
+    # (rows, width) tensor whose column blocks are observations, actions, rewards,
+    # next_observations, dones and next_actions, in that order (`packed_rows`), so that a batch
+    # is one gather; None where those fields are separate tensors.
+    packed: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.observations.shape[0])
+
+
+def packed_rows(
+    rows: int, shapes: list[tuple[int, ...]], device: torch.device
+) -> tuple[Tensor, list[Tensor]]:
+    """One float32 (rows, width) tensor to hold fields of per-row shape () or (k,) side by side,
+    and each field as a column view of it (`row_fields`)."""
+    packed = torch.empty(rows, sum(field_widths(shapes)), device=device)
+    return packed, row_fields(packed, shapes)
+
+
+def field_widths(shapes: list[tuple[int, ...]]) -> list[int]:
+    """Columns each field takes in packed rows: k for a per-row shape (k,), 1 for ()."""
+    return [shape[0] if shape else 1 for shape in shapes]
+
+
+def row_fields(packed: Tensor, shapes: list[tuple[int, ...]]) -> list[Tensor]:
+    """The fields of packed rows (or of a batch gathered from them, with any leading dimensions)
+    as column views, shaped (..., rows) for a per-row shape () and (..., rows, k) for (k,)."""
+    widths = field_widths(shapes)
+    if sum(widths) != packed.shape[-1]:
+        raise ValueError(f"packed rows are {packed.shape[-1]} wide, their fields {widths}")
+    columns = torch.split(packed, widths, dim=-1)
+    return [c if shape else c.squeeze(-1) for c, shape in zip(columns, shapes, strict=True)]
+
+
+def read_rows(
+    path: Path, file: h5py.File, key: str, start: int, end: int, keep: np.ndarray | None
+) -> np.ndarray:
+    """Rows [start, end) of one array as float32 (bool flags become 0/1), those where `keep` (a
+    mask over the same rows) is True."""
+    try:
+        host = np.asarray(file[key][start:end], dtype=np.float32)
+    except OSError as error:  # the header was intact but the data blocks are not
+        raise TransitionsFileError(
+            f"{path}: array '{key}' is unreadable ({error}); rerun preprocess"
+        ) from None
+    if keep is not None:
+        host = host[keep]
+    if not np.isfinite(host).all():
+        raise TransitionsFileError(f"{path}: array '{key}' holds NaN or inf values")
+    return host
+
+
+def apply_transforms(
+    raw: dict[str, Tensor], meta: TransitionsMeta, returns_to_go: Tensor | None = None
+) -> Transitions:
+    """The file's recorded transforms, in place on the raw float32 tensors (no second copy)."""
+    device = raw["observations"].device
+    observations, next_observations = raw["observations"], raw["next_observations"]
+    if meta.normalize_observations:
+        mean = torch.tensor(meta.obs_mean, device=device)
+        std = torch.tensor(meta.obs_std, device=device)
+        observations.sub_(mean).div_(std)
+        next_observations.sub_(mean).div_(std)
+    low = torch.tensor(meta.action_low, device=device)
+    high = torch.tensor(meta.action_high, device=device)
+    actions = raw["actions"]
+    actions.sub_(low).mul_(2.0).div_(high - low).sub_(1.0).clamp_(-1.0, 1.0)
+    return Transitions(
+        observations=observations,
+        actions=actions,
+        rewards=raw["rewards"].mul_(meta.reward_scale).add_(meta.reward_shift),
+        next_observations=next_observations,
+        dones=raw["terminals"],
+        meta=meta,
+        returns_to_go=returns_to_go,
+    )
+
+
+def transform_returns_to_go(
+    returns_to_go: Tensor, episode_ids: Tensor, meta: TransitionsMeta
+) -> Tensor:
+    """Returns-to-go of the transformed rewards a*r + b: a*rtg + b*(1 + g + ... + g^(n-1)), n the
+    steps left in the episode (rows of one episode are contiguous and in order)."""
+    returns_to_go.mul_(meta.reward_scale)
+    if meta.reward_shift != 0.0 and len(episode_ids) > 0:
+        _, counts = torch.unique_consecutive(episode_ids, return_counts=True)
+        ends = torch.repeat_interleave(torch.cumsum(counts, 0), counts)
+        steps_left = (ends - torch.arange(len(episode_ids), device=ends.device)).double()
+        discount = meta.return_to_go_discount
+        geometric = steps_left if discount == 1.0 else (1 - discount**steps_left) / (1 - discount)
+        returns_to_go.add_((meta.reward_shift * geometric).float())
+    return returns_to_go
+
+
+def load_transitions(
+    path: str | Path, device: torch.device | str = "cpu", split: Split = "all"
+) -> Transitions:
+    """Read the rows of `split` straight into tensors on `device` and apply the file's transforms.
+
+    One copy on the device: each array is read READ_ROWS rows at a time into a preallocated tensor,
+    so the host holds only one such block beyond the result.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    device = torch.device(device)
+    raw: dict[str, Tensor] = {}
+    with h5py.File(path, "r") as f:
+        keep = split_mask(f, split)
+        rows = meta.size if keep is None else int(keep.sum())
+        if rows == 0:
+            raise TransitionsFileError(f"{path}: the {split!r} split holds no transitions")
+        # The row arrays side by side in one tensor (next_actions last, filled below).
+        shapes = [f[key].shape[1:] for key in (*ROW_ARRAYS, "actions")]
+        packed, views = packed_rows(rows, shapes, device)
+        outputs = dict(zip(ROW_ARRAYS, views, strict=False))
+        for key in (*ROW_ARRAYS, "returns_to_go", "episode_ids"):
+            tail = f[key].shape[1:]
+            dtype = torch.int64 if key == "episode_ids" else torch.float32
+            out = outputs.get(key)
+            if out is None:
+                out = torch.empty((rows, *tail), dtype=dtype, device=device)
+            filled = 0
+            for start in range(0, meta.size, READ_ROWS):
+                end = min(start + READ_ROWS, meta.size)
+                rows_kept = None if keep is None else keep[start:end]
+                if key == "episode_ids":
+                    host = np.asarray(f[key][start:end])
+                    host = host if rows_kept is None else host[rows_kept]
+                else:
+                    host = read_rows(path, f, key, start, end, rows_kept)
+                out[filled : filled + len(host)] = torch.from_numpy(host)
+                filled += len(host)
+            raw[key] = out
+    episode_ids = raw.pop("episode_ids")
+    returns_to_go = transform_returns_to_go(raw.pop("returns_to_go"), episode_ids, meta)
+    data = apply_transforms(raw, meta, returns_to_go)
+    next_actions = shift_within_episodes(data.actions, episode_ids, out=views[-1])
+    return dataclasses.replace(data, next_actions=next_actions, packed=packed)
+
+
+def shift_within_episodes(
+    actions: Tensor, episode_ids: Tensor, out: Tensor | None = None
+) -> Tensor:
+    """actions[i + 1] where row i + 1 continues row i's episode, else actions[i] (episode end);
+    written into `out` where given (a view of the packed rows)."""
+    shifted = actions.clone() if out is None else out.copy_(actions)
+    same_episode = episode_ids[1:] == episode_ids[:-1]
+    shifted[:-1] = torch.where(same_episode.unsqueeze(-1), actions[1:], actions[:-1])
+    return shifted

@@ -1,0 +1,46 @@
+"""The transitions file: flat HDF5 arrays of one or more datasets, plus statistics and transforms.
+
+Layout (schema version 2), every array chunked along the first axis:
+    observations, next_observations  float32 (N, obs_dim)   raw, as the environment emitted them
+    actions                          float32 (N, act_dim)   raw, in the env's action bounds
+    rewards                          float32 (N,)           raw
+    terminals, timeouts              bool    (N,)           timeouts are truncations, not terminal
+    episode_ids                      int64   (N,)           index of the episode in the file
+    returns_to_go                    float32 (N,)           discounted sum of raw rewards to episode end
+    validation                       bool    (N,)           True on held-out (validation) episodes
+Attributes (`transitions.writer.Header`): schema_version, env_id, dataset_ids (JSON list),
+ref_min_score, ref_max_score (NaN when unknown), ref_score_source, action_low, action_high, obs_mean,
+obs_std (training episodes only), the transforms chosen at preprocess time (normalize_observations,
+reward_scale, reward_shift), which `transitions.loader.load_transitions` applies on the training
+device so the file itself stays raw and inspectable, return_to_go_discount, validation_fraction,
+split_seed, num_episodes, num_validation_episodes and the training episodes' return statistics.
+
+This module, the writer and the header reader need only numpy and h5py: preprocessing never loads
+torch (tests/transitions/test_torch_free.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SCHEMA_VERSION = 2
+
+
+def array_specs(obs_dim: int, act_dim: int) -> dict[str, tuple[tuple[int, ...], type]]:
+    """Per-row shape and dtype of every array of the file, in the file's order."""
+    return {
+        "observations": ((obs_dim,), np.float32),
+        "actions": ((act_dim,), np.float32),
+        "rewards": ((), np.float32),
+        "next_observations": ((obs_dim,), np.float32),
+        "terminals": ((), bool),
+        "timeouts": ((), bool),
+        "episode_ids": ((), np.int64),
+        "returns_to_go": ((), np.float32),
+        "validation": ((), bool),
+    }
+
+
+ARRAY_KEYS = tuple(array_specs(1, 1))
+# The arrays training reads of each row, in the order of its packed rows and batches.
+ROW_ARRAYS = ("observations", "actions", "rewards", "next_observations", "terminals")
