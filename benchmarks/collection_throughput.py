@@ -33,10 +33,10 @@ JAX_PIN = "jax==0.10.2"
 
 def ours(steps: int, workers: int, num_envs: int, shard_steps: int) -> float:
     """Steps/s of plan -> shards (process pool) -> Minari dataset, as the collect stage runs it."""
-    from datagen.backends import BackendConfig, collect_shards
-    from datagen.minari_writer import DatasetInfo, write_dataset
-    from datagen.reference import d4rl_reference
-    from datagen.shards import PolicySpec, plan_shards, unpack
+    from datagen.collection.backends import BackendConfig, collect_shards
+    from datagen.collection.minari_writer import DatasetInfo, write_dataset
+    from datagen.collection.reference import d4rl_reference
+    from datagen.collection.shards import PolicySpec, plan_shards, unpack
 
     spec = PolicySpec.from_checkpoint(POLICY, deterministic=False)
     jobs = plan_shards(ENV_ID, spec, steps, 0, shard_steps, num_envs)
@@ -61,7 +61,7 @@ def datacollector(steps: int) -> float:
     import minari
     import numpy as np
 
-    from datagen.policies import SACPolicy
+    from datagen.behavior.policies import SACPolicy
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

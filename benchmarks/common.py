@@ -16,11 +16,12 @@ import torch
 from benchmarks.algorithms import HIDDEN as HIDDEN
 from benchmarks.algorithms import our_algorithm as our_algorithm
 from benchmarks.d3rlpy_env import ensure_d3rlpy_env
-from datagen.collect import rollout_episodes
-from datagen.minari_writer import DatasetInfo, write_dataset
-from datagen.policies import SACPolicy
-from datagen.preprocess import PreprocessConfig, preprocess
-from datagen.reference import d4rl_reference
+from datagen.behavior.policies import SACPolicy
+from datagen.collection.minari_writer import DatasetInfo, write_dataset
+from datagen.collection.reference import d4rl_reference
+from datagen.collection.rollouts import rollout_episodes
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.preprocess import preprocess
 from transitions.loader import load_transitions
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ shapes, written through our writer (Minari's storage API) in chunks. Episode len
 
 Each contender runs in its own subprocess that reports its own peak RSS (VmHWM, the
 whole process: interpreter and imports included) and the time of the work alone (imports excluded):
-- ours:   datagen.preprocess.preprocess into a transitions file (default config: chunk_rows,
+- ours:   datagen.preprocessing.preprocess.preprocess into a transitions file (default config: chunk_rows,
           uncompressed, `workers` reader processes)
 - ours-1w: the same with workers=1 (everything in one process)
 - minari: MinariDataset.iterate_episodes into flat float32 arrays (observations, next_observations,
@@ -50,7 +50,7 @@ CONTENDERS = ("ours", "ours-1w", "minari", "ours-read")
 
 
 def synthetic_episodes(transitions: int, seed: int = 0) -> Iterator[Any]:
-    from datagen.collect import Episode
+    from datagen.collection.rollouts import Episode
 
     rng = np.random.default_rng(seed)
     emitted, index = 0, 0
@@ -71,8 +71,8 @@ def synthetic_episodes(transitions: int, seed: int = 0) -> Iterator[Any]:
 
 def dataset_for(transitions: int) -> Path:
     """The cached Minari dataset of `transitions` steps, built if missing or incomplete."""
-    from datagen.minari_writer import DatasetInfo, write_dataset
-    from datagen.reference import d4rl_reference
+    from datagen.collection.minari_writer import DatasetInfo, write_dataset
+    from datagen.collection.reference import d4rl_reference
 
     root = DATA / f"{transitions}"
     folder = root / "hopper" / "synthetic-v0"
@@ -97,7 +97,8 @@ def output_of(folder: Path) -> Path:
 
 
 def run_ours(folder: Path, workers: int | None = None) -> int:
-    from datagen.preprocess import PreprocessConfig, preprocess
+    from datagen.preprocessing.config import PreprocessConfig
+    from datagen.preprocessing.preprocess import preprocess
 
     out = output_of(folder)
     config = PreprocessConfig() if workers is None else PreprocessConfig(workers=workers)
@@ -110,7 +111,7 @@ def run_ours_1w(folder: Path) -> int:
 
 
 def run_ours_read(folder: Path) -> int:
-    from datagen.minari_reader import read_episodes
+    from datagen.preprocessing.minari_reader import read_episodes
 
     rows = 0
     for episode in read_episodes(folder / "data" / "main_data.hdf5", 100_000):
@@ -148,7 +149,7 @@ def run_minari(folder: Path) -> int:
 
 def child(contender: str, folder: Path) -> None:
     # Imports are paid before the clock starts (they still count in the peak RSS).
-    import datagen.preprocess  # noqa: F401
+    import datagen.preprocessing.preprocess  # noqa: F401
 
     if contender == "minari":
         import minari  # noqa: F401
@@ -173,7 +174,7 @@ def child(contender: str, folder: Path) -> None:
 
 
 def measure(contender: str, folder: Path) -> dict[str, float]:
-    from datagen.preprocess import PreprocessConfig
+    from datagen.preprocessing.config import PreprocessConfig
 
     cmd = [sys.executable, "-m", "benchmarks.preprocess_throughput", "--child", contender]
     result = subprocess.run(

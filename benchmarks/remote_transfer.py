@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from core.atomic import write_json
-from datagen.collect import Episode
-from datagen.minari_writer import DatasetInfo, write_dataset
-from datagen.reference import d4rl_reference
+from datagen.collection.minari_writer import DatasetInfo, write_dataset
+from datagen.collection.reference import d4rl_reference
+from datagen.collection.rollouts import Episode
 from tests.pipelines.s3_server import moto_s3
 from tests.pipelines.stage_runner import file_hashes
 

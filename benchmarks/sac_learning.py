@@ -42,7 +42,8 @@ def run_ours(
     precision: Literal["fp32", "bf16"] = "fp32",
     log_interval: int = 1_000,
 ) -> dict[str, Any]:
-    from datagen.behavior import BehaviorConfig, train_behavior
+    from datagen.behavior.config import BehaviorConfig
+    from datagen.behavior.train import train_behavior
     from offline_rl.tracking import RunLogger
 
     config = BehaviorConfig(

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-from datagen.behavior import BehaviorConfig, train_behavior
-from datagen.recipes import CollectConfig
+from datagen.behavior.config import BehaviorConfig
+from datagen.behavior.train import train_behavior
+from datagen.collection.config import CollectConfig
 from pipelines.common import (
     behavior_curves,
     behavior_dir,

@@ -14,8 +14,8 @@ import subprocess
 from pathlib import Path
 
 from core.atomic import write_json
-from datagen.build import BuildPaths, build_dataset, read_reference
-from datagen.recipes import CollectConfig, RecipeError
+from datagen.collection.build import BuildPaths, build_dataset, read_reference
+from datagen.collection.config import CollectConfig, RecipeError
 from pipelines.common import (
     DATASETS_ROOT,
     behavior_dir,

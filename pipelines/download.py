@@ -11,7 +11,8 @@ import logging
 from pathlib import Path
 
 from core.atomic import write_json
-from datagen.sources import DownloadConfig, import_entry
+from datagen.sources.config import DownloadConfig
+from datagen.sources.importer import import_entry
 from pipelines.common import global_params, load_params, progress_enabled, run_stage, section
 
 IMPORTED_ROOT = Path("data/imported")

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from core.atomic import write_json
 from core.config import ConfigError, choice_error
-from datagen.preprocess import PreprocessConfig, preprocess
-from datagen.recipes import CollectConfig
+from datagen.collection.config import CollectConfig
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.preprocess import preprocess
 from pipelines.common import (
     DATASETS_ROOT,
     PARAMS_FILE,

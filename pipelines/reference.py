@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 
 from core.atomic import write_json
-from datagen.build import check_behavior_env
-from datagen.minari_writer import namespace_metadata_path
-from datagen.recipes import CollectConfig, make_policy
-from datagen.reference import d4rl_reference, measure_reference
+from datagen.collection.build import check_behavior_env
+from datagen.collection.config import CollectConfig
+from datagen.collection.minari_writer import namespace_metadata_path
+from datagen.collection.reference import d4rl_reference, measure_reference, reference_policy
 from pipelines.common import (
     DATASETS_ROOT,
     behavior_dir,
@@ -41,8 +41,8 @@ def main() -> None:
             reference = d4rl_reference(env_id)
         else:
             behavior = check_behavior_env(behavior_dir(namespace), env_id)
-            random_policy, _ = make_policy("random", env_id, behavior, config, g.seed)
-            expert_policy, expert = make_policy("expert", env_id, behavior, config, g.seed)
+            random_policy, _ = reference_policy("random", env_id, behavior, config, g.seed)
+            expert_policy, expert = reference_policy("expert", env_id, behavior, config, g.seed)
             reference, details = measure_reference(
                 env_id, random_policy, expert_policy, config.ref_episodes, g.seed
             )

@@ -19,7 +19,7 @@ from core.atomic import write_json
 from core.config import ConfigError, choice_error, parse_config
 from core.devices import Device, resolve_device
 from core.resume import fingerprint
-from datagen.preprocess import PreprocessConfig
+from datagen.preprocessing.config import PreprocessConfig
 from offline_rl.agent import save_agents
 from offline_rl.algos import ALGORITHMS, make_algorithm
 from offline_rl.algos.base import AlgoConfig

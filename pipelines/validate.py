@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from datagen.behavior import BehaviorConfig
-from datagen.preprocess import PreprocessConfig
-from datagen.recipes import CollectConfig
+from datagen.behavior.config import BehaviorConfig
+from datagen.collection.config import CollectConfig
+from datagen.preprocessing.config import PreprocessConfig
 from offline_rl.tracking import WandbConfig
 from pipelines.common import (
     global_params,

@@ -16,11 +16,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 # its report file in /tmp.
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
-from datagen.collect import rollout_episodes
-from datagen.minari_writer import DatasetInfo, write_dataset
-from datagen.policies import RandomPolicy
-from datagen.preprocess import PreprocessConfig, preprocess
-from datagen.reference import d4rl_reference
+from datagen.behavior.policies import RandomPolicy
+from datagen.collection.minari_writer import DatasetInfo, write_dataset
+from datagen.collection.reference import d4rl_reference
+from datagen.collection.rollouts import rollout_episodes
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.preprocess import preprocess
 
 # Property tests draw the same examples on every CI run (CI=true): a red CI then reproduces, and a
 # green one does not depend on the draw. Locally each run draws anew to find new failures, and the

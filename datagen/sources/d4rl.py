@@ -26,9 +26,10 @@ import gymnasium as gym
 import h5py
 import numpy as np
 
-from datagen.collect import Episode
-from datagen.minari_writer import DatasetInfo, write_dataset
-from datagen.reference import D4RL_REFERENCE_SCORES, ReferenceScores, d4rl_reference, env_family
+from datagen.collection.config import env_family
+from datagen.collection.minari_writer import DatasetInfo, write_dataset
+from datagen.collection.reference import D4RL_REFERENCE_SCORES, ReferenceScores, d4rl_reference
+from datagen.collection.rollouts import Episode
 from datagen.sources.errors import SourceError
 from datagen.sources.http import sha256_of
 

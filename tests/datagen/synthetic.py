@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.collect import Episode
-from datagen.minari_writer import DatasetInfo, write_dataset
-from datagen.reference import d4rl_reference
+from datagen.collection.minari_writer import DatasetInfo, write_dataset
+from datagen.collection.reference import d4rl_reference
+from datagen.collection.rollouts import Episode
 
 ENV_ID = "Hopper-v5"
 OBS_DIM, ACT_DIM = 11, 3

@@ -12,9 +12,12 @@ import pytest
 import torch
 
 from core.checkpoint import CheckpointError, save_checkpoint
-from datagen.policies import SACPolicy
-from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
-from datagen.recipes import RecipeError, checkpoint_returns, choose_checkpoint
+from datagen.behavior.policies import SACPolicy
+from datagen.collection.config import RecipeError
+from datagen.collection.recipes import checkpoint_returns, choose_checkpoint
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.minari_reader import PreprocessError
+from datagen.preprocessing.preprocess import preprocess
 from offline_rl.agent import agent_path, save_agents
 from tests.offline_rl.algos.test_contract import build
 from transitions.loader import load_transitions

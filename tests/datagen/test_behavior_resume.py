@@ -14,13 +14,9 @@ import torch
 
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.resume import load_resume_state
-from datagen.behavior import (
-    RESUME_KIND,
-    BehaviorConfig,
-    behavior_fingerprint,
-    train_behavior,
-)
-from datagen.sac import SACConfig
+from datagen.behavior.config import BehaviorConfig, SACConfig
+from datagen.behavior.run import RESUME_KIND, behavior_fingerprint
+from datagen.behavior.train import train_behavior
 from offline_rl.tracking import RunLogger
 
 CONFIG = BehaviorConfig(

@@ -3,8 +3,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from datagen.collect import rollout_episodes
-from datagen.policies import RandomPolicy
+from datagen.behavior.policies import RandomPolicy
+from datagen.collection.rollouts import rollout_episodes
 
 
 def _episodes(seed: int, steps: int = 500, num_envs: int = 3) -> list:  # type: ignore[type-arg]

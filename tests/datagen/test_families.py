@@ -13,14 +13,14 @@ import minari
 import numpy as np
 import pytest
 
-from datagen.backends import BackendConfig
-from datagen.behavior import BehaviorConfig, train_behavior
-from datagen.families import plan_dataset, plan_episodes
-from datagen.minari_writer import DatasetInfo, read_metadata, write_dataset
-from datagen.recipes import CollectConfig, DatasetRecipe
-from datagen.reference import d4rl_reference
-from datagen.sac import SACConfig
-from datagen.validate import validate_dataset
+from datagen.behavior.config import BehaviorConfig, SACConfig
+from datagen.behavior.train import train_behavior
+from datagen.collection.backends import BackendConfig
+from datagen.collection.config import CollectConfig, DatasetRecipe
+from datagen.collection.families import plan_dataset, plan_episodes
+from datagen.collection.minari_writer import DatasetInfo, read_metadata, write_dataset
+from datagen.collection.reference import d4rl_reference
+from datagen.collection.validate import validate_dataset
 from offline_rl.tracking import RunLogger
 from tests.datagen.ray_cluster import local_ray_cluster
 

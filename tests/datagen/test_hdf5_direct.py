@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from datagen import hdf5_direct
-from datagen.hdf5_direct import DirectReader
-from datagen.minari_reader import Episode, EpisodeReader, PreprocessError
+from datagen.preprocessing import hdf5_direct
+from datagen.preprocessing.hdf5_direct import DirectReader
+from datagen.preprocessing.minari_reader import Episode, EpisodeReader, PreprocessError
 from tests.datagen.synthetic import PATTERN, write_synthetic
 
 pytestmark = pytest.mark.skipif(

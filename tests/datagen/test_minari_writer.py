@@ -9,9 +9,9 @@ import minari
 import numpy as np
 import pytest
 
-from datagen.collect import Episode, rollout_episodes
-from datagen.minari_writer import DatasetInfo, write_dataset
-from datagen.reference import D4RL_REFERENCE_SCORES, d4rl_reference
+from datagen.collection.minari_writer import DatasetInfo, write_dataset
+from datagen.collection.reference import D4RL_REFERENCE_SCORES, d4rl_reference
+from datagen.collection.rollouts import Episode, rollout_episodes
 from tests.conftest import make_random_dataset
 
 

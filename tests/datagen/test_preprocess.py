@@ -7,7 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
-from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.minari_reader import PreprocessError
+from datagen.preprocessing.preprocess import preprocess
 from transitions.loader import load_transitions
 from transitions.metadata import read_meta
 from transitions.schema import SCHEMA_VERSION

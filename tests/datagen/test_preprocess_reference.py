@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from core.config import ConfigError, parse_config
-from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.minari_reader import PreprocessError
+from datagen.preprocessing.preprocess import preprocess
 from tests.datagen.synthetic import PATTERN, write_synthetic
 from transitions.loader import load_transitions
 

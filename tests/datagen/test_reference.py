@@ -8,8 +8,8 @@ import gymnasium as gym
 import pytest
 import torch
 
-from datagen.policies import RandomPolicy, SACPolicy
-from datagen.reference import REFERENCE_SEED_OFFSET, d4rl_reference, measure_reference
+from datagen.behavior.policies import RandomPolicy, SACPolicy
+from datagen.collection.reference import REFERENCE_SEED_OFFSET, d4rl_reference, measure_reference
 
 EXPERT = Path(__file__).resolve().parents[1] / "fixtures/hopper_sac_behavior.pt"
 

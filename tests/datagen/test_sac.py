@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from datagen.sac import SAC, SACConfig
+from datagen.behavior.config import SACConfig
+from datagen.behavior.sac import SAC
 from offline_rl.buffer import ReplayBuffer
 from transitions.loader import Batch
 

@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from datagen.backends import BackendConfig, collect_shards
-from datagen.recipes import CollectConfig, DatasetRecipe
-from datagen.shards import PolicySpec, load_shard, plan_shards, save_shard, shard_path, unpack
+from datagen.collection.backends import BackendConfig, collect_shards
+from datagen.collection.config import CollectConfig, DatasetRecipe
+from datagen.collection.shards import (
+    PolicySpec,
+    load_shard,
+    plan_shards,
+    save_shard,
+    shard_path,
+    unpack,
+)
 
 ENV_ID = "Hopper-v5"
 

@@ -13,11 +13,12 @@ import pytest
 from minari.storage import remotes
 from minari.storage.remotes.cloud_storage import CloudStorage
 
-from datagen.reference import D4RL_REFERENCE_SCORES
-from datagen.sources import D4RLSource, DownloadConfig, FolderSource, MinariSource, import_entry
+from datagen.collection.reference import D4RL_REFERENCE_SCORES
+from datagen.sources.config import D4RLSource, DownloadConfig, FolderSource, MinariSource
 from datagen.sources.d4rl import import_d4rl
 from datagen.sources.errors import SourceError
 from datagen.sources.http import RetryPolicy, download
+from datagen.sources.importer import import_entry
 from datagen.sources.minari_folder import import_folder
 from datagen.sources.minari_remote import fetch_minari
 from tests.conftest import make_random_dataset

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from core.config import ConfigError
-from datagen.behavior import BehaviorConfig
-from datagen.recipes import CollectConfig
+from datagen.behavior.config import BehaviorConfig
+from datagen.collection.config import CollectConfig
 from pipelines.common import global_params, load_params, section, select_envs
 from pipelines.fidelity import read_preset
 from pipelines.train import TrainConfig

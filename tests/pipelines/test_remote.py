@@ -23,7 +23,8 @@ import torch.nn.functional as F
 import yaml
 from dvc.repo import Repo  # type: ignore[import-untyped]
 
-from datagen.preprocess import PreprocessConfig, preprocess
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.preprocess import preprocess
 from offline_rl.algos import make_algorithm
 from offline_rl.algos.bc import BCConfig
 from offline_rl.buffer import ReplayBuffer

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from datagen.preprocess import PreprocessConfig, preprocess
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.preprocess import preprocess
 from tests.datagen.synthetic import write_synthetic
 from transitions.block_loader import BlockLoader
 from transitions.loader import load_transitions

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import torch
 
-from datagen.preprocess import PreprocessConfig, preprocess
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.preprocess import preprocess
 from offline_rl.buffer import ReplayBuffer
 from transitions.loader import load_transitions, shift_within_episodes
 from transitions.metadata import Split, split_size

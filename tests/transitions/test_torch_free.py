@@ -15,7 +15,7 @@ TORCH_FREE = [
     "transitions.schema",
     "transitions.writer",
     "transitions.metadata",
-    "datagen.preprocess",
+    "datagen.preprocessing.preprocess",
 ]
 
 

@@ -17,11 +17,12 @@ import gymnasium as gym
 import pytest
 import torch
 
-from datagen.collect import rollout_episodes
-from datagen.minari_writer import DatasetInfo, write_dataset
-from datagen.policies import RandomPolicy, SACPolicy
-from datagen.preprocess import PreprocessConfig, preprocess
-from datagen.reference import d4rl_reference
+from datagen.behavior.policies import RandomPolicy, SACPolicy
+from datagen.collection.minari_writer import DatasetInfo, write_dataset
+from datagen.collection.reference import d4rl_reference
+from datagen.collection.rollouts import rollout_episodes
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.preprocess import preprocess
 from offline_rl.algos import ALGORITHMS, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, PolicyFn, evaluate_policy

@@ -1,7 +1,7 @@
 """Minari datasets -> one flat transitions file (transitions/schema.py has the layout).
 
 Streaming: episodes are read one at a time straight from each dataset's HDF5 file into blocks of at
-most min(`chunk_rows`, 65536) rows (`datagen.transition_blocks`; by `workers` forked processes when
+most min(`chunk_rows`, 65536) rows (`blocks.py`; by `workers` forked processes when
 there are several), which are appended in episode order to a fixed write buffer of `chunk_rows` rows
 that is flushed whenever it fills. Peak memory is therefore set by `chunk_rows` and `workers` (plus
 one episode's rewards and flags, a few bytes per step), never by the dataset. Statistics
@@ -35,62 +35,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import minari
 import numpy as np
-from pydantic import Field, field_validator
 
-from core.config import StrictModel
-from datagen.minari_reader import PreprocessError as PreprocessError
-from datagen.minari_reader import count_episodes
-from datagen.transition_blocks import (
-    ParallelRows,
-    Piece,
-    build_inline,
-    can_fork,
-    jobs_for,
-)
+from datagen.preprocessing.blocks import ParallelRows, Piece, build_inline, can_fork, jobs_for
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.minari_reader import PreprocessError, count_episodes
 from transitions.writer import MAX_CHUNK_ROWS, Header, open_writer
-
-# A part is a generated kind ("medium") or an imported id ("d4rl/hopper/medium-v0").
-_PART = r"[a-z0-9_\-]+(/[a-z0-9_\-.]+)*"
-DATASET_NAME = re.compile(rf"{_PART}(\+{_PART})*")
-
-
-class PreprocessConfig(StrictModel):
-    # One transitions file per entry; "medium+expert" concatenates datasets into one file.
-    datasets: tuple[str, ...] = Field(default=("medium",), min_length=1)
-    normalize_observations: bool = True
-    # "return_range": rewards * 1000 / (max episode return - min episode return), as IQL does.
-    reward_normalization: Literal["none", "return_range"] = "none"
-    reward_scale: float = Field(default=1.0, gt=0)
-    reward_shift: float = 0.0
-    return_to_go_discount: float = Field(default=1.0, gt=0, le=1)
-    validation_fraction: float = Field(default=0.0, ge=0, lt=1)
-    chunk_rows: int = Field(default=100_000, ge=1)
-    compression: Literal["none", "gzip", "lzf"] = "none"
-    # Processes reading episodes while this one writes; 1 reads in-process. Never changes the file.
-    workers: int = Field(default=2, ge=1)
-
-    @field_validator("datasets")
-    @classmethod
-    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for name in value:
-            if not DATASET_NAME.fullmatch(name):
-                raise ValueError(
-                    f"dataset name {name!r}: use lower-case kinds such as 'medium', imported "
-                    "ids such as 'd4rl/hopper/medium-v0', or 'medium+expert' to concatenate "
-                    "several into one file"
-                )
-        if len(set(value)) != len(value):
-            raise ValueError(f"dataset names repeat: {list(value)}")
-        return value
-
 
 REQUIRED_METADATA = ("env_spec", "observation_space", "action_space", "minari_version")
 

@@ -18,10 +18,9 @@ import copy
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 from torch import Tensor
 
-from core.config import StrictModel
+from datagen.behavior.config import SACConfig
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.networks import (
     EnsembleCritic,
@@ -33,14 +32,6 @@ from offline_rl.networks import (
 )
 from offline_rl.seeds import SeedNoise
 from transitions.loader import Batch
-
-
-class SACConfig(StrictModel):
-    lr: float = Field(default=3e-4, gt=0, le=1)
-    discount: float = Field(default=0.99, gt=0, le=1)
-    tau: float = Field(default=0.005, gt=0, le=1)
-    init_temperature: float = Field(default=1.0, gt=0)
-    hidden: tuple[int, ...] = (256, 256)
 
 
 class SAC:

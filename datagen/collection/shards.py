@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
-from datagen.collect import BatchPolicy, Episode, rollout_episodes
-from datagen.policies import RandomPolicy, SACPolicy
+from datagen.behavior.policies import RandomPolicy, SACPolicy
+from datagen.collection.rollouts import BatchPolicy, Episode, rollout_episodes
 
 ShardArrays = dict[str, np.ndarray]
 

@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 
 from core.errors import PipelineError
-from datagen.hdf5_direct import DirectReader, RawEpisode
-from datagen.hdf5_direct import available as direct_available
+from datagen.preprocessing.hdf5_direct import DirectReader, RawEpisode
+from datagen.preprocessing.hdf5_direct import available as direct_available
 
 
 class PreprocessError(PipelineError, ValueError):
@@ -161,7 +161,7 @@ class EpisodeReader:
     """An open Minari HDF5 file whose episodes are read in id order, checked as they are read.
 
     Episodes of at most `slice_rows` steps are read whole through HDF5's C API
-    (`datagen.hdf5_direct`, unless `direct` is False); longer ones, and any episode that reader
+    (`hdf5_direct.py`, unless `direct` is False); longer ones, and any episode that reader
     declines, go through h5py. Both give the same arrays; h5py gives the precise error.
     """
 

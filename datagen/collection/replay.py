@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from core.errors import PipelineError
-from datagen.collect import Episode
+from datagen.collection.rollouts import Episode
 
 
 class ReplayError(PipelineError, ValueError):

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from core.checkpoint import CheckpointError, load_checkpoint
-from datagen.sac import SAC, SACConfig
+from datagen.behavior.config import SACConfig
+from datagen.behavior.sac import SAC
 
 
 class RandomPolicy:

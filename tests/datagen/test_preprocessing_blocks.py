@@ -13,13 +13,15 @@ import h5py
 import numpy as np
 import pytest
 
-from datagen import transition_blocks
-from datagen.preprocess import PreprocessConfig, PreprocessError, preprocess
-from datagen.transition_blocks import jobs_for
+from datagen.preprocessing import blocks
+from datagen.preprocessing.blocks import jobs_for
+from datagen.preprocessing.config import PreprocessConfig
+from datagen.preprocessing.minari_reader import PreprocessError
+from datagen.preprocessing.preprocess import preprocess
 from tests.datagen.synthetic import write_synthetic
 
 pytestmark = pytest.mark.skipif(
-    not transition_blocks.can_fork(), reason="worker processes need fork"
+    not blocks.can_fork(), reason="worker processes need fork"
 )
 
 # 24 episodes: single steps, both kinds of end, and episodes longer than the chunks used below.
@@ -47,7 +49,7 @@ def test_worker_count_changes_nothing_in_the_file(
     monkeypatch: pytest.MonkeyPatch,
     chunk_rows: int,
 ) -> None:
-    monkeypatch.setattr(transition_blocks, "GROUP_EPISODES", 5)  # many groups per file
+    monkeypatch.setattr(blocks, "GROUP_EPISODES", 5)  # many groups per file
     files, raw = [], []
     for workers in (1, 2, 3):
         out = tmp_path / f"{workers}.h5"
@@ -84,7 +86,7 @@ def test_jobs_cover_every_episode_once() -> None:
 def test_error_in_a_worker_names_file_and_key(
     sources: list[tuple[str, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transition_blocks, "GROUP_EPISODES", 3)
+    monkeypatch.setattr(blocks, "GROUP_EPISODES", 3)
     copy = tmp_path / "second-v0"
     shutil.copytree(sources[1][1], copy)
     main = copy / "data" / "main_data.hdf5"
@@ -104,15 +106,15 @@ def test_a_worker_that_dies_is_reported(
     sources: list[tuple[str, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker killed mid-run (e.g. by the OOM killer) fails the run instead of hanging it."""
-    monkeypatch.setattr(transition_blocks, "GROUP_EPISODES", 5)
-    run = transition_blocks.BlockBuilder.run
+    monkeypatch.setattr(blocks, "GROUP_EPISODES", 5)
+    run = blocks.BlockBuilder.run
 
-    def dies_on_its_second_job(self: transition_blocks.BlockBuilder, reader: Any, job: Any) -> None:
+    def dies_on_its_second_job(self: blocks.BlockBuilder, reader: Any, job: Any) -> None:
         if job.start == 5:  # first in job 1 (worker 1), which the main process waits for next
             os._exit(3)
         run(self, reader, job)
 
-    monkeypatch.setattr(transition_blocks.BlockBuilder, "run", dies_on_its_second_job)
+    monkeypatch.setattr(blocks.BlockBuilder, "run", dies_on_its_second_job)
     out = tmp_path / "t.h5"
     with pytest.raises(RuntimeError, match=r"preprocess worker 1 died \(exit code 3\)"):
         preprocess(sources, out, PreprocessConfig(workers=2))

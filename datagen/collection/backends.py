@@ -18,7 +18,14 @@ from typing import Any, Literal
 import torch
 
 from core.errors import PipelineError
-from datagen.shards import ShardArrays, ShardJob, load_shard, run_shard, save_shard, shard_path
+from datagen.collection.shards import (
+    ShardArrays,
+    ShardJob,
+    load_shard,
+    run_shard,
+    save_shard,
+    shard_path,
+)
 
 log = logging.getLogger(__name__)
 

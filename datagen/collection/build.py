@@ -10,12 +10,12 @@ from typing import Any
 
 import gymnasium as gym
 
-from datagen.backends import BackendConfig
-from datagen.families import discard_shards, plan_dataset, plan_episodes
-from datagen.minari_writer import DatasetInfo, dataset_dir, write_dataset
-from datagen.recipes import CollectConfig, RecipeError
-from datagen.reference import ReferenceScores
-from datagen.validate import validate_dataset
+from datagen.collection.backends import BackendConfig
+from datagen.collection.config import CollectConfig, RecipeError
+from datagen.collection.families import discard_shards, plan_dataset, plan_episodes
+from datagen.collection.minari_writer import DatasetInfo, dataset_dir, write_dataset
+from datagen.collection.reference import ReferenceScores
+from datagen.collection.validate import validate_dataset
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The D4RL dataset families: which episodes each kind holds, and their provenance.
 
-random / medium / expert / step_<N>: sampled by that policy in shards (datagen/shards.py).
+random / medium / expert / step_<N>: sampled by that policy in shards (shards.py).
 medium-replay / full-replay: the behaviour run's replay buffer, up to the medium checkpoint's step
-or whole (datagen/replay.py). medium-expert: the medium shards then the expert shards, with the
+or whole (replay.py). medium-expert: the medium shards then the expert shards, with the
 seeds of the medium and expert datasets, so it holds exactly their episodes when sizes match.
 """
 
@@ -16,19 +16,12 @@ from typing import Any
 
 import gymnasium as gym
 
-from datagen.backends import BackendConfig, collect_shards
-from datagen.collect import Episode
-from datagen.recipes import (
-    REPLAY,
-    CollectConfig,
-    DatasetRecipe,
-    checkpoint_returns,
-    choose_checkpoint,
-    dataset_seed_base,
-    policy_spec,
-)
-from datagen.replay import replay_episodes, replay_size
-from datagen.shards import ShardJob, plan_shards, unpack
+from datagen.collection.backends import BackendConfig, collect_shards
+from datagen.collection.config import REPLAY, CollectConfig, DatasetRecipe
+from datagen.collection.recipes import checkpoint_for, dataset_seed_base
+from datagen.collection.replay import replay_episodes, replay_size
+from datagen.collection.rollouts import Episode
+from datagen.collection.shards import PolicySpec, ShardJob, plan_shards, unpack
 
 
 @dataclass
@@ -56,12 +49,9 @@ def plan_dataset(
         replay = behavior_dir / "replay.h5"
         size = replay_size(replay)
         if recipe.policy == "medium-replay":
-            returns = checkpoint_returns(behavior_dir)
-            name = choose_checkpoint(
-                "medium", returns, config.medium_fraction, behavior_dir / "checkpoints.json"
-            )
-            plan.replay_steps = min(int(name.split("_")[1]), size)
-            plan.provenance["medium_checkpoint"] = {"name": name, "eval_return": returns[name]}
+            path, medium_return = checkpoint_for("medium", behavior_dir, config.medium_fraction)
+            plan.replay_steps = min(int(path.stem.split("_")[1]), size)
+            plan.provenance["medium_checkpoint"] = {"name": path.stem, "eval_return": medium_return}
         else:
             plan.replay_steps = size
         plan.provenance |= {"replay_buffer": str(replay), "replay_steps": plan.replay_steps}
@@ -92,6 +82,16 @@ def plan_dataset(
             }
         )
     return plan
+
+
+def policy_spec(
+    policy: str, behavior_dir: Path, config: CollectConfig
+) -> tuple[PolicySpec, str, float | None]:
+    """A shippable policy for `random`/`medium`/`expert`/`step_<N>`, its source and its return."""
+    if policy == "random":
+        return PolicySpec("random"), "random", None
+    path, eval_return = checkpoint_for(policy, behavior_dir, config.medium_fraction)
+    return PolicySpec.from_checkpoint(path, config.deterministic_policy), str(path), eval_return
 
 
 def plan_episodes(

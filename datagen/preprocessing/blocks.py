@@ -1,7 +1,7 @@
 """Episodes -> rows of the transitions file, in blocks, in one process or across worker processes.
 
 `BlockBuilder` writes the rows of every array of the transitions file (`array_specs`) for
-consecutive episodes into blocks of at most `block_rows` rows; `datagen.preprocess` appends each
+consecutive episodes into blocks of at most `block_rows` rows; `datagen.preprocessing.preprocess` appends each
 block to its writer, in order. Where the blocks end never changes the file.
 
 With one worker (`build_inline`) that happens in-process. With several (`ParallelRows`), the
@@ -14,7 +14,7 @@ shared mapping made before the fork, and they are forked before the output file 
 open their own input files and touch nothing else of the parent's. Without fork (not Linux or
 macOS), the work stays in-process.
 
-This module imports only numpy, h5py and the reader, not the heavier `datagen.preprocess`.
+This module imports only numpy, h5py and the reader, not the heavier `preprocess.py`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.hdf5_direct import RawEpisode
-from datagen.minari_reader import EpisodeReader, PreprocessError, check_finite
+from datagen.preprocessing.hdf5_direct import RawEpisode
+from datagen.preprocessing.minari_reader import EpisodeReader, PreprocessError, check_finite
 from transitions.schema import array_specs
 
 GROUP_EPISODES = 128  # episodes per unit of work (~70k rows here): balances, yet few messages

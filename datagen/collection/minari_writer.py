@@ -20,8 +20,8 @@ from minari.data_collector import EpisodeBuffer
 from minari.dataset.minari_storage import MinariStorage
 
 from core.atomic import atomic_dir, remove_stale_siblings, write_json
-from datagen.collect import Episode
-from datagen.reference import ReferenceScores
+from datagen.collection.reference import ReferenceScores
+from datagen.collection.rollouts import Episode
 
 NAMESPACE_METADATA = "namespace_metadata.json"
 

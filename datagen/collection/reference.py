@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from core.checkpoint import seed_everything
 from core.errors import PipelineError
+from datagen.behavior.policies import RandomPolicy, SACPolicy
+from datagen.collection.config import CollectConfig, env_family
+from datagen.collection.recipes import checkpoint_for
+from datagen.collection.rollouts import BatchPolicy
 from offline_rl.evaluation import rollout_returns
 
 # D4RL's REF_MIN_SCORE / REF_MAX_SCORE (random and expert returns of the v2 MuJoCo tasks), keyed by
@@ -33,10 +38,6 @@ class ReferenceScoresError(PipelineError, ValueError):
     """No reference scores can be had for an environment (the message says which source to use)."""
 
 
-def env_family(env_id: str) -> str:
-    return env_id.split("/")[-1].split("-v")[0]
-
-
 def d4rl_reference(env_id: str) -> ReferenceScores:
     family = env_family(env_id)
     if family not in D4RL_REFERENCE_SCORES:
@@ -53,8 +54,8 @@ REFERENCE_SEED_OFFSET = 50_000  # reference episodes reset with seed + offset + 
 
 def measure_reference(
     env_id: str,
-    random_policy: Callable[[np.ndarray], np.ndarray],
-    expert_policy: Callable[[np.ndarray], np.ndarray],
+    random_policy: BatchPolicy,
+    expert_policy: BatchPolicy,
     episodes: int,
     seed: int,
 ) -> tuple[ReferenceScores, dict[str, Any]]:
@@ -82,3 +83,16 @@ def measure_reference(
         "expert_return_std": float(np.std(high)),
     }
     return ReferenceScores(float(np.mean(low)), float(np.mean(high)), "measured"), details
+
+
+def reference_policy(
+    policy: str, env_id: str, behavior_dir: Path, config: CollectConfig, seed: int
+) -> tuple[BatchPolicy, str]:
+    """The `random` or a behaviour checkpoint's policy (`expert`, ...) whose returns a measured
+    reference score is, and where it came from."""
+    if policy == "random":
+        space = gym.make(env_id).action_space
+        assert isinstance(space, gym.spaces.Box)
+        return RandomPolicy(space, seed), "random"
+    path, _ = checkpoint_for(policy, behavior_dir, config.medium_fraction)
+    return SACPolicy(path, deterministic=config.deterministic_policy, seed=seed), str(path)

@@ -1,0 +1,43 @@
+"""The behaviour stage's config models (params.yaml `behavior`), torch-free: pipelines/params.py
+builds the params schema from them without loading the learner."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from core.config import StrictModel
+from core.devices import Device
+
+
+class SACConfig(StrictModel):
+    lr: float = Field(default=3e-4, gt=0, le=1)
+    discount: float = Field(default=0.99, gt=0, le=1)
+    tau: float = Field(default=0.005, gt=0, le=1)
+    init_temperature: float = Field(default=1.0, gt=0)
+    hidden: tuple[int, ...] = (256, 256)
+
+
+class BehaviorConfig(StrictModel):
+    steps: int = Field(default=40_000, ge=1)
+    random_steps: int = Field(default=5_000, ge=0)
+    batch_size: int = Field(default=256, ge=1)
+    checkpoint_steps: tuple[int, ...] = (10_000, 20_000, 40_000)
+    # Stop at the first checkpoint whose evaluated return reaches this (null: run all `steps`).
+    target_return: float | None = None
+    eval_episodes: int = Field(default=5, ge=1)
+    log_interval: int = Field(default=1_000, ge=1)
+    # env steps between resume states (saved at the next episode end; see train_behavior)
+    resume_every: int = Field(default=5_000, ge=1)
+    device: Device = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matmuls (offline_rl/speed.py)
+    cuda_graph: bool = True  # on CUDA: replay each update from a CUDA graph (no effect on CPU)
+    sac: SACConfig = SACConfig()
+
+    @model_validator(mode="after")
+    def _checkpoints_within_budget(self) -> BehaviorConfig:
+        late = [s for s in self.checkpoint_steps if not 0 < s <= self.steps]
+        if late:
+            raise ValueError(f"checkpoint_steps {late} must lie in 1..steps ({self.steps})")
+        return self
