@@ -36,7 +36,7 @@ def worker(
     import torch
 
     import offline_rl
-    from offline_rl.algos import ALGORITHMS, make_algorithm
+    from offline_rl.algos.registry import ALGORITHMS, make_algorithm
 
     imported = Path(offline_rl.__file__ or "").resolve().parent.parent
     if root is not None and imported != root.resolve():

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from offline_rl.algos import ALGORITHMS, Algorithm, make_algorithm
+from offline_rl.algos.base import Algorithm
+from offline_rl.algos.registry import ALGORITHMS, make_algorithm
 
 # d3rlpy's default and what its worker is given: both sides train the same network sizes.
 HIDDEN = (256, 256)

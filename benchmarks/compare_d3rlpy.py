@@ -28,7 +28,7 @@ from benchmarks.common import (
     run_d3rlpy,
 )
 from core.atomic import write_json
-from offline_rl.algos import ALGORITHMS
+from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from transitions.loader import Transitions, load_transitions

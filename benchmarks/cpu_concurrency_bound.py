@@ -1,5 +1,5 @@
 """What running independent parts of an update side by side could gain on this CPU: an upper
-bound for a CPU counterpart of the GPU's side-stream branches (offline_rl/streams.py).
+bound for a CPU counterpart of the GPU's side-stream branches (offline_rl/side_stream.py).
 
 On a GPU, independent parts of a step (IQL's three steps, TD3+BC's TD target) run concurrently on
 a second stream. On CPU the same would mean a second Python thread running a branch while the

@@ -2,7 +2,7 @@
 (summed kernel durations from torch.profiler), and the wall time per step eager and replayed from
 a CUDA graph. If the graph's wall time is close to the summed kernel time, the step is bound by
 its kernels (their number and latency), not by launching them; below it, kernels ran side by side
-(the side-stream branches of offline_rl/streams.py), and `graph_wall_ms_serial` is the same graph
+(the side-stream branches of offline_rl/side_stream.py), and `graph_wall_ms_serial` is the same graph
 with those branches run in sequence.
 
     python -m benchmarks.gpu_profile --transitions medium.h5 --algos td3_bc iql
@@ -24,8 +24,8 @@ from torch.profiler import ProfilerActivity, profile
 from benchmarks.algorithms import our_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
+from offline_rl.side_stream import set_concurrency, side_streams_of
 from offline_rl.speed import accelerate
-from offline_rl.streams import set_concurrency, side_streams_of
 from offline_rl.trainer import random_generators
 from transitions.loader import load_transitions
 

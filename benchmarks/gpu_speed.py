@@ -10,7 +10,7 @@ evaluation) rather than bare steps.
 Batch 256, 256x256 MLPs, two critics, the same settings as benchmarks/speed.py. Each row runs for
 `--seconds` after its warm-up (which includes capture), synchronising with the device every 500
 steps, and reports whether its losses stayed finite. For the algorithms that run independent parts
-of their update concurrently on a side stream (offline_rl/streams.py), a `graph fp32 serial` row
+of their update concurrently on a side stream (offline_rl/side_stream.py), a `graph fp32 serial` row
 runs the same graphs with those parts in sequence. Only torch, h5py and the project are imported:
 the GPU machine needs no MuJoCo. `--seeds 5` adds, per algorithm, the graphed step and the loop
 with five training seeds at once (a step updates every seed: seed-steps/s = steps/s x 5). Prints
@@ -37,13 +37,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.algorithms import our_algorithm
 from core.atomic import write_json
-from offline_rl.algos import ALGORITHMS
+from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.config import LoopConfig
 from offline_rl.cuda_graph import GraphedTrainStep
+from offline_rl.side_stream import set_concurrency, side_streams_of
 from offline_rl.speed import Precision, accelerate
-from offline_rl.streams import set_concurrency, side_streams_of
 from offline_rl.tracking import SeedsLogger
-from offline_rl.trainer import LoopConfig, random_generators, train
+from offline_rl.trainer import random_generators, train
 from transitions.loader import Transitions, load_transitions
 
 WORKER = Path(__file__).resolve().parent / "d3rlpy_worker.py"
@@ -101,7 +102,7 @@ def time_ours(
 
 
 def has_side_streams(name: str) -> bool:
-    """Whether the algorithm runs parts of its update on side streams (offline_rl/streams.py)."""
+    """Whether the algorithm runs parts of its update on side streams (offline_rl/side_stream.py)."""
     return bool(side_streams_of(our_algorithm(name, 11, 3, 3e-4, seed=0)))
 
 

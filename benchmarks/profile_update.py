@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from benchmarks.common import RESULTS, medium_dataset, our_algorithm
 from core.atomic import write_json
-from offline_rl.algos import ALGORITHMS
+from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.speed import accelerate
 from transitions.loader import load_transitions

@@ -49,7 +49,7 @@ from benchmarks.matmul_bound import matmul_seconds_per_step
 from benchmarks.plain_sac import train_plain_sac
 from benchmarks.sac_learning import run_ours
 from core.atomic import write_json
-from offline_rl.algos import ALGORITHMS
+from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.speed import Precision, accelerate
 from transitions.loader import Transitions, load_transitions

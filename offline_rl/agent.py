@@ -14,7 +14,8 @@ import torch
 
 from core.atomic import atomic_dir
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from offline_rl.algos import ALGORITHMS, Algorithm, make_algorithm
+from offline_rl.algos.base import Algorithm
+from offline_rl.algos.registry import ALGORITHMS, make_algorithm
 from offline_rl.evaluation import AgentPolicy
 from offline_rl.seeds import load_networks_state, networks_state, stack_networks, unstack_networks
 from transitions.metadata import TransitionsMeta

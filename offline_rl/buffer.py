@@ -16,7 +16,7 @@ class ReplayBuffer:
     """Fixed-capacity storage on one device; grows by `add` (online SAC) or is filled once (offline).
 
     All row fields live side by side in one (capacity, width) tensor, `rows`, so a batch is one
-    gather (five or six index_selects cost ~30 us more per step on a 2-core CPU); the fields are
+    gather, not one per field (docs/performance.md has what that saves); the fields are
     column views of it, read-only attributes, written in place (`add`, or `buffer.rewards[...]`).
     """
 
@@ -159,7 +159,6 @@ class ReplayBuffer:
         return self._gather(torch.stack(idx).remainder_(self.filled))
 
     def _gather(self, idx: Tensor) -> Batch:
-        # One index_select for all seeds: half the time of rows[idx] on CPU (no advanced-indexing
-        # setup).
+        # One index_select for all seeds: faster than rows[idx] on CPU (no advanced-indexing setup).
         rows = torch.index_select(self.rows, 0, idx.flatten()).view(*idx.shape, -1)
         return Batch(*row_fields(rows, self._shapes))

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from offline_rl.algos import Algorithm
+from offline_rl.algos.base import Algorithm
 from offline_rl.speed import UpdateFn
 from transitions.loader import Batch
 

@@ -44,8 +44,9 @@ class EnsembleLinear(nn.Module):
             weight, bias = weight[:members], bias[:members]
         if weight.shape[-1] == 1 and x.device.type == "cpu" and x.dtype == torch.float32:
             # A one-output head is a batched matrix-vector product, which fp32 bmm runs far from
-            # peak on CPU: multiply-and-sum runs forward and backward 2-3x faster there. In bf16
-            # (autocast) bmm is the faster one, and on GPU bmm is one kernel where this is three.
+            # peak on CPU, where multiply-and-sum is faster forward and backward (measured:
+            # docs/performance.md). In bf16 (autocast) bmm is the faster one, and on GPU bmm is
+            # one kernel where this is three.
             return (x * weight.transpose(1, 2)).sum(-1, keepdim=True) + bias
         return torch.baddbmm(bias, x, weight)
 
@@ -117,9 +118,109 @@ class DeterministicActor(nn.Module):
         return torch.tanh(self.net(obs))
 
 
-class TanhGaussianActor(nn.Module):
-    """Squashed Gaussian policy (SAC, CQL): tanh(u), u ~ N(mu(s), sigma(s)); `log_prob` accounts
-    for the tanh. Draws come from a `SeedNoise`, each seed's from its own stream."""
+class PolicyDistribution:
+    """pi(.|s) of a Gaussian actor over a batch of states, what both Gaussian actors return from
+    `distribution(obs)`: `sample` / `sample_n` draw reparameterised actions in [-1, 1] with their
+    log-densities (S, B, ...) from a `SeedNoise` (each seed's from its own stream), `log_prob`
+    scores given actions (S, B), `mode` is the deterministic action."""
+
+    def __init__(self, mean: Tensor, log_std: Tensor) -> None:
+        self.mean, self.log_std = mean, log_std  # log_std broadcasts against mean
+
+    @property
+    def mode(self) -> Tensor:
+        raise NotImplementedError
+
+    def sample(self, noise: SeedNoise) -> tuple[Tensor, Tensor]:
+        """One action per state, (S, B, A), and its log-probability, (S, B)."""
+        actions, log_prob = self.sample_n(1, noise)
+        return actions.squeeze(-2), log_prob.squeeze(-1)
+
+    def sample_n(self, n: int, noise: SeedNoise) -> tuple[Tensor, Tensor]:
+        """`n` actions per state, (S, B, n, A), and their log-probabilities, (S, B, n), from one
+        pass of the network over the batch (not over n copies of it)."""
+        raise NotImplementedError
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class TanhNormal(PolicyDistribution):
+    """a = tanh(u), u ~ N(mean, exp(log_std)): log-densities account for the tanh."""
+
+    @property
+    def mode(self) -> Tensor:
+        return torch.tanh(self.mean)
+
+    def sample_n(self, n: int, noise: SeedNoise) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.mean.unsqueeze(-2), self.log_std.unsqueeze(-2)
+        eps = noise.randn((*mean.shape[1:-2], n, mean.shape[-1]), dtype=mean.dtype)
+        pre_tanh = mean + log_std.exp() * eps
+        return torch.tanh(pre_tanh), gaussian_log_prob(eps, log_std) - squash_correction(pre_tanh)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """log pi(a|s) of actions in [-1, 1] (clipped away from +-1 to keep atanh finite)."""
+        pre_tanh = torch.atanh(actions.clamp(-1 + 1e-6, 1 - 1e-6))
+        eps = (pre_tanh - self.mean) * torch.exp(-self.log_std)
+        return gaussian_log_prob(eps, self.log_std) - squash_correction(pre_tanh)
+
+
+class ClippedNormal(PolicyDistribution):
+    """a ~ N(mean, exp(log_std)) with the mean already in [-1, 1]; samples are clipped to it, and
+    their log-densities are the Gaussian's at the draw (before the clip)."""
+
+    @property
+    def mode(self) -> Tensor:
+        return self.mean
+
+    def sample(self, noise: SeedNoise) -> tuple[Tensor, Tensor]:
+        eps = noise.randn(self.mean.shape[1:], dtype=self.mean.dtype)
+        actions = (self.mean + self.log_std.exp() * eps).clamp(-1.0, 1.0)
+        return actions, gaussian_log_prob(eps, self.log_std)
+
+    def sample_n(self, n: int, noise: SeedNoise) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.mean.unsqueeze(-2), self.log_std.unsqueeze(-2)
+        eps = noise.randn((*mean.shape[1:-2], n, mean.shape[-1]), dtype=mean.dtype)
+        actions = (mean + log_std.exp() * eps).clamp(-1.0, 1.0)
+        return actions, gaussian_log_prob(eps, log_std)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """log pi(a|s) summed over the action's dimensions; no atanh of the data's actions, so
+        actions at the bounds +-1 carry no singular weight."""
+        return gaussian(self.mean, self.log_std.exp()).log_prob(actions).sum(-1)
+
+
+class GaussianPolicy(nn.Module):
+    """What both Gaussian actors share: `distribution(obs)` and the sampling and scoring through
+    it; `forward` gives the mode (deterministic) or a sample."""
+
+    def distribution(self, obs: Tensor) -> PolicyDistribution:
+        raise NotImplementedError
+
+    def sample(self, obs: Tensor, noise: SeedNoise) -> tuple[Tensor, Tensor]:
+        """Reparameterised actions in [-1, 1], (S, B, A), and their log-probabilities, (S, B)."""
+        return self.distribution(obs).sample(noise)
+
+    def sample_n(self, obs: Tensor, n: int, noise: SeedNoise) -> tuple[Tensor, Tensor]:
+        """`n` actions per state, (S, B, n, A), and their log-probabilities, (S, B, n)."""
+        return self.distribution(obs).sample_n(n, noise)
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """log pi(a|s) of dataset actions in [-1, 1]: (S, B)."""
+        return self.distribution(obs).log_prob(actions)
+
+    def forward(
+        self, obs: Tensor, deterministic: bool = True, noise: SeedNoise | None = None
+    ) -> Tensor:
+        if deterministic:
+            return self.distribution(obs).mode
+        if noise is None:
+            raise ValueError("a stochastic action needs a SeedNoise to draw from")
+        return self.sample(obs, noise)[0]
+
+
+class TanhGaussianActor(GaussianPolicy):
+    """Squashed Gaussian policy (SAC, CQL): tanh(u), u ~ N(mu(s), sigma(s)) (`TanhNormal`)."""
 
     def __init__(
         self,
@@ -135,44 +236,14 @@ class TanhGaussianActor(nn.Module):
         self.head = EnsembleLinear(hidden[-1], 2 * act_dim, seeds)  # mean and log-std
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
-    def mean_log_std(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+    def distribution(self, obs: Tensor) -> TanhNormal:
         mean, log_std = self.head(self.trunk(obs)).chunk(2, dim=-1)
-        return mean, log_std.clamp(self.log_std_min, self.log_std_max)
-
-    def sample(self, obs: Tensor, noise: SeedNoise) -> tuple[Tensor, Tensor]:
-        """Reparameterised actions in [-1, 1], (S, B, A), and their log-probabilities, (S, B)."""
-        actions, log_prob = self.sample_n(obs, 1, noise)
-        return actions.squeeze(-2), log_prob.squeeze(-1)
-
-    def sample_n(self, obs: Tensor, n: int, noise: SeedNoise) -> tuple[Tensor, Tensor]:
-        """`n` actions per state, (S, B, n, A), and their log-probabilities, (S, B, n), from one
-        pass of the network over the batch (not over n copies of it)."""
-        mean, log_std = (t.unsqueeze(-2) for t in self.mean_log_std(obs))
-        eps = noise.randn((*mean.shape[1:-2], n, mean.shape[-1]), dtype=mean.dtype)
-        pre_tanh = mean + log_std.exp() * eps
-        return torch.tanh(pre_tanh), gaussian_log_prob(eps, log_std) - squash_correction(pre_tanh)
-
-    def log_prob(self, obs: Tensor, action: Tensor) -> Tensor:
-        """log pi(a|s) for dataset actions in [-1, 1] (clipped away from +-1 to keep atanh finite)."""
-        mean, log_std = self.mean_log_std(obs)
-        pre_tanh = torch.atanh(action.clamp(-1 + 1e-6, 1 - 1e-6))
-        eps = (pre_tanh - mean) * torch.exp(-log_std)
-        return gaussian_log_prob(eps, log_std) - squash_correction(pre_tanh)
-
-    def forward(
-        self, obs: Tensor, deterministic: bool = True, noise: SeedNoise | None = None
-    ) -> Tensor:
-        if deterministic:
-            return torch.tanh(self.mean_log_std(obs)[0])
-        if noise is None:
-            raise ValueError("a stochastic action needs a SeedNoise to draw from")
-        return self.sample(obs, noise)[0]
+        return TanhNormal(mean, log_std.clamp(self.log_std_min, self.log_std_max))
 
 
-class GaussianActor(nn.Module):
-    """N(tanh(f(s)), exp(log_std)) with one learned, state-independent log-std per action dimension:
-    CORL's IQL and AWAC policy. Unlike TanhGaussianActor, log_prob needs no atanh of the data's
-    actions, so actions at the bounds +-1 carry no singular weight. Samples may leave [-1, 1]."""
+class GaussianActor(GaussianPolicy):
+    """N(tanh(f(s)), exp(log_std)) with one learned, state-independent log-std per action dimension
+    (`ClippedNormal`): CORL's IQL and AWAC policy."""
 
     def __init__(
         self,
@@ -188,24 +259,11 @@ class GaussianActor(nn.Module):
         self.log_std = nn.Parameter(torch.zeros(seeds, 1, act_dim))
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
-    def distribution(self, obs: Tensor) -> Normal:
-        std = self.log_std.clamp(self.log_std_min, self.log_std_max).exp()
-        return gaussian(self.mean(obs), std.view(std.shape[0], *([1] * (obs.dim() - 2)), -1))
-
-    def sample(self, obs: Tensor, noise: SeedNoise) -> Tensor:
-        """A reparameterised sample, clipped to [-1, 1]: (S, B, A)."""
-        dist = self.distribution(obs)
-        eps = noise.randn(dist.loc.shape[1:], dtype=dist.loc.dtype)
-        return (dist.loc + dist.scale * eps).clamp(-1.0, 1.0)
-
-    def forward(
-        self, obs: Tensor, deterministic: bool = True, noise: SeedNoise | None = None
-    ) -> Tensor:
-        if deterministic:
-            return self.mean(obs)
-        if noise is None:
-            raise ValueError("a stochastic action needs a SeedNoise to draw from")
-        return self.sample(obs, noise)
+    def distribution(self, obs: Tensor) -> ClippedNormal:
+        log_std = self.log_std.clamp(self.log_std_min, self.log_std_max)
+        return ClippedNormal(
+            self.mean(obs), log_std.view(log_std.shape[0], *([1] * (obs.dim() - 2)), -1)
+        )
 
 
 def gaussian_log_prob(eps: Tensor, log_std: Tensor) -> Tensor:
@@ -266,7 +324,7 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 def make_adam(params: list[nn.Parameter] | nn.Module, lr: float | Tensor) -> torch.optim.Adam:
     """Adam with the fused implementation: one kernel per parameter does the whole update, on
-    CPU and CUDA (about 5% more TD3+BC steps/s than foreach on a 2-core CPU). Same maths as
+    CPU and CUDA (faster than foreach: docs/performance.md). Same maths as
     torch's default Adam, and elementwise, so each seed's slice of a parameter is stepped exactly
     as it would be alone. A 0-d tensor `lr` on the parameters' device may be changed in place
     between steps (a schedule), also inside a CUDA graph."""

@@ -1,5 +1,4 @@
-"""Speed switches that leave the maths alone: torch.compile of the networks, bf16 autocast, and a
-detector for host-device synchronisation inside the training loop.
+"""Speed switches that leave the maths alone: torch.compile of the networks and bf16 autocast.
 
 `accelerate(algo, ...)` returns the update function the loop calls. With `compile`, every network
 the algorithm holds is compiled in place (`nn.Module.compile`, so state_dict keys, checkpoints and
@@ -13,17 +12,14 @@ from __future__ import annotations
 
 import copy
 import logging
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
 from core.checkpoint import rng_state, set_rng_state
-from offline_rl.algos import Algorithm
+from offline_rl.algos.base import Algorithm
 from transitions.loader import Batch
 
 log = logging.getLogger(__name__)
@@ -94,49 +90,3 @@ def accelerate(
     algo: Algorithm, compile: bool = False, precision: Precision = "fp32", device: Any = "cpu"
 ) -> AcceleratedUpdate:
     return AcceleratedUpdate(algo, compile, precision, torch.device(device))
-
-
-SYNCING_METHODS = frozenset(
-    {"item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__", "cpu"}
-)
-
-
-class HostSyncDetector(TorchFunctionMode):
-    """Records every tensor method that makes the host wait for the device's result.
-
-    On CPU nothing waits, but the same calls on CUDA stall the loop; catching them on CPU keeps the
-    loop free of them on every device. Calls made inside torch.optim are left out: a non-capturable
-    optimiser keeps its step counters on the host by design, so reading them never waits."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[str] = []
-
-    def __torch_function__(
-        self,
-        func: Any,
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        name = getattr(func, "__name__", "")
-        if name in SYNCING_METHODS and not _called_from_optimizer():
-            self.calls.append(name)
-        return func(*args, **(kwargs or {}))
-
-
-def _called_from_optimizer() -> bool:
-    frame = sys._getframe(2)
-    while frame is not None:
-        if "/torch/optim/" in frame.f_code.co_filename:
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
-
-
-@contextmanager
-def detect_host_syncs() -> Iterator[list[str]]:
-    """`with detect_host_syncs() as calls:` ... `calls` names each synchronising call made."""
-    detector = HostSyncDetector()
-    with detector:
-        yield detector.calls

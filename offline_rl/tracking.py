@@ -9,21 +9,10 @@ import logging
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import Field
-
 from core.atomic import atomic_path, write_json
-from core.config import StrictModel
+from offline_rl.config import WandbConfig
 
 log = logging.getLogger(__name__)
-
-
-class WandbConfig(StrictModel):
-    project: str = Field(default="offline-rl-pipeline", min_length=1)
-    entity: str | None = None
-    # "auto": online when wandb has credentials, offline otherwise (resolved by the stage entry).
-    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
-    tags: tuple[str, ...] = ()
-    log_video: bool = True
 
 
 class RunLogger:
@@ -84,10 +73,6 @@ class RunLogger:
     @property
     def run_id(self) -> str | None:
         return None if self.run is None else str(self.run.id)
-
-    @property
-    def run_dir(self) -> Path | None:
-        return None if self.run is None else Path(self.run.dir).parent
 
     def log(self, curve: str, step: int, metrics: dict[str, float]) -> None:
         """Append a row to `curve` (a DVC plot file) and the same values to wandb at `step`."""

@@ -8,19 +8,18 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 from torch import Tensor
 from tqdm import tqdm
 
 from core.checkpoint import rng_state, seed_everything, set_rng_state
-from core.config import StrictModel
 from core.errors import PipelineError
 from core.resume import load_resume_state, save_resume_state
-from offline_rl.algos import Algorithm
+from offline_rl.algos.base import Algorithm
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.config import LoopConfig
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.profiling import Profiler
 from offline_rl.speed import accelerate
@@ -28,20 +27,6 @@ from offline_rl.tracking import SeedsLogger
 from transitions.loader import Batch, Transitions, row_fields
 
 log = logging.getLogger(__name__)
-
-
-class LoopConfig(StrictModel):
-    steps: int = Field(default=10_000, ge=1)
-    batch_size: int = Field(default=256, ge=1)
-    log_interval: int = Field(default=500, ge=1)
-    eval_interval: int = Field(default=5_000, ge=1)
-    eval_episodes: int = Field(default=5, ge=1)
-    checkpoint_interval: int = Field(default=5_000, ge=1)
-    profile: bool = False  # torch.profiler trace of a few steps (slower: syncs every phase)
-    # Speed switches that keep the maths (offline_rl/speed.py); docs/performance.md has figures.
-    compile: bool = False
-    precision: Literal["fp32", "bf16"] = "fp32"
-    cuda_graph: bool = False  # on a CUDA device: replay the training step as CUDA graphs
 
 
 class TrainingDiverged(PipelineError, RuntimeError):

@@ -22,7 +22,8 @@ from pydantic import Field
 from core.config import ConfigError, StrictModel, choice_error, parse_config
 from core.devices import check_devices
 from core.errors import PipelineError
-from offline_rl.tracking import RunLogger, SeedsLogger, WandbConfig
+from offline_rl.config import WandbConfig
+from offline_rl.tracking import RunLogger, SeedsLogger
 
 PARAMS_FILE = Path(os.environ.get("OFFLINE_RL_PARAMS", "params.yaml"))
 ModelT = TypeVar("ModelT", bound=StrictModel)

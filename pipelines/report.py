@@ -29,7 +29,7 @@ from analysis.experiments import (
 )
 from analysis.report import Snapshot, read_snapshot, render, snapshot_text, write_if_changed
 from core.errors import CommandFailed
-from offline_rl.tracking import WandbConfig
+from offline_rl.config import WandbConfig
 from pipelines.common import dataset_namespace, load_params, run_stage, section, wandb_mode
 
 SNAPSHOT = Path("reports/experiments.json")  # the stage's dep (committed: a clone has one)

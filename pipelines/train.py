@@ -21,12 +21,13 @@ from core.devices import Device, resolve_device
 from core.resume import fingerprint
 from datagen.preprocessing.config import PreprocessConfig
 from offline_rl.agent import save_agents
-from offline_rl.algos import ALGORITHMS, make_algorithm
-from offline_rl.algos.base import AlgoConfig
+from offline_rl.algos.config import AlgoConfig
+from offline_rl.algos.registry import ALGORITHMS, make_algorithm
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.config import LoopConfig
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.profiling import Profiler
-from offline_rl.trainer import LoopConfig, PerSeed, train
+from offline_rl.trainer import PerSeed, train
 from pipelines.common import (
     PARAMS_FILE,
     Globals,

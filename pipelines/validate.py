@@ -11,7 +11,7 @@ from typing import Any
 from datagen.behavior.config import BehaviorConfig
 from datagen.collection.config import CollectConfig
 from datagen.preprocessing.config import PreprocessConfig
-from offline_rl.tracking import WandbConfig
+from offline_rl.config import WandbConfig
 from pipelines.common import (
     global_params,
     known_env,

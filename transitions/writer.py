@@ -164,8 +164,8 @@ def _score(value: float | None) -> float:
 def _create(tmp: Path) -> h5py.File:
     """A new HDF5 file at `tmp`, the empty placeholder `atomic_path` made, without truncating it:
     ext4 flushes a truncated-then-rewritten file synchronously on close (auto_da_alloc), which
-    cost ~0.3 s of the stage's time per GB written (measured, 10M transitions); the kernel writes
-    the data back in the background instead, as for any other file."""
+    the stage would wait for (docs/performance.md); the kernel writes the data back in the
+    background instead, as for any other file."""
     tmp.unlink()
     return h5py.File(tmp, "x")
 

@@ -7,7 +7,6 @@ complete: a killed writer never leaves a dataset that `minari.load_dataset` woul
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,8 +147,3 @@ def ensure_namespace(root: Path, dataset_id: str) -> None:
     path = namespace_metadata_path(root, namespace)
     if not path.exists():
         write_json(path, {"namespace": namespace})
-
-
-def read_metadata(root: Path, dataset_id: str) -> dict[str, Any]:
-    path = dataset_dir(root, dataset_id) / "data" / "metadata.json"
-    return dict(json.loads(path.read_text()))

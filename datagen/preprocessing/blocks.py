@@ -42,7 +42,7 @@ SLOTS_PER_WORKER = 4  # slack for scheduling jitter: 2 was measurably slower on 
 
 def discounted_returns_to_go(rewards: np.ndarray, discount: float) -> np.ndarray:
     """rtg[t] = sum_{k>=t} discount^(k-t) rewards[k], vectorised in blocks short enough that
-    discount^-block stays far from float64 overflow (a step-by-step Python loop is ~100x slower)."""
+    discount^-block stays far from float64 overflow (a step-by-step Python loop is far slower)."""
     rewards = rewards.astype(np.float64)
     if discount == 1.0:
         return np.cumsum(rewards[::-1])[::-1].copy()

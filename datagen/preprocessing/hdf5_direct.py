@@ -1,10 +1,9 @@
 """Read whole small Minari episodes through HDF5's C API, skipping h5py's per-call overhead.
 
 Reading a Minari file is bound by per-object costs: every episode is a group of five small
-datasets. Measured on the benchmark file (docs/preprocess.md), opening and reading the five costs
-~410 us per episode through h5py's low-level API but ~170 us when the same HDF5 calls are made
-directly: most of the time is h5py's Python wrappers (an ObjectID per space, type and property
-list), not HDF5. Reading raw chunks at their file offsets does not help: locating the chunks costs
+datasets. Opening and reading the five through h5py's low-level API costs more than twice what the
+same HDF5 calls cost made directly (docs/performance.md, "Numbers behind the code"): most of the
+time is h5py's Python wrappers (an ObjectID per space, type and property list), not HDF5. Reading raw chunks at their file offsets does not help: locating the chunks costs
 more HDF5 calls than `H5Dread` makes itself.
 
 So this calls the very library h5py loaded (resolved through h5py's own extension module, so the

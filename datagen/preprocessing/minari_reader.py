@@ -43,7 +43,7 @@ class Episode:
 
 def _open(main_file: Path, file: h5py.File, name: str, key: str) -> h5py.h5d.DatasetID:
     """HDF5's low-level open: reading episodes is bound by per-object overhead, and h5py's
-    high-level Group/Dataset wrappers cost ~3x more per object than the data itself here."""
+    high-level Group/Dataset wrappers cost more per object than the data itself here."""
     try:
         return h5py.h5d.open(file.id, f"{name}/{key}".encode())
     except KeyError:
@@ -110,8 +110,9 @@ METADATA_CACHE_BYTES = 4 << 20
 
 
 def _cap_metadata_cache(file: h5py.File) -> None:
-    """HDF5 grows its metadata cache to 32 MB of entries (measured ~250 MB of RSS) while we visit
-    thousands of episode groups once each; nothing is revisited, so a small cache costs no speed."""
+    """HDF5 grows its metadata cache to 32 MB of entries (hundreds of MB of RSS: docs/performance.md)
+    while we visit thousands of episode groups once each; nothing is revisited, so a small cache
+    costs no speed."""
     config = file.id.get_mdc_config()
     config.set_initial_size = True
     config.initial_size = config.min_size = METADATA_CACHE_BYTES // 4

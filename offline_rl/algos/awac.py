@@ -5,7 +5,7 @@ Update rule, every step:
     critic:  minimise  (r + gamma (1 - d) min_i Q'_i(s', a') - Q_i(s, a))^2,  a' ~ pi(.|s')
     actor:   maximise  min(exp(A(s, a) / lambda), 100) log pi(a | s)  over dataset actions, with
              A(s, a) = min_i Q_i(s, a) - min_i Q_i(s, a~),  a~ ~ pi(.|s)  (one-sample V estimate)
-    targets: Polyak averaging of the critics with `target_tau`.
+    targets: Polyak averaging of the critics with `tau`.
 Defaults are CORL's: lambda (awac_lambda) 1.0, which its published D4RL scores use; lr 3e-4 for
 actor and critic, gamma 0.99, tau 0.005, 3x256 networks, Gaussian policy with a
 state-independent log-std, advantage weights clipped at 100. Sweep `algos.awac.awac_lambda` for
@@ -22,25 +22,15 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 from torch import Tensor
 
-from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
+from offline_rl.algos.base import load_parts, parts_state
+from offline_rl.algos.config import AWACConfig
 from offline_rl.networks import EnsembleCritic, GaussianActor, make_adam, soft_update
 from offline_rl.seeds import SeedNoise
 from transitions.loader import Batch
 
 EXP_ADV_MAX = 100.0
-
-
-class AWACConfig(AlgoConfig):
-    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr")
-    actor_lr: float | None = Field(default=None, gt=0, le=1)
-    critic_lr: float | None = Field(default=None, gt=0, le=1)
-    awac_lambda: float = Field(default=1.0, gt=0)
-    discount: float = Field(default=0.99, gt=0, le=1)
-    target_tau: float = Field(default=0.005, gt=0, le=1)
-    hidden: tuple[int, ...] = (256, 256, 256)
 
 
 class AWAC:
@@ -76,22 +66,22 @@ class AWAC:
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         with torch.no_grad():
-            target = self.td_target(batch, self.actor.sample(batch.next_observations, self.noise))
+            next_action, _ = self.actor.sample(batch.next_observations, self.noise)
+            target = self.td_target(batch, next_action)
         q = self.critic(batch.observations, batch.actions)
         critic_loss = (q - target).square().mean(-1).sum(0)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.sum().backward()
         self.critic_opt.step()
-        soft_update(self.critic_target, self.critic, cfg.target_tau)
+        soft_update(self.critic_target, self.critic, cfg.tau)
 
-        dist = self.actor.distribution(batch.observations)
+        pi = self.actor.distribution(batch.observations)  # one pass: the sample and the loss
         with torch.no_grad():  # a one-sample V(s) from the stepped critic
-            eps = self.noise.randn(dist.loc.shape[1:])
-            v = self.critic(batch.observations, (dist.loc + dist.scale * eps).clamp(-1.0, 1.0))
+            v = self.critic(batch.observations, pi.sample(self.noise)[0])
             q_data = self.critic(batch.observations, batch.actions)
             advantage = q_data.min(0).values - v.min(0).values
             weights = torch.exp(advantage / cfg.awac_lambda).clamp(max=EXP_ADV_MAX)
-        log_prob = dist.log_prob(batch.actions).sum(-1)
+        log_prob = pi.log_prob(batch.actions)
         actor_loss = -(weights * log_prob).mean(-1)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.sum().backward()

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-from core.config import StrictModel
 from transitions.loader import Batch
-
-
-class AlgoConfig(StrictModel):
-    """Base of algorithm configs. Learning-rate fields listed in LR_FIELDS may be None, which means
-    'use the top-level `lr` from params.yaml' (so `dvc exp run -S lr=...` reaches them)."""
-
-    LR_FIELDS: ClassVar[tuple[str, ...]] = ()
-
-    def with_default_lr(self, lr: float) -> AlgoConfig:
-        unset = {name: lr for name in self.LR_FIELDS if getattr(self, name) is None}
-        return self.model_copy(update=unset)
-
-    def lr(self, name: str) -> float:
-        value = getattr(self, name)
-        if value is None:
-            raise ValueError(f"{type(self).__name__}.{name} unresolved: call with_default_lr first")
-        return float(value)
 
 
 def parts_state(owner: object, parts: tuple[str, ...]) -> dict[str, Any]:
@@ -76,7 +58,7 @@ class Algorithm(Protocol):
       value naming the branch the next update takes; one graph is captured per value.
 
     Parts of an update that do not depend on each other may run on a `SideStream`
-    (offline_rl/streams.py), concurrently on a GPU; the update joins every side stream before it
+    (offline_rl/side_stream.py), concurrently on a GPU; the update joins every side stream before it
     returns.
     """
 

@@ -10,18 +10,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 from torch import Tensor
 
-from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
+from offline_rl.algos.base import load_parts, parts_state
+from offline_rl.algos.config import BCConfig
 from offline_rl.networks import DeterministicActor, grad_norm, make_adam
 from transitions.loader import Batch
-
-
-class BCConfig(AlgoConfig):
-    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr",)
-    actor_lr: float | None = Field(default=None, gt=0, le=1)
-    hidden: tuple[int, ...] = (256, 256)
 
 
 class BC:

@@ -11,7 +11,7 @@ Update rule, every step:
              at s and at s', each importance-weighted by its sampling density (CQL(H), paper
              App. F). With `lagrange: true` the weight becomes exp(log alpha') * cql_alpha and
              alpha' is tuned so the gap stays at `target_action_gap` (paper's automatic alpha).
-    targets: Polyak averaging with `target_tau` after each step.
+    targets: Polyak averaging with `tau` after each step.
 Defaults are CORL's for MuJoCo locomotion: cql_alpha 10, 10 sampled actions, temperature 1,
 actor lr 3e-5, critic lr 3e-4, alpha lr = actor lr, tau 0.005, 3x256 networks, no BC warm-up,
 no Lagrange (target_action_gap 5 is the paper's value for when it is switched on).
@@ -28,28 +28,13 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 from torch import Tensor
 
-from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
+from offline_rl.algos.base import load_parts, parts_state
+from offline_rl.algos.config import CQLConfig
 from offline_rl.networks import EnsembleCritic, TanhGaussianActor, make_adam, soft_update
 from offline_rl.seeds import SeedNoise
 from transitions.loader import Batch
-
-
-class CQLConfig(AlgoConfig):
-    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr")
-    actor_lr: float | None = Field(default=3e-5, gt=0, le=1)
-    critic_lr: float | None = Field(default=None, gt=0, le=1)
-    discount: float = Field(default=0.99, gt=0, le=1)
-    target_tau: float = Field(default=0.005, gt=0, le=1)
-    cql_alpha: float = Field(default=10.0, ge=0)
-    n_actions: int = Field(default=10, ge=1)
-    temperature: float = Field(default=1.0, gt=0)
-    lagrange: bool = False
-    target_action_gap: float = 5.0
-    bc_steps: int = Field(default=0, ge=0)
-    hidden: tuple[int, ...] = (256, 256, 256)
 
 
 class CQL:
@@ -159,7 +144,7 @@ class CQL:
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.sum().backward()
         self.critic_opt.step()
-        soft_update(self.critic_target, self.critic, cfg.target_tau)
+        soft_update(self.critic_target, self.critic, cfg.tau)
         return {
             "actor_loss": actor_loss.detach(),
             "critic_loss": critic_loss.detach(),

@@ -2,11 +2,12 @@
 ICLR 2022.
 
 Update rule (paper Alg. 1 / CORL `iql.py`), every step:
-    value:   minimise  L_tau(min_i Q'_i(s, a) - V(s)),  L_tau(u) = |tau - 1(u < 0)| u^2 (expectile)
+    value:   minimise  L_e(min_i Q'_i(s, a) - V(s)),  L_e(u) = |e - 1(u < 0)| u^2, e = `expectile`
+             (the paper's tau; here `tau` is the Polyak rate, as in every algorithm)
     critic:  minimise  (r + gamma (1 - d) V(s') - Q_i(s, a))^2  for both Q_i
     actor:   maximise  min(exp(beta (min_i Q'_i(s, a) - V(s))), 100) log pi(a | s)  (AWR)
-    targets: Polyak averaging of the critics with `target_tau`.
-Defaults are the paper's MuJoCo ones (as in CORL): expectile 0.7, beta 3.0, target_tau 0.005,
+    targets: Polyak averaging of the critics with `tau`.
+Defaults are the paper's MuJoCo ones (as in CORL): expectile 0.7, beta 3.0, tau 0.005,
 gamma 0.99, lr 3e-4 for all three nets, 256x256 MLPs, the actor's learning rate decayed to zero
 with a cosine over `actor_lr_cosine_steps` (CORL: the run's 1e6 steps). The paper also scales
 rewards by 1000 / (max - min episode return): that is `preprocess.reward_normalization:
@@ -27,10 +28,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 from torch import Tensor, nn
 
-from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
+from offline_rl.algos.base import load_parts, parts_state
+from offline_rl.algos.config import IQLConfig
 from offline_rl.networks import (
     DeterministicActor,
     EnsembleCritic,
@@ -40,25 +41,10 @@ from offline_rl.networks import (
     soft_update,
 )
 from offline_rl.seeds import SeedNoise
-from offline_rl.streams import SideStream
+from offline_rl.side_stream import SideStream
 from transitions.loader import Batch
 
 EXP_ADV_MAX = 100.0  # the paper's clip on the advantage weight
-
-
-class IQLConfig(AlgoConfig):
-    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "value_lr")
-    actor_lr: float | None = Field(default=None, gt=0, le=1)
-    critic_lr: float | None = Field(default=None, gt=0, le=1)
-    value_lr: float | None = Field(default=None, gt=0, le=1)
-    expectile: float = Field(default=0.7, gt=0, lt=1)
-    beta: float = Field(default=3.0, gt=0)
-    discount: float = Field(default=0.99, gt=0, le=1)
-    target_tau: float = Field(default=0.005, gt=0, le=1)
-    # 0 keeps the actor's learning rate constant.
-    actor_lr_cosine_steps: int = Field(default=1_000_000, ge=0)
-    deterministic_actor: bool = False
-    hidden: tuple[int, ...] = (256, 256)
 
 
 class IQL:
@@ -121,8 +107,7 @@ class IQL:
     def actor_loss(self, batch: Batch, exp_adv: Tensor) -> Tensor:
         """Advantage-weighted regression, per seed: (S,)."""
         if isinstance(self.actor, GaussianActor):
-            dist = self.actor.distribution(batch.observations)
-            return -(exp_adv * dist.log_prob(batch.actions).sum(-1)).mean(-1)
+            return -(exp_adv * self.actor.log_prob(batch.observations, batch.actions)).mean(-1)
         squared_error = (self.actor(batch.observations) - batch.actions).square().sum(-1)
         return (exp_adv * squared_error).mean(-1)
 
@@ -147,7 +132,7 @@ class IQL:
             self.critic_opt.zero_grad(set_to_none=True)
             critic_loss.sum().backward()
             self.critic_opt.step()
-            soft_update(self.critic_target, self.critic, cfg.target_tau)
+            soft_update(self.critic_target, self.critic, cfg.tau)
             q_mean = q.detach().mean((0, 2))
 
         with self.actor_stream.branch():

@@ -27,30 +27,13 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 from torch import Tensor
 
-from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
+from offline_rl.algos.base import load_parts, parts_state
+from offline_rl.algos.config import ReBRACConfig
 from offline_rl.networks import DeterministicActor, EnsembleCritic, make_adam, soft_update
 from offline_rl.seeds import SeedNoise
 from transitions.loader import Batch
-
-
-class ReBRACConfig(AlgoConfig):
-    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr")
-    actor_lr: float | None = Field(default=None, gt=0, le=1)
-    critic_lr: float | None = Field(default=None, gt=0, le=1)
-    actor_bc_coef: float = Field(default=1.0, ge=0)
-    critic_bc_coef: float = Field(default=0.01, ge=0)
-    discount: float = Field(default=0.99, gt=0, le=1)
-    tau: float = Field(default=0.005, gt=0, le=1)
-    policy_noise: float = Field(default=0.2, ge=0)
-    noise_clip: float = Field(default=0.5, ge=0)
-    policy_freq: int = Field(default=2, ge=1)
-    normalize_q: bool = True
-    actor_layer_norm: bool = False
-    critic_layer_norm: bool = True
-    hidden: tuple[int, ...] = (256, 256, 256)
 
 
 class ReBRAC:

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 from torch import Tensor
 
-from offline_rl.algos.base import AlgoConfig, load_parts, parts_state
+from offline_rl.algos.base import load_parts, parts_state
+from offline_rl.algos.config import TD3BCConfig
 from offline_rl.networks import (
     DeterministicActor,
     EnsembleCritic,
@@ -31,19 +31,6 @@ from offline_rl.networks import (
 )
 from offline_rl.seeds import SeedNoise
 from transitions.loader import Batch
-
-
-class TD3BCConfig(AlgoConfig):
-    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr")
-    actor_lr: float | None = Field(default=None, gt=0, le=1)
-    critic_lr: float | None = Field(default=None, gt=0, le=1)
-    alpha: float = Field(default=2.5, ge=0)
-    discount: float = Field(default=0.99, gt=0, le=1)
-    tau: float = Field(default=0.005, gt=0, le=1)
-    policy_noise: float = Field(default=0.2, ge=0)
-    noise_clip: float = Field(default=0.5, ge=0)
-    policy_freq: int = Field(default=2, ge=1)
-    hidden: tuple[int, ...] = (256, 256)
 
 
 class TD3BC:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import ab_speed
-from offline_rl.algos import ALGORITHMS
+from offline_rl.algos.registry import ALGORITHMS
 
 
 @pytest.mark.parametrize("algo", sorted(ALGORITHMS))

@@ -18,9 +18,10 @@ from datagen.behavior.train import train_behavior
 from datagen.collection.backends import BackendConfig
 from datagen.collection.config import CollectConfig, DatasetRecipe
 from datagen.collection.families import plan_dataset, plan_episodes
-from datagen.collection.minari_writer import DatasetInfo, read_metadata, write_dataset
+from datagen.collection.minari_writer import DatasetInfo, write_dataset
 from datagen.collection.reference import d4rl_reference
 from datagen.collection.validate import validate_dataset
+from datagen.sources.minari_folder import read_metadata
 from offline_rl.tracking import RunLogger
 from tests.datagen.ray_cluster import local_ray_cluster
 
@@ -168,7 +169,7 @@ def test_reference_scores_and_normalised_score(
     root = built["medium"].parents[1]
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
     for kind in built:
-        metadata = read_metadata(root, f"hopper/{kind}-v0")
+        metadata = read_metadata(root / f"hopper/{kind}-v0")
         assert metadata["ref_score_source"] == "d4rl"
         dataset = minari.load_dataset(f"hopper/{kind}-v0")
         score = minari.get_normalized_score(dataset, np.array([metadata["ref_max_score"]]))

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import torch
 
-from offline_rl.algos import ALGORITHMS
+from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
+from offline_rl.side_stream import set_concurrency
 from offline_rl.speed import accelerate
-from offline_rl.streams import set_concurrency
 from offline_rl.trainer import random_generators
 from tests.offline_rl.algos.test_contract import build, params_of
 from tests.offline_rl.test_trainer import run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -10,6 +11,7 @@ from offline_rl.networks import (
     EnsembleLayerNorm,
     EnsembleLinear,
     GaussianActor,
+    GaussianPolicy,
     TanhGaussianActor,
     grad_norm,
     q_stats,
@@ -105,7 +107,8 @@ def test_tanh_gaussian_log_prob_matches_sample_and_torch() -> None:
     action, log_prob = actor.sample(obs, SeedNoise([0], torch.device("cpu")))
     assert action.abs().max() < 1
     torch.testing.assert_close(actor.log_prob(obs, action), log_prob, atol=1e-3, rtol=1e-3)
-    mean, log_std = actor.mean_log_std(obs)
+    pi = actor.distribution(obs)
+    mean, log_std = pi.mean, pi.log_std
     pre_tanh = torch.atanh(action)
     expected = torch.distributions.Normal(mean, log_std.exp()).log_prob(pre_tanh).sum(-1)
     expected -= torch.log(1 - action.square()).sum(-1)
@@ -124,9 +127,26 @@ def test_gaussian_actor_std_is_per_seed() -> None:
     actor = GaussianActor(3, 2, (8,), seeds=2)
     with torch.no_grad():
         actor.log_std[1] = -1.0
-    dist = actor.distribution(torch.randn(2, 5, 3))
-    torch.testing.assert_close(dist.scale[0], torch.ones(5, 2))
-    torch.testing.assert_close(dist.scale[1], torch.full((5, 2), torch.e**-1))
+    std = actor.distribution(torch.randn(2, 5, 3)).log_std.exp().expand(2, 5, 2)
+    torch.testing.assert_close(std[0], torch.ones(5, 2))
+    torch.testing.assert_close(std[1], torch.full((5, 2), torch.e**-1))
+
+
+@pytest.mark.parametrize("actor_class", [TanhGaussianActor, GaussianActor])
+def test_both_gaussian_actors_sample_and_score_alike(actor_class: type[GaussianPolicy]) -> None:
+    """One interface: samples in [-1, 1] with log-probabilities, n per state from one pass, and the
+    log-probability of given actions, in the same shapes from either actor."""
+    torch.manual_seed(0)
+    actor = actor_class(4, 2, (16,), seeds=2)
+    noise = SeedNoise([0, 1], torch.device("cpu"))
+    obs = torch.randn(2, 5, 4)
+    actions, log_prob = actor.sample(obs, noise)
+    assert actions.shape == (2, 5, 2) and log_prob.shape == (2, 5)
+    assert actions.abs().max() <= 1
+    many, many_log_prob = actor.sample_n(obs, 3, noise)
+    assert many.shape == (2, 5, 3, 2) and many_log_prob.shape == (2, 5, 3)
+    assert actor.log_prob(obs, actions).shape == (2, 5)
+    assert actor(obs).shape == (2, 5, 2) and actor(obs, False, noise).shape == (2, 5, 2)
 
 
 def test_grad_norm_and_q_stats_are_per_seed() -> None:

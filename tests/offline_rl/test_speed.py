@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import torch
 
-from offline_rl.algos import ALGORITHMS
-from offline_rl.speed import accelerate, detect_host_syncs, networks_of
+from offline_rl.algos.registry import ALGORITHMS
+from offline_rl.speed import accelerate, networks_of
 from tests.offline_rl.algos.test_contract import buffer_for, build, params_of
+from tests.offline_rl.host_syncs import detect_host_syncs
 
 NAMES = sorted(ALGORITHMS)
 SWITCHES: dict[str, dict[str, Any]] = {"bf16": {"precision": "bf16"}, "compile": {"compile": True}}

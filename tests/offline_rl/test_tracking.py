@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.config import LoopConfig, WandbConfig
 from offline_rl.evaluation import record_video
 from offline_rl.profiling import Profiler
-from offline_rl.tracking import RunLogger, SeedsLogger, WandbConfig
-from offline_rl.trainer import LoopConfig, train
-from offline_rl.wandb_files import LocalRun, WandbFileError, local_runs
+from offline_rl.tracking import RunLogger, SeedsLogger
+from offline_rl.trainer import train
 from tests.offline_rl.algos.test_contract import build
+from tests.wandb_files import LocalRun, WandbFileError, local_runs
 from transitions.loader import load_transitions
 
 

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from core.checkpoint import load_checkpoint
-from offline_rl.algos import ALGORITHMS
+from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.config import LoopConfig
 from offline_rl.tracking import SeedsLogger
-from offline_rl.trainer import LoopConfig, TrainingDiverged, train
+from offline_rl.trainer import TrainingDiverged, train
 from tests.offline_rl.algos.test_contract import build, params_of
 from transitions.loader import load_transitions
 

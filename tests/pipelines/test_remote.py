@@ -25,8 +25,8 @@ from dvc.repo import Repo  # type: ignore[import-untyped]
 
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.preprocess import preprocess
-from offline_rl.algos import make_algorithm
-from offline_rl.algos.bc import BCConfig
+from offline_rl.algos.config import BCConfig
+from offline_rl.algos.registry import make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from tests.pipelines.s3_server import S3Server, moto_s3
 from tests.pipelines.stage_runner import copy_repo, file_hashes, git_commit_all, sh

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from offline_rl.wandb_files import local_runs
 from tests.pipelines.stage_runner import copy_repo, sh
+from tests.wandb_files import local_runs
 
 pytestmark = pytest.mark.slow
 

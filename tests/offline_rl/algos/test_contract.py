@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-from offline_rl.algos import ALGORITHMS, Algorithm, make_algorithm
+from offline_rl.algos.base import Algorithm
+from offline_rl.algos.registry import ALGORITHMS, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.seeds import networks_state, unstack_networks
 from transitions.loader import load_transitions

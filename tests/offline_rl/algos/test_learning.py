@@ -23,7 +23,7 @@ from datagen.collection.reference import d4rl_reference
 from datagen.collection.rollouts import rollout_episodes
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.preprocess import preprocess
-from offline_rl.algos import ALGORITHMS, make_algorithm
+from offline_rl.algos.registry import ALGORITHMS, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, PolicyFn, evaluate_policy
 from offline_rl.speed import Precision, accelerate

@@ -1,5 +1,5 @@
 """Branches of an update on a side CUDA stream do what the same code does in sequence. The CUDA
-tests are skipped without a GPU (CI); run them on one: `pytest tests/offline_rl/test_streams.py`."""
+tests are skipped without a GPU (CI); run them on one: `pytest tests/offline_rl/test_side_stream.py`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import copy
 import pytest
 import torch
 
-from offline_rl.algos import ALGORITHMS
-from offline_rl.streams import SideStream, set_concurrency, side_streams_of
+from offline_rl.algos.registry import ALGORITHMS
+from offline_rl.side_stream import SideStream, set_concurrency, side_streams_of
 from tests.offline_rl.algos.test_contract import build, params_of
 from tests.offline_rl.test_cuda_graph import CUDA, needs_cuda, train_steps
 

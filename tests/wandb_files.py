@@ -1,5 +1,6 @@
 """Read a wandb run back from its local files, without the wandb server: what an offline run (or an
-online run before it syncs) holds, for tests, the results report and quick inspection.
+online run before it syncs) holds, for the tests of tracking (a test helper: users read runs with
+`wandb sync` and the wandb SDK, docs/tracking.md).
 
 wandb >= 0.19 keeps a run in `<run dir>/run-<id>.wandb`: a LevelDB-style log (32 KiB blocks,
 7-byte record headers, records split FIRST/MIDDLE/LAST across blocks) of `Record` protobufs.

@@ -1,0 +1,55 @@
+"""The registry: `train.algo` in params.yaml names one of these; each entry is (class, config
+model), the config models being `config.ALGO_CONFIGS`'."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from offline_rl.algos.awac import AWAC
+from offline_rl.algos.base import Algorithm
+from offline_rl.algos.bc import BC
+from offline_rl.algos.config import ALGO_CONFIGS, AlgoConfig
+from offline_rl.algos.cql import CQL
+from offline_rl.algos.iql import IQL
+from offline_rl.algos.rebrac import ReBRAC
+from offline_rl.algos.td3_bc import TD3BC
+from offline_rl.seeds import INIT, load_networks_state, networks_state, stack_networks, stream_seed
+
+CLASSES: dict[str, type[Any]] = {
+    "bc": BC,
+    "td3_bc": TD3BC,
+    "iql": IQL,
+    "cql": CQL,
+    "awac": AWAC,
+    "rebrac": ReBRAC,
+}
+ALGORITHMS: dict[str, tuple[type[Any], type[AlgoConfig]]] = {
+    name: (cls, ALGO_CONFIGS[name]) for name, cls in CLASSES.items()
+}
+
+
+def make_algorithm(
+    name: str,
+    obs_dim: int,
+    act_dim: int,
+    config: AlgoConfig,
+    device: Any,
+    seeds: Sequence[int] = (0,),
+) -> Algorithm:
+    """The algorithm `name` training one set of networks per seed of `seeds`. Seed k's initial
+    weights are those a run of seed k alone starts from: each seed's networks are built on their
+    own (torch seeded from the seed's init stream) and stacked (offline_rl/seeds.py)."""
+    if not seeds:
+        raise ValueError("make_algorithm needs at least one seed")
+    cls, _ = ALGORITHMS[name]
+    singles = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stream_seed(seed, INIT))
+            singles.append(networks_state(cls(obs_dim, act_dim, config, "cpu", [seed])))
+    algo: Algorithm = cls(obs_dim, act_dim, config, device, list(seeds))
+    load_networks_state(algo, stack_networks(singles))
+    return algo
