@@ -1,6 +1,6 @@
 """The base of every error the pipeline expects and explains: not a bug, but a problem the user can
 fix from the message alone (a params key, an input file, a dataset, a checkpoint, a command the stage
-ran). `pipelines.common.run_stage` prints these as one `error:` line; any other exception is a bug
+ran). `pipelines.stage.run_stage` prints these as one `error:` line; any other exception is a bug
 and keeps its traceback."""
 
 from __future__ import annotations

@@ -17,12 +17,12 @@ class LoopConfig(StrictModel):
     log_interval: int = Field(default=500, ge=1)
     eval_interval: int = Field(default=5_000, ge=1)
     eval_episodes: int = Field(default=5, ge=1)
-    checkpoint_interval: int = Field(default=5_000, ge=1)
+    checkpoint_interval: int = Field(default=2_500, ge=1)
     profile: bool = False  # torch.profiler trace of a few steps (slower: syncs every phase)
     # Speed switches that keep the maths (offline_rl/speed.py); docs/performance.md has figures.
     compile: bool = False
     precision: Literal["fp32", "bf16"] = "fp32"
-    cuda_graph: bool = False  # on a CUDA device: replay the training step as CUDA graphs
+    cuda_graph: bool = True  # on a CUDA device: replay the training step as CUDA graphs
 
 
 class WandbConfig(StrictModel):

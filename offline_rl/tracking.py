@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import statistics
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -188,3 +189,20 @@ class SeedsLogger:
     def finish(self, exit_code: int = 0) -> None:
         for run in self.runs:
             run.finish(exit_code)
+
+
+def seeds_summary(seeds: tuple[int, ...], per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every number's mean over seeds (under its own name) and its std over seeds
+    (`<name>/seed_std`, population std as CORL reports), then each seed's own under `seeds`."""
+    summary: dict[str, Any] = {}
+    for key, value in per_seed[0].items():
+        if isinstance(value, str):
+            summary[key] = value
+            continue
+        values = [float(p[key]) for p in per_seed if key in p]
+        summary[key] = statistics.fmean(values)
+        if len(values) > 1:
+            summary[f"{key}/seed_std"] = statistics.pstdev(values)
+    summary["num_seeds"] = len(seeds)
+    summary["seeds"] = {str(seed): values for seed, values in zip(seeds, per_seed, strict=True)}
+    return summary

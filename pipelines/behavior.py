@@ -17,20 +17,16 @@ import argparse
 from datagen.behavior.config import BehaviorConfig
 from datagen.behavior.train import train_behavior
 from datagen.collection.config import CollectConfig
-from pipelines.common import (
+from pipelines.checks import known_env, select_envs
+from pipelines.loggers import make_logger_factory
+from pipelines.params import global_params, load_params, section
+from pipelines.paths import (
     behavior_curves,
     behavior_dir,
     behavior_metrics_path,
     behavior_resume_path,
-    global_params,
-    known_env,
-    load_params,
-    make_logger_factory,
-    progress_enabled,
-    run_stage,
-    section,
-    select_envs,
 )
+from pipelines.stage import progress_enabled, run_stage
 
 
 def main() -> None:
@@ -39,8 +35,8 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     g = global_params(params)
-    config = section(params, "behavior", BehaviorConfig)
-    envs = select_envs(section(params, "collect", CollectConfig).envs, args.env)
+    config = section(params, BehaviorConfig)
+    envs = select_envs(section(params, CollectConfig).envs, args.env)
     for namespace, env_id in envs.items():  # every config error before any training
         known_env(env_id, f"collect.envs.{namespace}")
     for namespace, env_id in envs.items():

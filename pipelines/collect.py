@@ -11,25 +11,22 @@ import hashlib
 import json
 import logging
 import subprocess
-from pathlib import Path
 
 from core.atomic import write_json
 from datagen.collection.build import BuildPaths, build_dataset, read_reference
 from datagen.collection.config import CollectConfig, RecipeError
-from pipelines.common import (
+from pipelines.checks import known_env, select_envs
+from pipelines.loggers import git_commit
+from pipelines.params import global_params, load_params, section
+from pipelines.paths import (
     DATASETS_ROOT,
+    SHARDS_ROOT,
     behavior_dir,
-    git_commit,
-    global_params,
-    known_env,
-    load_params,
+    collect_metrics_path,
     reference_path,
-    run_stage,
-    section,
-    select_envs,
 )
+from pipelines.stage import run_stage
 
-SHARDS_ROOT = Path("data/shards")  # resume points of interrupted collections (git-ignored)
 log = logging.getLogger("pipelines.collect")
 
 
@@ -62,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     g = global_params(params)
-    config = section(params, "collect", CollectConfig)
+    config = section(params, CollectConfig)
     if args.kind is not None and args.kind not in config.kinds:
         raise RecipeError(f"--kind {args.kind!r} is not in collect.kinds {config.kinds}")
     envs = select_envs(config.envs, args.env)
@@ -77,7 +74,7 @@ def main() -> None:
                 env_id, namespace, kind, config, g.seed, reference, paths, provenance,
                 code_permalink(),
             )  # fmt: skip
-            write_json(Path("metrics/collect") / namespace / f"{kind}.json", summary)
+            write_json(collect_metrics_path(namespace, kind), summary)
             log.info(
                 "%s/%s-v0: %d steps, return %.1f, normalised score %.1f (%s reference)",
                 namespace, kind, summary["steps"], summary["return_mean"],

@@ -8,22 +8,21 @@ with a manifest, so the stage has an output for DVC to track.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from core.atomic import write_json
 from datagen.sources.config import DownloadConfig
 from datagen.sources.importer import import_entry
-from pipelines.common import global_params, load_params, progress_enabled, run_stage, section
+from pipelines.params import global_params, load_params, section
+from pipelines.paths import DOWNLOAD_METRICS, IMPORTED_MANIFEST, IMPORTED_ROOT
+from pipelines.stage import progress_enabled, run_stage
 
-IMPORTED_ROOT = Path("data/imported")
-MANIFEST = IMPORTED_ROOT / "imported.json"
 log = logging.getLogger("pipelines.download")
 
 
 def main() -> None:
     params = load_params()
     g = global_params(params)
-    config = section(params, "download", DownloadConfig)
+    config = section(params, DownloadConfig)
     IMPORTED_ROOT.mkdir(parents=True, exist_ok=True)
     imported = {}
     for entry in config.datasets:
@@ -32,8 +31,8 @@ def main() -> None:
             entry, IMPORTED_ROOT, config, g.env, progress=progress_enabled()
         )
         imported[dataset_id] = summary
-    write_json(MANIFEST, {"datasets": sorted(imported)})
-    write_json(Path("metrics/download.json"), {"datasets": imported})
+    write_json(IMPORTED_MANIFEST, {"datasets": sorted(imported)})
+    write_json(DOWNLOAD_METRICS, {"datasets": imported})
 
 
 if __name__ == "__main__":

@@ -5,39 +5,25 @@ vector environment; per-seed and over-seed returns and normalised scores, metric
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
-from pydantic import Field
 
 from core.atomic import write_json
-from core.config import StrictModel
-from core.devices import Device, resolve_device
+from core.devices import resolve_device
 from offline_rl.agent import agent_files, load_agent, load_agents
 from offline_rl.evaluation import evaluate_policy, record_video
-from pipelines.common import (
-    global_params,
-    load_params,
-    make_seeds_logger_factory,
-    run_stage,
-    section,
-)
-from pipelines.train import AGENTS, seeds_summary
+from offline_rl.tracking import seeds_summary
+from pipelines.loggers import make_seeds_logger_factory
+from pipelines.params import EvaluateConfig, global_params, load_params, section
+from pipelines.paths import AGENTS, EVALUATE_METRICS, VIDEO
+from pipelines.stage import run_stage
 
-VIDEO = Path("videos/evaluate.mp4")
 EVAL_SEED_OFFSET = 2_000_000  # final evaluation episodes reset from data seed + this
 log = logging.getLogger("pipelines.evaluate")
-
-
-class EvaluateConfig(StrictModel):
-    episodes: int = Field(default=10, ge=1)
-    video: bool = True
-    device: Device = "auto"
 
 
 def main() -> None:
     params = load_params()
     g = global_params(params)
-    config = section(params, "evaluate", EvaluateConfig)
+    config = section(params, EvaluateConfig)
     device = resolve_device(config.device)
     files = agent_files(AGENTS)
     agent = load_agents(files, device)
@@ -72,7 +58,7 @@ def main() -> None:
                 logger.runs[0].log_video("evaluate/video", VIDEO, step=0)
         logger.summary(per_seed)
         summary = seeds_summary(agent.seeds, per_seed)
-        write_json(Path("metrics/evaluate.json"), summary)
+        write_json(EVALUATE_METRICS, summary)
     finally:
         logger.finish()
     log.info(

@@ -36,7 +36,9 @@ from pydantic import Field
 from analysis.experiments import gather_dvc, git_commit_times, git_file_reader
 from core.atomic import atomic_path, write_json
 from core.config import StrictModel, parse_config
-from pipelines.common import PARAMS_FILE, dataset_namespace, load_params, run_stage
+from datagen.collection.config import dataset_namespace
+from pipelines.params import PARAMS_FILE, load_params
+from pipelines.stage import run_stage
 
 PRESET = Path("params/fidelity-hopper.yaml")
 REPORT = Path("reports/fidelity.md")

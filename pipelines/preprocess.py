@@ -9,45 +9,22 @@ to build every entry in turn.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
-from pathlib import Path
 
 from core.atomic import write_json
 from core.config import ConfigError, choice_error
 from datagen.collection.config import CollectConfig
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.preprocess import preprocess
-from pipelines.common import (
-    DATASETS_ROOT,
-    PARAMS_FILE,
-    global_params,
-    known_env,
-    load_params,
-    offline_namespace,
-    run_stage,
-    section,
-)
-
-IMPORTED_ROOT = Path("data/imported")  # the download stage's out
-TRANSITIONS_ROOT = Path("data/transitions")
-METRICS_ROOT = Path("metrics/preprocess")
-
-
-def transitions_path(name: str) -> Path:
-    """Where the transitions file of a `preprocess.datasets` entry lives (train reads it)."""
-    return TRANSITIONS_ROOT / f"{name}.h5"
-
-
-def reads_generated(names: Iterable[str]) -> bool:
-    """Whether any entry names a generated kind: a part without "/" ("medium", "medium+expert");
-    a part with one is an imported id (data/imported/<id>)."""
-    return any("/" not in part for name in names for part in name.split("+"))
+from pipelines.checks import known_env, offline_namespace, reads_generated
+from pipelines.params import PARAMS_FILE, global_params, load_params, section
+from pipelines.paths import DATASETS_ROOT, IMPORTED_ROOT, preprocess_metrics_path, transitions_path
+from pipelines.stage import run_stage
 
 
 def main() -> None:
     params = load_params()
     g = global_params(params)
-    config = section(params, "preprocess", PreprocessConfig)
+    config = section(params, PreprocessConfig)
     names = sys.argv[1:] or list(config.datasets)
     for name in names:
         if name not in config.datasets:
@@ -57,7 +34,7 @@ def main() -> None:
     known_env(g.env)
     # A kind is read from what collect generated for `env` (data/datasets/<namespace>/<kind>-v0),
     # so `env` must then be one of collect.envs.
-    envs = section(params, "collect", CollectConfig).envs
+    envs = section(params, CollectConfig).envs
     namespace = offline_namespace(g.env, envs) if reads_generated(names) else ""
     for name in names:
         # A part with a "/" is an imported dataset id (data/imported/<id>).
@@ -68,7 +45,7 @@ def main() -> None:
             for part in name.split("+")
         ]
         summary = preprocess(sources, transitions_path(name), config, seed=g.seed, env_id=g.env)
-        write_json(METRICS_ROOT / f"{name}.json", summary)
+        write_json(preprocess_metrics_path(name), summary)
 
 
 if __name__ == "__main__":

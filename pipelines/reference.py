@@ -12,17 +12,10 @@ from datagen.collection.build import check_behavior_env
 from datagen.collection.config import CollectConfig
 from datagen.collection.minari_writer import namespace_metadata_path
 from datagen.collection.reference import d4rl_reference, measure_reference, reference_policy
-from pipelines.common import (
-    DATASETS_ROOT,
-    behavior_dir,
-    global_params,
-    known_env,
-    load_params,
-    reference_path,
-    run_stage,
-    section,
-    select_envs,
-)
+from pipelines.checks import known_env, select_envs
+from pipelines.params import global_params, load_params, section
+from pipelines.paths import DATASETS_ROOT, behavior_dir, reference_path
+from pipelines.stage import run_stage
 
 
 def main() -> None:
@@ -31,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     g = global_params(params)
-    config = section(params, "collect", CollectConfig)
+    config = section(params, CollectConfig)
     envs = select_envs(config.envs, args.env)
     for namespace, env_id in envs.items():
         known_env(env_id, f"collect.envs.{namespace}")

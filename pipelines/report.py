@@ -29,11 +29,13 @@ from analysis.experiments import (
 )
 from analysis.report import Snapshot, read_snapshot, render, snapshot_text, write_if_changed
 from core.errors import CommandFailed
+from datagen.collection.config import dataset_namespace
 from offline_rl.config import WandbConfig
-from pipelines.common import dataset_namespace, load_params, run_stage, section, wandb_mode
+from pipelines.loggers import wandb_mode
+from pipelines.params import load_params, section
+from pipelines.paths import REPORTS, SNAPSHOT
+from pipelines.stage import run_stage
 
-SNAPSHOT = Path("reports/experiments.json")  # the stage's dep (committed: a clone has one)
-OUT = Path("reports")  # the stage's outs: results.md, results.csv, curves.png
 log = logging.getLogger("pipelines.report")
 
 
@@ -44,7 +46,7 @@ def gather(include: str | None, use_wandb: bool, snapshot: Path = SNAPSHOT) -> b
     )
     sources = ["dvc"]
     if use_wandb:
-        config = section(load_params(), "wandb", WandbConfig)
+        config = section(load_params(), WandbConfig)
         if wandb_mode(config) == "online":
             import wandb
 
@@ -82,15 +84,15 @@ def main() -> None:
     if args.step == "render":
         if args.include or args.wandb:
             parser.error("--include and --wandb belong to gathering, not render")
-        cells = render(read_snapshot(SNAPSHOT), OUT)
-        log.info("%s -> %d table cells in %s", SNAPSHOT, len(cells), OUT)
+        cells = render(read_snapshot(SNAPSHOT), REPORTS)
+        log.info("%s -> %d table cells in %s", SNAPSHOT, len(cells), REPORTS)
         return
     gather(args.include, args.wandb)
     if args.step == "all":
         command = ["dvc", "repro", "report"]
         if subprocess.run(command, check=False).returncode != 0:
             raise CommandFailed(f"{' '.join(command)} failed (its output is above)")
-        print((OUT / "results.md").read_text())
+        print((REPORTS / "results.md").read_text())
 
 
 if __name__ == "__main__":

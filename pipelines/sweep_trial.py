@@ -24,7 +24,7 @@ from typing import Any
 
 from core.config import ConfigError
 from core.errors import CommandFailed
-from pipelines.common import run_stage
+from pipelines.stage import run_stage
 
 METRICS = ("metrics/train.json", "metrics/evaluate.json")
 # Set by `wandb agent` for the trial's own run; the stages must not inherit them, or each stage

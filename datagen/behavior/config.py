@@ -20,10 +20,10 @@ class SACConfig(StrictModel):
 
 
 class BehaviorConfig(StrictModel):
-    steps: int = Field(default=40_000, ge=1)
+    steps: int = Field(default=30_000, ge=1)
     random_steps: int = Field(default=5_000, ge=0)
     batch_size: int = Field(default=256, ge=1)
-    checkpoint_steps: tuple[int, ...] = (10_000, 20_000, 40_000)
+    checkpoint_steps: tuple[int, ...] = (10_000, 20_000, 30_000)
     # Stop at the first checkpoint whose evaluated return reaches this (null: run all `steps`).
     target_return: float | None = None
     eval_episodes: int = Field(default=5, ge=1)

@@ -45,17 +45,23 @@ class DatasetRecipe(StrictModel):
         return self
 
 
+def _d4rl_kinds() -> dict[str, DatasetRecipe]:
+    """D4RL's six kinds, at the sizes of params.yaml (params/d4rl.yaml has D4RL's own)."""
+    return {
+        "random": DatasetRecipe(policy="random", steps=20_000),
+        "medium": DatasetRecipe(policy="medium", steps=20_000),
+        "expert": DatasetRecipe(policy="expert", steps=20_000),
+        "medium-replay": DatasetRecipe(policy="medium-replay"),
+        "full-replay": DatasetRecipe(policy="full-replay"),
+        "medium-expert": DatasetRecipe(policy="medium-expert", steps=40_000),
+    }
+
+
 class CollectConfig(StrictModel):
-    datasets: dict[str, DatasetRecipe] = Field(
-        default_factory=lambda: {
-            "random": DatasetRecipe(policy="random", steps=20_000),
-            "medium": DatasetRecipe(policy="medium", steps=20_000),
-        },
-        min_length=1,
-    )
+    datasets: dict[str, DatasetRecipe] = Field(default_factory=_d4rl_kinds, min_length=1)
     # dataset namespace -> gymnasium id; the namespace names the folder data/datasets/<namespace>
     envs: dict[str, str] = Field(default_factory=lambda: {"hopper": "Hopper-v5"}, min_length=1)
-    kinds: list[str] = Field(default_factory=lambda: ["random", "medium"], min_length=1)
+    kinds: list[str] = Field(default_factory=lambda: list(_d4rl_kinds()), min_length=1)
     # one source for every env, or a mapping namespace -> source
     ref_scores: RefSource | dict[str, RefSource] = "d4rl"
     ref_episodes: int = Field(default=10, ge=1)  # D4RL averaged 100

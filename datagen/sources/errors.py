@@ -8,5 +8,5 @@ from core.errors import PipelineError
 class SourceError(PipelineError, ValueError):
     """A dataset source could not be fetched, verified or converted.
 
-    A PipelineError, so that `pipelines.common.run_stage` prints it as one `error: ...` line.
+    A PipelineError, so that `pipelines.stage.run_stage` prints it as one `error: ...` line.
     """

@@ -6,8 +6,9 @@ Update rule, every step:
     actor:   maximise  min(exp(A(s, a) / lambda), 100) log pi(a | s)  over dataset actions, with
              A(s, a) = min_i Q_i(s, a) - min_i Q_i(s, a~),  a~ ~ pi(.|s)  (one-sample V estimate)
     targets: Polyak averaging of the critics with `tau`.
-Defaults are CORL's: lambda (awac_lambda) 1.0, which its published D4RL scores use; lr 3e-4 for
-actor and critic, gamma 0.99, tau 0.005, 3x256 networks, Gaussian policy with a
+Defaults are CORL's: lambda (awac_lambda) 1.0, which its published D4RL scores use; gamma 0.99,
+tau 0.005, 3x256 networks (CORL's lr 3e-4 for actor and critic is `-S lr=3e-4`: the rates left
+null follow the top-level `lr`, 1e-3), Gaussian policy with a
 state-independent log-std, advantage weights clipped at 100. Sweep `algos.awac.awac_lambda` for
 the temperature the AWAC paper tunes per domain.
 Deviations: the policy mean is tanh-bounded (CORL's is unbounded and its samples are clipped to

@@ -1,7 +1,8 @@
 """Behaviour cloning: regress the dataset's actions with a deterministic tanh policy.
 
-Follows CORL's `any_percent_bc` with the whole dataset (frac=1): MSE on actions, Adam 3e-4,
-batch 256, 256x256 ReLU MLP, observations normalised. No deviation.
+Follows CORL's `any_percent_bc` with the whole dataset (frac=1): MSE on actions, Adam, batch 256,
+256x256 ReLU MLP, observations normalised. No deviation; CORL's learning rate, 3e-4, is
+`-S lr=3e-4` (`actor_lr` null follows the top-level `lr`, 1e-3 in params.yaml).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ Update rule, every step:
              alpha' is tuned so the gap stays at `target_action_gap` (paper's automatic alpha).
     targets: Polyak averaging with `tau` after each step.
 Defaults are CORL's for MuJoCo locomotion: cql_alpha 10, 10 sampled actions, temperature 1,
-actor lr 3e-5, critic lr 3e-4, alpha lr = actor lr, tau 0.005, 3x256 networks, no BC warm-up,
+actor lr 3e-5, alpha lr = actor lr, tau 0.005, 3x256 networks, no BC warm-up (CORL's critic
+lr 3e-4 is `-S lr=3e-4`: critic_lr null follows the top-level `lr`, 1e-3),
 no Lagrange (target_action_gap 5 is the paper's value for when it is switched on).
 CORL's reward_scale/bias are data settings here (`preprocess.reward_scale` / `reward_shift`).
 Deviations: PyTorch's default initialisation instead of CORL's orthogonal one; the twin critics

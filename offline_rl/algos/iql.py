@@ -8,7 +8,8 @@ Update rule (paper Alg. 1 / CORL `iql.py`), every step:
     actor:   maximise  min(exp(beta (min_i Q'_i(s, a) - V(s))), 100) log pi(a | s)  (AWR)
     targets: Polyak averaging of the critics with `tau`.
 Defaults are the paper's MuJoCo ones (as in CORL): expectile 0.7, beta 3.0, tau 0.005,
-gamma 0.99, lr 3e-4 for all three nets, 256x256 MLPs, the actor's learning rate decayed to zero
+gamma 0.99, 256x256 MLPs (the paper's lr 3e-4 for all three nets is `-S lr=3e-4`: the rates
+left null follow the top-level `lr`, 1e-3), the actor's learning rate decayed to zero
 with a cosine over `actor_lr_cosine_steps` (CORL: the run's 1e6 steps). The paper also scales
 rewards by 1000 / (max - min episode return): that is `preprocess.reward_normalization:
 return_range`, a data setting, not an algorithm one.

@@ -5,7 +5,8 @@ Update rule (paper Alg. 1 / CORL `td3_bc.py`):
     actor (every `policy_freq` critic steps):
              maximise  lambda Q_1(s, pi(s)) - (pi(s) - a)^2,   lambda = alpha / mean|Q_1(s, pi(s))|
     targets: Polyak averaging with tau after each actor step.
-Defaults are the paper's: alpha 2.5, noise 0.2 clipped at 0.5, policy_freq 2, tau 0.005, lr 3e-4.
+Defaults are the paper's: alpha 2.5, noise 0.2 clipped at 0.5, policy_freq 2, tau 0.005; its
+learning rate, 3e-4, is `-S lr=3e-4` (the rates left null follow the top-level `lr`, 1e-3).
 Deviation: the twin critics are one ensemble network evaluated in a single batched matmul; this
 changes the arithmetic order only, not the maths.
 """

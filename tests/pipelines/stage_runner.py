@@ -76,7 +76,7 @@ def pipeline_products(source: Path) -> set[str]:
     with the .gitignore DVC keeps beside each, and the report snapshot `make report` gathers."""
     from dvc.repo import Repo  # type: ignore[import-untyped]  # DVC is slow to import
 
-    from pipelines.report import SNAPSHOT
+    from pipelines.paths import SNAPSHOT
 
     products = {"dvc.lock", SNAPSHOT.as_posix()}
     with Repo(str(source)) as repo:

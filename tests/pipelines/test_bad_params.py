@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from core.config import ConfigError
-from pipelines.common import load_params
+from pipelines.params import load_params
 from pipelines.validate import validate_params
 from tests.pipelines.params_edit import REPO, with_changes
 from tests.pipelines.stage_runner import stage_env

@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from core.config import ConfigError
-from pipelines.common import run_stage
+from pipelines.stage import run_stage
 from pipelines.validate import validate_params
 from tests.pipelines.params_edit import REPO, with_changes
 from tests.pipelines.stage_runner import stage_env
@@ -143,7 +143,7 @@ def test_batch_larger_than_the_dataset_is_one_line_before_loading(
 
 
 def test_batch_as_large_as_the_training_split_passes_the_check(with_transitions: Path) -> None:
-    from pipelines.common import check_training_data
+    from pipelines.checks import check_training_data
 
     check_training_data("Hopper-v5", "medium", 600, with_transitions / TRANSITIONS)
     with pytest.raises(ConfigError, match="more than the 600 training rows"):
@@ -238,7 +238,7 @@ def test_validate_names_the_unsupported_space(
 SCRIPT = """
 import sys
 from core.errors import PipelineError
-from pipelines.common import run_stage
+from pipelines.stage import run_stage
 
 def main():
     if sys.argv[1] == "input":

@@ -10,9 +10,9 @@ import yaml
 from core.config import ConfigError
 from datagen.behavior.config import BehaviorConfig
 from datagen.collection.config import CollectConfig
-from pipelines.common import global_params, load_params, section, select_envs
+from pipelines.checks import select_envs
 from pipelines.fidelity import read_preset
-from pipelines.train import TrainConfig
+from pipelines.params import TrainConfig, global_params, load_params, section
 from pipelines.validate import validate_params
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,25 +21,25 @@ REPO = Path(__file__).resolve().parents[2]
 def test_default_params_validate() -> None:
     params = load_params(REPO / "params.yaml")
     global_params(params)
-    section(params, "behavior", BehaviorConfig)
-    section(params, "train", TrainConfig)
+    section(params, BehaviorConfig)
+    section(params, TrainConfig)
 
 
 def test_unknown_key_is_named_with_a_suggestion() -> None:
     with pytest.raises(ConfigError) as error:
-        section({"train": {"stpes": 10}}, "train", TrainConfig)
+        section({"train": {"stpes": 10}}, TrainConfig)
     message = str(error.value)
     assert "train.stpes" in message and "did you mean 'steps'" in message
 
 
 def test_unknown_algorithm_lists_choices() -> None:
     with pytest.raises(ConfigError, match=r"train.algo = 'td3bc'.*did you mean 'td3_bc'"):
-        section({"train": {"algo": "td3bc"}}, "train", TrainConfig)
+        section({"train": {"algo": "td3bc"}}, TrainConfig)
 
 
 def test_out_of_range_value_names_key_and_value() -> None:
     with pytest.raises(ConfigError, match=r"behavior.steps = -5: .*greater than or equal to 1"):
-        section({"behavior": {"steps": -5}}, "behavior", BehaviorConfig)
+        section({"behavior": {"steps": -5}}, BehaviorConfig)
 
 
 def test_bad_yaml_names_the_file(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_the_d4rl_preset_validates_over_the_default_params() -> None:
     params = load_params(REPO / "params.yaml")
     params.update(yaml.safe_load((REPO / "params/d4rl.yaml").read_text()))
     validate_params(params)
-    assert section(params, "collect", CollectConfig).envs == {
+    assert section(params, CollectConfig).envs == {
         "hopper": "Hopper-v5",
         "halfcheetah": "HalfCheetah-v5",
         "walker2d": "Walker2d-v5",

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.config import ConfigError
-from pipelines.common import check_top_level
+from pipelines.params import check_top_level
 from pipelines.validate import validate_params
 from tests.pipelines.params_edit import tiny_params
 

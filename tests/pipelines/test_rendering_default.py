@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.common import default_to_offscreen_rendering
+from pipelines.stage import default_to_offscreen_rendering
 from tests.offline_rl.test_video import render_in_child
 
 # What the evaluate stage does, inside run_stage, as a stage entry runs it.
 STAGE = """
 import sys
 import numpy as np
-from pipelines.common import run_stage
+from pipelines.stage import run_stage
 from offline_rl.evaluation import record_video
 
 def main() -> None:

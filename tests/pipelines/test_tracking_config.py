@@ -8,7 +8,8 @@ import pytest
 from dvc_data.hashfile.hash import file_md5
 
 from core.config import ConfigError
-from pipelines.common import dvc_md5, param_tags, wandb_dir
+from pipelines.loggers import param_tags, wandb_dir
+from pipelines.paths import dvc_md5
 from pipelines.sweep_trial import set_args
 
 

@@ -1,6 +1,7 @@
-"""Preprocessing never loads torch: the transitions writer, its schema and header reader, and the
-preprocessing library need only numpy and h5py (a fork of a process that holds torch's thread pools
-is what the preprocess workers must not be), and so does validating params."""
+"""Preprocessing never loads torch: the transitions writer, its schema and header reader, the
+preprocessing library and the preprocess stage need only numpy and h5py (its forked workers copy a
+process without torch's thread pools and memory), and so does validating params (the schema is
+built from torch-free config modules)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ TORCH_FREE = [
     "transitions.writer",
     "transitions.metadata",
     "datagen.preprocessing.preprocess",
+    "pipelines.preprocess",
+    "pipelines.params",
+    "pipelines.validate",
 ]
 
 

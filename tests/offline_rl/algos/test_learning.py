@@ -27,6 +27,7 @@ from offline_rl.algos.registry import ALGORITHMS, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, PolicyFn, evaluate_policy
 from offline_rl.speed import Precision, accelerate
+from pipelines.params import Globals
 from transitions.loader import load_transitions
 from transitions.metadata import TransitionsMeta
 
@@ -37,7 +38,7 @@ BEHAVIOUR = Path(__file__).resolve().parents[2] / "fixtures" / "hopper_sac_behav
 DATA_STEPS = 20_000
 UPDATES = 1_500
 BATCH_SIZE = 256
-LR = 1e-3  # the top-level `lr` of params.yaml
+LR = Globals().lr  # the top-level `lr`: params.yaml's, the schema's default
 EVAL_EPISODES = 10
 EVAL_SEED = 1_000_000
 MARGIN = 5.0  # normalised points above random; the behaviour data sits about 11 above it
