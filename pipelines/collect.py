@@ -10,13 +10,12 @@ import argparse
 import hashlib
 import json
 import logging
-import subprocess
 
 from core.atomic import write_json
-from datagen.collection.build import BuildPaths, build_dataset, read_reference
+from datagen.collection.build import BuildPaths, build_dataset
 from datagen.collection.config import CollectConfig, RecipeError
+from datagen.collection.reference import read_reference
 from pipelines.checks import known_env, select_envs
-from pipelines.loggers import git_commit
 from pipelines.params import global_params, load_params, section
 from pipelines.paths import (
     DATASETS_ROOT,
@@ -25,16 +24,10 @@ from pipelines.paths import (
     collect_metrics_path,
     reference_path,
 )
+from pipelines.provenance import code_permalink
 from pipelines.stage import run_stage
 
 log = logging.getLogger("pipelines.collect")
-
-
-def code_permalink() -> str:
-    remote = subprocess.run(
-        ["git", "config", "--get", "remote.origin.url"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return f"{remote or 'local'}@{git_commit()}"
 
 
 def params_hash(config: CollectConfig, namespace: str, seed: int) -> str:

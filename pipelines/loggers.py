@@ -4,7 +4,6 @@ config (params, git commit, DVC experiment), for one run or one per training see
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -12,6 +11,7 @@ from typing import Any, Literal
 from offline_rl.config import WandbConfig
 from offline_rl.tracking import RunLogger, SeedsLogger
 from pipelines.params import section
+from pipelines.provenance import git_commit
 
 
 def wandb_mode(config: WandbConfig) -> Literal["online", "offline", "disabled"]:
@@ -27,16 +27,6 @@ def wandb_mode(config: WandbConfig) -> Literal["online", "offline", "disabled"]:
 def _netrc_has_wandb() -> bool:
     netrc = Path.home() / ".netrc"
     return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def wandb_dir() -> Path:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 
 from core.atomic import write_json
-from datagen.collection.build import check_behavior_env
 from datagen.collection.config import CollectConfig
+from datagen.collection.measured_reference import measure_reference, reference_policy
 from datagen.collection.minari_writer import namespace_metadata_path
-from datagen.collection.reference import d4rl_reference, measure_reference, reference_policy
+from datagen.collection.recipes import check_behavior_env
+from datagen.collection.reference import d4rl_reference
 from pipelines.checks import known_env, select_envs
 from pipelines.params import global_params, load_params, section
 from pipelines.paths import DATASETS_ROOT, behavior_dir, reference_path

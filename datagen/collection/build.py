@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +10,10 @@ from typing import Any
 import gymnasium as gym
 
 from datagen.collection.backends import BackendConfig
-from datagen.collection.config import CollectConfig, RecipeError
+from datagen.collection.config import CollectConfig
 from datagen.collection.families import discard_shards, plan_dataset, plan_episodes
 from datagen.collection.minari_writer import DatasetInfo, dataset_dir, write_dataset
+from datagen.collection.recipes import check_behavior_env
 from datagen.collection.reference import ReferenceScores
 from datagen.collection.validate import validate_dataset
 
@@ -25,28 +25,6 @@ class BuildPaths:
     behavior_dir: Path  # the behaviour stage's checkpoints
     datasets_root: Path  # Minari datasets: <root>/<namespace>/<kind>-v0
     shards_root: Path  # finished shards kept as resume points until the dataset is whole
-
-
-def check_behavior_env(behavior_dir: Path, env_id: str) -> Path:
-    """The behaviour checkpoints in `behavior_dir` (one folder per environment) must have been
-    trained on `env_id`."""
-    path = behavior_dir / "checkpoints.json"
-    if path.exists():
-        trained = json.loads(path.read_text()).get("env_id")
-        if trained != env_id:
-            raise RecipeError(
-                f"{path}: behaviour policies were trained on {trained!r}, not {env_id!r}; "
-                "rerun this environment's behavior stage to train them"
-            )
-    return behavior_dir
-
-
-def read_reference(path: Path) -> ReferenceScores:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: not found (run the reference stage first)") from None
-    return ReferenceScores(data["ref_min_score"], data["ref_max_score"], data["ref_score_source"])
 
 
 def build_dataset(

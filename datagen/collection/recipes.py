@@ -70,3 +70,17 @@ def checkpoint_for(policy: str, behavior_dir: Path, medium_fraction: float) -> t
     returns = checkpoint_returns(behavior_dir)
     name = choose_checkpoint(policy, returns, medium_fraction, index)
     return behavior_dir / f"{name}.pt", returns[name]
+
+
+def check_behavior_env(behavior_dir: Path, env_id: str) -> Path:
+    """The behaviour checkpoints in `behavior_dir` (one folder per environment) must have been
+    trained on `env_id`."""
+    path = behavior_dir / "checkpoints.json"
+    if path.exists():
+        trained = json.loads(path.read_text()).get("env_id")
+        if trained != env_id:
+            raise RecipeError(
+                f"{path}: behaviour policies were trained on {trained!r}, not {env_id!r}; "
+                "rerun this environment's behavior stage to train them"
+            )
+    return behavior_dir

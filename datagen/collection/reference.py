@@ -1,21 +1,15 @@
-"""Reference scores for normalisation: D4RL's published values, or measured from our policies."""
+"""Reference scores for normalisation: D4RL's published values, or those the reference stage
+measured (`measured_reference.py`) and wrote to its file, which every dataset of an environment
+records in its metadata."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import gymnasium as gym
-import numpy as np
-
-from core.checkpoint import seed_everything
 from core.errors import PipelineError
-from datagen.behavior.policies import RandomPolicy, SACPolicy
-from datagen.collection.config import CollectConfig, env_family
-from datagen.collection.recipes import checkpoint_for
-from datagen.collection.rollouts import BatchPolicy
-from offline_rl.evaluation import rollout_returns
+from datagen.collection.config import RecipeError, env_family
 
 # D4RL's REF_MIN_SCORE / REF_MAX_SCORE (random and expert returns of the v2 MuJoCo tasks), keyed by
 # the environment family so that v4/v5 envs report scores on the literature's scale.
@@ -49,50 +43,9 @@ def d4rl_reference(env_id: str) -> ReferenceScores:
     return ReferenceScores(low, high, "d4rl")
 
 
-REFERENCE_SEED_OFFSET = 50_000  # reference episodes reset with seed + offset + i (fixed, shared)
-
-
-def measure_reference(
-    env_id: str,
-    random_policy: BatchPolicy,
-    expert_policy: BatchPolicy,
-    episodes: int,
-    seed: int,
-) -> tuple[ReferenceScores, dict[str, Any]]:
-    """D4RL's recipe: mean return of a random and of the expert policy over the same fixed seeds.
-
-    The global RNGs are seeded before each policy runs, so a stochastic (sampling) expert gives the
-    same scores on every run. An expert no better than random defines no normalised score: error.
-    """
-    first = seed + REFERENCE_SEED_OFFSET
-    seed_everything(first)
-    low, _ = rollout_returns(env_id, random_policy, episodes, seed=first)
-    seed_everything(first)
-    high, _ = rollout_returns(env_id, expert_policy, episodes, seed=first)
-    if np.mean(high) <= np.mean(low):
-        raise ReferenceScoresError(
-            f"measured reference scores for {env_id}: the expert's mean return "
-            f"{np.mean(high):.2f} does not exceed the random policy's {np.mean(low):.2f} over "
-            f"{episodes} episodes, so no normalised score exists; train the behaviour policy "
-            "longer (behavior.steps) or measure over more episodes (collect.ref_episodes)"
-        )
-    details = {
-        "episodes": episodes,
-        "episode_seeds": [first, first + episodes - 1],
-        "random_return_std": float(np.std(low)),
-        "expert_return_std": float(np.std(high)),
-    }
-    return ReferenceScores(float(np.mean(low)), float(np.mean(high)), "measured"), details
-
-
-def reference_policy(
-    policy: str, env_id: str, behavior_dir: Path, config: CollectConfig, seed: int
-) -> tuple[BatchPolicy, str]:
-    """The `random` or a behaviour checkpoint's policy (`expert`, ...) whose returns a measured
-    reference score is, and where it came from."""
-    if policy == "random":
-        space = gym.make(env_id).action_space
-        assert isinstance(space, gym.spaces.Box)
-        return RandomPolicy(space, seed), "random"
-    path, _ = checkpoint_for(policy, behavior_dir, config.medium_fraction)
-    return SACPolicy(path, deterministic=config.deterministic_policy, seed=seed), str(path)
+def read_reference(path: Path) -> ReferenceScores:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: not found (run the reference stage first)") from None
+    return ReferenceScores(data["ref_min_score"], data["ref_max_score"], data["ref_score_source"])

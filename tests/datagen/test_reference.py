@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from datagen.behavior.policies import RandomPolicy, SACPolicy
-from datagen.collection.reference import REFERENCE_SEED_OFFSET, d4rl_reference, measure_reference
+from datagen.collection.measured_reference import REFERENCE_SEED_OFFSET, measure_reference
+from datagen.collection.reference import d4rl_reference
 
 EXPERT = Path(__file__).resolve().parents[1] / "fixtures/hopper_sac_behavior.pt"
 
