@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from analysis.report import RunResult
+from analysis.snapshot import RunResult
 from core.errors import CommandFailed
 
 EVAL_CURVE = "plots/train/eval.csv"

@@ -14,6 +14,10 @@ With `--rounds N` each training row is timed N times, ours and d3rlpy in turn, a
 run is reported (the host's speed drifts by up to a third over minutes; every round is in the JSON).
 
     python -m benchmarks.speed --steps 500 --rounds 3
+
+Why one file of some 400 lines: `main` lays the table out row by row (training, loading,
+collection, the behaviour SAC), each of our timings beside the one it is compared with, so every
+comparison the JSON records reads in one place, in the table's order.
 """
 
 from __future__ import annotations

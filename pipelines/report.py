@@ -27,7 +27,8 @@ from analysis.experiments import (
     git_commit_times,
     git_file_reader,
 )
-from analysis.report import Snapshot, read_snapshot, render, snapshot_text, write_if_changed
+from analysis.report import render
+from analysis.snapshot import Snapshot, read_snapshot, snapshot_text, write_if_changed
 from core.errors import CommandFailed
 from datagen.collection.config import dataset_namespace
 from offline_rl.config import WandbConfig

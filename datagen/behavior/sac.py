@@ -21,15 +21,9 @@ import torch
 from torch import Tensor
 
 from datagen.behavior.config import SACConfig
+from offline_rl.actors import TanhGaussianActor
 from offline_rl.algos.base import load_parts, parts_state
-from offline_rl.networks import (
-    EnsembleCritic,
-    TanhGaussianActor,
-    grad_norm,
-    make_adam,
-    q_stats,
-    soft_update,
-)
+from offline_rl.networks import EnsembleCritic, grad_norm, make_adam, q_stats, soft_update
 from offline_rl.seeds import SeedNoise
 from transitions.loader import Batch
 

@@ -1,7 +1,7 @@
 """Minari datasets -> one flat transitions file (transitions/schema.py has the layout).
 
 Streaming: episodes are read one at a time straight from each dataset's HDF5 file into blocks of at
-most min(`chunk_rows`, 65536) rows (`blocks.py`; by `workers` forked processes when
+most min(`chunk_rows`, 65536) rows (`blocks.py`; by `workers` forked processes, `workers.py`, when
 there are several), which are appended in episode order to a fixed write buffer of `chunk_rows` rows
 that is flushed whenever it fills. Peak memory is therefore set by `chunk_rows` and `workers` (plus
 one episode's rewards and flags, a few bytes per step), never by the dataset. Statistics
@@ -43,9 +43,10 @@ import gymnasium as gym
 import minari
 import numpy as np
 
-from datagen.preprocessing.blocks import ParallelRows, Piece, build_inline, can_fork, jobs_for
+from datagen.preprocessing.blocks import Piece, build_inline, jobs_for
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.minari_reader import PreprocessError, count_episodes
+from datagen.preprocessing.workers import ParallelRows, can_fork
 from transitions.writer import MAX_CHUNK_ROWS, Header, open_writer
 
 REQUIRED_METADATA = ("env_spec", "observation_space", "action_space", "minari_version")

@@ -25,9 +25,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from offline_rl.actors import GaussianActor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import AWACConfig
-from offline_rl.networks import EnsembleCritic, GaussianActor, make_adam, soft_update
+from offline_rl.networks import EnsembleCritic, make_adam, soft_update
 from offline_rl.seeds import SeedNoise
 from transitions.loader import Batch
 

@@ -13,9 +13,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from offline_rl.actors import DeterministicActor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import BCConfig
-from offline_rl.networks import DeterministicActor, grad_norm, make_adam
+from offline_rl.networks import grad_norm, make_adam
 from transitions.loader import Batch
 
 

@@ -31,9 +31,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from offline_rl.actors import TanhGaussianActor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import CQLConfig
-from offline_rl.networks import EnsembleCritic, TanhGaussianActor, make_adam, soft_update
+from offline_rl.networks import EnsembleCritic, make_adam, soft_update
 from offline_rl.seeds import SeedNoise
 from transitions.loader import Batch
 

@@ -31,16 +31,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from offline_rl.actors import DeterministicActor, GaussianActor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import IQLConfig
-from offline_rl.networks import (
-    DeterministicActor,
-    EnsembleCritic,
-    GaussianActor,
-    ensemble_mlp,
-    make_adam,
-    soft_update,
-)
+from offline_rl.networks import EnsembleCritic, ensemble_mlp, make_adam, soft_update
 from offline_rl.seeds import SeedNoise
 from offline_rl.side_stream import SideStream
 from transitions.loader import Batch

@@ -29,9 +29,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from offline_rl.actors import DeterministicActor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import ReBRACConfig
-from offline_rl.networks import DeterministicActor, EnsembleCritic, make_adam, soft_update
+from offline_rl.networks import EnsembleCritic, make_adam, soft_update
 from offline_rl.seeds import SeedNoise
 from transitions.loader import Batch
 

@@ -20,16 +20,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from offline_rl.actors import DeterministicActor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import TD3BCConfig
-from offline_rl.networks import (
-    DeterministicActor,
-    EnsembleCritic,
-    grad_norm,
-    make_adam,
-    q_stats,
-    soft_update,
-)
+from offline_rl.networks import EnsembleCritic, grad_norm, make_adam, q_stats, soft_update
 from offline_rl.seeds import SeedNoise
 from transitions.loader import Batch
 

@@ -7,16 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.report import (
-    RunResult,
-    Snapshot,
-    aggregate,
-    read_snapshot,
-    render,
-    snapshot_text,
-    write_if_changed,
-    write_report,
-)
+from analysis.report import aggregate, render, write_report
+from analysis.snapshot import RunResult, Snapshot, read_snapshot, snapshot_text, write_if_changed
 
 DATASET = "hopper/medium-v0"
 

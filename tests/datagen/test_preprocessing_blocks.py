@@ -18,10 +18,11 @@ from datagen.preprocessing.blocks import jobs_for
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.minari_reader import PreprocessError
 from datagen.preprocessing.preprocess import preprocess
+from datagen.preprocessing.workers import can_fork
 from tests.datagen.synthetic import write_synthetic
 
 pytestmark = pytest.mark.skipif(
-    not blocks.can_fork(), reason="worker processes need fork"
+    not can_fork(), reason="worker processes need fork"
 )
 
 # 24 episodes: single steps, both kinds of end, and episodes longer than the chunks used below.

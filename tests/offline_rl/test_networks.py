@@ -6,13 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from offline_rl.actors import GaussianActor, GaussianPolicy, TanhGaussianActor
 from offline_rl.networks import (
     EnsembleCritic,
     EnsembleLayerNorm,
     EnsembleLinear,
-    GaussianActor,
-    GaussianPolicy,
-    TanhGaussianActor,
     grad_norm,
     q_stats,
     soft_update,
