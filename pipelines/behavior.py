@@ -17,7 +17,7 @@ import argparse
 from datagen.behavior.config import BehaviorConfig
 from datagen.behavior.train import train_behavior
 from datagen.collection.config import CollectConfig
-from pipelines.checks import known_env, select_envs
+from pipelines.checks import select_envs
 from pipelines.loggers import make_logger_factory
 from pipelines.params import global_params, load_params, section
 from pipelines.paths import (
@@ -37,8 +37,6 @@ def main() -> None:
     g = global_params(params)
     config = section(params, BehaviorConfig)
     envs = select_envs(section(params, CollectConfig).envs, args.env)
-    for namespace, env_id in envs.items():  # every config error before any training
-        known_env(env_id, f"collect.envs.{namespace}")
     for namespace, env_id in envs.items():
         factory = make_logger_factory(
             params,

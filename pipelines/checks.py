@@ -56,15 +56,17 @@ def space_problem(env_id: str) -> str | None:
 
 
 def select_envs(envs: dict[str, str], namespace: str | None) -> dict[str, str]:
-    """The entries of `collect.envs` a stage run works on: the one `--env` names, or all."""
-    if namespace is None:
-        return dict(envs)
-    if namespace not in envs:
+    """The entries of `collect.envs` a stage run works on, the one `--env` names or all, each an
+    environment the pipeline can run (`known_env`): every one is checked before any work."""
+    if namespace is not None and namespace not in envs:
         raise ConfigError(
             f"{PARAMS_FILE}: collect.envs: {choice_error('namespace', namespace, list(envs))} "
             "(--env names a key of collect.envs)"
         )
-    return {namespace: envs[namespace]}
+    selected = dict(envs) if namespace is None else {namespace: envs[namespace]}
+    for name, env_id in selected.items():
+        known_env(env_id, f"collect.envs.{name}")
+    return selected
 
 
 def offline_namespace(env_id: str, envs: dict[str, str]) -> str:

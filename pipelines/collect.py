@@ -15,7 +15,7 @@ from core.atomic import write_json
 from datagen.collection.build import BuildPaths, build_dataset
 from datagen.collection.config import CollectConfig, RecipeError
 from datagen.collection.reference import read_reference
-from pipelines.checks import known_env, select_envs
+from pipelines.checks import select_envs
 from pipelines.params import global_params, load_params, section
 from pipelines.paths import (
     DATASETS_ROOT,
@@ -56,8 +56,6 @@ def main() -> None:
     if args.kind is not None and args.kind not in config.kinds:
         raise RecipeError(f"--kind {args.kind!r} is not in collect.kinds {config.kinds}")
     envs = select_envs(config.envs, args.env)
-    for namespace, env_id in envs.items():
-        known_env(env_id, f"collect.envs.{namespace}")
     for namespace, env_id in envs.items():
         reference = read_reference(reference_path(namespace))
         paths = BuildPaths(behavior_dir(namespace), DATASETS_ROOT, SHARDS_ROOT)

@@ -13,7 +13,7 @@ from datagen.collection.measured_reference import measure_reference, reference_p
 from datagen.collection.minari_writer import namespace_metadata_path
 from datagen.collection.recipes import check_behavior_env
 from datagen.collection.reference import d4rl_reference
-from pipelines.checks import known_env, select_envs
+from pipelines.checks import select_envs
 from pipelines.params import global_params, load_params, section
 from pipelines.paths import DATASETS_ROOT, behavior_dir, reference_path
 from pipelines.stage import run_stage
@@ -27,8 +27,6 @@ def main() -> None:
     g = global_params(params)
     config = section(params, CollectConfig)
     envs = select_envs(config.envs, args.env)
-    for namespace, env_id in envs.items():
-        known_env(env_id, f"collect.envs.{namespace}")
     for namespace, env_id in envs.items():
         details: dict[str, object] = {}
         if config.ref_source(namespace) == "d4rl":

@@ -11,7 +11,7 @@ from typing import Any
 
 from datagen.collection.config import CollectConfig
 from datagen.preprocessing.config import PreprocessConfig
-from pipelines.checks import known_env, offline_namespace, reads_generated
+from pipelines.checks import known_env, offline_namespace, reads_generated, select_envs
 from pipelines.params import SECTIONS, global_params, load_params, section, train_configs
 from pipelines.stage import run_stage
 
@@ -23,8 +23,7 @@ def validate_params(params: dict[str, Any]) -> None:
     for model in SECTIONS.values():
         section(params, model)
     collect = section(params, CollectConfig)
-    for namespace, env_id in collect.envs.items():
-        known_env(env_id, f"collect.envs.{namespace}")
+    select_envs(collect.envs, None)
     if reads_generated(section(params, PreprocessConfig).datasets):
         offline_namespace(g.env, collect.envs)  # preprocess reads what collect made for `env`
     train_configs(params)  # train.dataset is an entry of preprocess.datasets
