@@ -28,7 +28,9 @@ from datagen.preprocessing.preprocess import preprocess
 # failing example is printed to replay with @reproduce_failure. HYPOTHESIS_PROFILE picks one.
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev", print_blob=True)
-HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
+    "ci" if os.environ.get("CI") else "dev"
+)
 settings.load_profile(HYPOTHESIS_PROFILE)
 
 ENV_ID = "Hopper-v5"

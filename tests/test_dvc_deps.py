@@ -57,9 +57,7 @@ def with_parents(name: str) -> list[str]:
 
 def runs_code(path: Path) -> bool:
     body = ast.parse(path.read_text()).body
-    docstring = (
-        body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-    )
+    docstring = body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
     return path.name != "__init__.py" or len(body) > (1 if docstring else 0)
 
 
@@ -108,7 +106,9 @@ def test_every_module_a_stage_imports_is_a_dep(stage: str) -> None:
         for path in import_closure(module)
         if not any(path == dep or path.startswith(f"{dep.rstrip('/')}/") for dep in deps)
     )
-    assert not missing, f"dvc.yaml: stage {stage} ({module}) imports files it does not depend on: {missing}"
+    assert not missing, (
+        f"dvc.yaml: stage {stage} ({module}) imports files it does not depend on: {missing}"
+    )
 
 
 def test_the_closure_follows_every_kind_of_import(tmp_path: Path) -> None:

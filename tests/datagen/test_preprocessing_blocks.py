@@ -21,9 +21,7 @@ from datagen.preprocessing.preprocess import preprocess
 from datagen.preprocessing.workers import can_fork
 from tests.datagen.synthetic import write_synthetic
 
-pytestmark = pytest.mark.skipif(
-    not can_fork(), reason="worker processes need fork"
-)
+pytestmark = pytest.mark.skipif(not can_fork(), reason="worker processes need fork")
 
 # 24 episodes: single steps, both kinds of end, and episodes longer than the chunks used below.
 PATTERN = [(int(n), bool(n % 3)) for n in np.random.default_rng(1).integers(1, 260, size=22)]

@@ -150,7 +150,9 @@ def test_batch_as_large_as_the_training_split_passes_the_check(with_transitions:
         check_training_data("Hopper-v5", "medium", 601, with_transitions / TRANSITIONS)
 
 
-def test_transitions_of_another_env_are_refused(run_entry: RunStage, with_transitions: Path) -> None:
+def test_transitions_of_another_env_are_refused(
+    run_entry: RunStage, with_transitions: Path
+) -> None:
     """Train takes its environment from the transitions file: a stale file of another task must
     not be trained and evaluated as if it were `env`'s."""
     result = run_entry("train", {"env": "Walker2d-v5"})
