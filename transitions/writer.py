@@ -5,6 +5,12 @@ block ends well. The writer holds a fixed buffer of `chunk_rows` rows per array 
 the file each time it fills, so memory is set by `chunk_rows`, not by the data; it accumulates the
 observation statistics of the training rows as it flushes, and `write_header` records them with
 what preprocessing says of the data (`Header`).
+
+Layout: when the number of rows is known beforehand and nothing is compressed, every array is
+one contiguous, uncompressed HDF5 dataset, so its bytes lie in the file as a plain C array that
+training can memory-map (`transitions/mapped.py`, `train.storage: disk`) while h5py and every
+other reader see an ordinary file. Otherwise the arrays are chunked (`MAX_CHUNK_ROWS`) and grow
+as rows come, which compression and a row count unknown beforehand require.
 """
 
 from __future__ import annotations
@@ -78,26 +84,49 @@ class Header:
     returns: np.ndarray  # the training episodes' returns
 
 
+class RowCountError(ValueError):
+    """A contiguous file received more or fewer rows than it was created for."""
+
+
 class TransitionsWriter:
-    """Fixed buffer of `chunk_rows` rows per array, appended to the file each time it fills."""
+    """Fixed buffer of `chunk_rows` rows per array, appended to the file each time it fills.
+
+    With `rows` (and no compression) the arrays are created contiguous at their final size and
+    exactly that many rows must be added; without, they are chunked and grow."""
 
     def __init__(
-        self, file: h5py.File, obs_dim: int, act_dim: int, chunk_rows: int, compression: str | None
+        self,
+        file: h5py.File,
+        obs_dim: int,
+        act_dim: int,
+        chunk_rows: int,
+        compression: str | None,
+        rows: int | None = None,
     ) -> None:
+        if rows is not None and compression is not None:
+            raise ValueError(f"compression {compression!r} needs chunked arrays: pass rows=None")
         self.file, self.chunk_rows = file, chunk_rows
         self.rows, self.fill = 0, 0
+        self.declared_rows = rows
         self.obs_stats = RunningStats()
         self.buffers: dict[str, np.ndarray] = {}
         for key, (shape, dtype) in array_specs(obs_dim, act_dim).items():
-            file.create_dataset(
-                key,
-                shape=(0, *shape),
-                maxshape=(None, *shape),
-                dtype=dtype,
-                chunks=(min(chunk_rows, MAX_CHUNK_ROWS), *shape),
-                compression=compression,
-            )
+            if rows is None:
+                file.create_dataset(
+                    key,
+                    shape=(0, *shape),
+                    maxshape=(None, *shape),
+                    dtype=dtype,
+                    chunks=(min(chunk_rows, MAX_CHUNK_ROWS), *shape),
+                    compression=compression,
+                )
+            else:  # HDF5 allocates a contiguous dataset's bytes in one piece on the first write
+                file.create_dataset(key, shape=(rows, *shape), dtype=dtype)
             self.buffers[key] = np.empty((chunk_rows, *shape), dtype=dtype)
+
+    @property
+    def contiguous(self) -> bool:
+        return self.declared_rows is not None
 
     def add(self, arrays: dict[str, np.ndarray]) -> None:
         """Copy rows into the buffer, flushing as often as it fills (episodes may span chunks)."""
@@ -115,12 +144,17 @@ class TransitionsWriter:
         if self.fill == 0:
             return
         start, end = self.rows, self.rows + self.fill
+        if self.declared_rows is not None and end > self.declared_rows:
+            raise RowCountError(
+                f"more rows than the {self.declared_rows} the file was created for ({end} so far)"
+            )
         observations = self.buffers["observations"][: self.fill]
         held_out = self.buffers["validation"][: self.fill]
         self.obs_stats.update(observations[~held_out] if held_out.any() else observations)
         for key, buffer in self.buffers.items():
             dataset = self.file[key]
-            dataset.resize(end, axis=0)
+            if not self.contiguous:
+                dataset.resize(end, axis=0)
             dataset[start:end] = buffer[: self.fill]
         self.rows, self.fill = end, 0
 
@@ -172,9 +206,19 @@ def _create(tmp: Path) -> h5py.File:
 
 @contextlib.contextmanager
 def open_writer(
-    output: Path, obs_dim: int, act_dim: int, chunk_rows: int, compression: str | None
+    output: Path,
+    obs_dim: int,
+    act_dim: int,
+    chunk_rows: int,
+    compression: str | None,
+    rows: int | None = None,
 ) -> Iterator[TransitionsWriter]:
     """A writer of a new transitions file at `output`, which appears there, whole, only when the
-    block ends without an error."""
+    block ends without an error. With `rows`, the arrays are contiguous (see the module's
+    docstring) and the block must add exactly that many rows (`RowCountError` otherwise)."""
     with atomic_path(output, suffix=".h5") as tmp, _create(tmp) as file:
-        yield TransitionsWriter(file, obs_dim, act_dim, chunk_rows, compression)
+        writer = TransitionsWriter(file, obs_dim, act_dim, chunk_rows, compression, rows)
+        yield writer
+        writer.flush()
+        if rows is not None and writer.rows != rows:
+            raise RowCountError(f"{writer.rows} rows added to a file created for {rows}")

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from datagen.preprocessing.blocks import Piece, build_inline, jobs_for
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.minari_reader import PreprocessError, count_episodes
 from datagen.preprocessing.workers import ParallelRows, can_fork
-from transitions.writer import MAX_CHUNK_ROWS, Header, open_writer
+from transitions.writer import MAX_CHUNK_ROWS, Header, RowCountError, open_writer
 
 REQUIRED_METADATA = ("env_spec", "observation_space", "action_space", "minari_version")
 
@@ -126,6 +127,7 @@ class Sources:
     action_space: dict[str, Any]  # Minari's JSON form: shape, low, high
     obs_dim: int
     files: list[tuple[Path, int]]  # (main_data.hdf5, its episodes)
+    steps: int | None  # the steps their metadata declare in all; None where one declares none
 
 
 def read_sources(sources: list[tuple[str, Path]], env_id: str | None) -> Sources:
@@ -144,6 +146,7 @@ def read_sources(sources: list[tuple[str, Path]], env_id: str | None) -> Sources
         raise PreprocessError(f"datasets {names} disagree on reference scores")
     obs_space = json.loads(metadatas[0]["observation_space"])
     main_files = [folder / "data" / "main_data.hdf5" for _, folder in sources]
+    declared = [m.get("total_steps") for m in metadatas]
     return Sources(
         names=names,
         env_id=env_ids.pop(),
@@ -151,7 +154,22 @@ def read_sources(sources: list[tuple[str, Path]], env_id: str | None) -> Sources
         action_space=json.loads(metadatas[0]["action_space"]),
         obs_dim=int(obs_space["shape"][0]),
         files=[(main_file, count_episodes(main_file)) for main_file in main_files],
+        steps=sum(declared) if all(isinstance(n, int) for n in declared) else None,
     )
+
+
+@contextlib.contextmanager
+def _declared_rows(source: Sources, rows: int | None) -> Iterator[None]:
+    """A contiguous file's row count comes from the sources' metadata: name them when their
+    episodes hold another number of steps."""
+    try:
+        yield
+    except RowCountError as error:
+        raise PreprocessError(
+            f"datasets {source.names}: their metadata declare {rows} steps (total_steps), but "
+            f"their episodes hold another number ({error}); the metadata is wrong: fix it, or "
+            "write a chunked file with preprocess.compression: lzf"
+        ) from None
 
 
 def preprocess(
@@ -170,6 +188,9 @@ def preprocess(
     )
     train_returns: list[float] = []
     compression = None if config.compression == "none" else config.compression
+    # Uncompressed arrays are written contiguous, which disk training memory-maps
+    # (transitions/writer.py); that needs the row count beforehand: the steps the sources declare.
+    rows = source.steps if compression is None else None
     episode_id = 0
     jobs = jobs_for(source.files)
     common = (held_out, config.return_to_go_discount, obs_dim, act_dim)
@@ -181,8 +202,9 @@ def preprocess(
         workers = ParallelRows(jobs, *common, config.workers, block_rows)
     # Workers are forked before the output file is opened.
     with (
+        _declared_rows(source, rows),
         workers as parallel,
-        open_writer(output, obs_dim, act_dim, config.chunk_rows, compression) as writer,
+        open_writer(output, obs_dim, act_dim, config.chunk_rows, compression, rows) as writer,
     ):
 
         def append(piece: Piece) -> None:

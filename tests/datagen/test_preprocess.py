@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -93,8 +94,6 @@ def test_missing_dataset_names_the_file(tmp_path: Path) -> None:
 
 
 def test_nan_observation_is_rejected(random_dataset: Path, tmp_path: Path) -> None:
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(random_dataset, copy)
     with h5py.File(copy / "data" / "main_data.hdf5", "a") as f:
@@ -102,5 +101,39 @@ def test_nan_observation_is_rejected(random_dataset: Path, tmp_path: Path) -> No
     meta = json.loads((copy / "data" / "metadata.json").read_text())
     assert meta["total_steps"] == 600
     with pytest.raises(PreprocessError, match="episode_2/observations holds NaN"):
+        preprocess([("hopper/random-v0", copy)], tmp_path / "t.h5", PreprocessConfig())
+    assert not (tmp_path / "t.h5").exists()
+
+
+@pytest.mark.parametrize("compression", ["none", "lzf"])
+def test_uncompressed_arrays_are_contiguous_and_hold_the_same_rows(
+    random_dataset: Path, tmp_path: Path, compression: str
+) -> None:
+    """compression: none writes each array as one contiguous dataset (what disk training maps),
+    compressed files stay chunked; the rows are the same either way."""
+    out = tmp_path / f"{compression}.h5"
+    preprocess(
+        [("hopper/random-v0", random_dataset)],
+        out,
+        PreprocessConfig(chunk_rows=100, compression=compression),  # type: ignore[arg-type]
+    )
+    expected = reference_transitions(random_dataset)
+    with h5py.File(out, "r") as f:
+        for key, values in expected.items():
+            assert (f[key].chunks is None) == (compression == "none"), key
+            np.testing.assert_array_equal(f[key][()], values.astype(f[key].dtype), err_msg=key)
+
+
+@pytest.mark.parametrize("declared", [599, 601])
+def test_a_wrong_total_steps_in_the_metadata_is_named(
+    random_dataset: Path, tmp_path: Path, declared: int
+) -> None:
+    """A contiguous file is created at the size the metadata declare: a count that differs from
+    the episodes' steps (fewer or more) fails naming total_steps, and leaves no file."""
+    copy = tmp_path / "copy"
+    shutil.copytree(random_dataset, copy)
+    meta_file = copy / "data" / "metadata.json"
+    meta_file.write_text(json.dumps(json.loads(meta_file.read_text()) | {"total_steps": declared}))
+    with pytest.raises(PreprocessError, match=f"declare {declared} steps \\(total_steps\\)"):
         preprocess([("hopper/random-v0", copy)], tmp_path / "t.h5", PreprocessConfig())
     assert not (tmp_path / "t.h5").exists()
