@@ -109,26 +109,53 @@ def read_rows(
     return host
 
 
+@dataclass(frozen=True)
+class Transforms:
+    """The file's recorded transforms as tensors on one device, applied in place: the one
+    definition that `load_transitions` applies to whole columns and disk storage
+    (offline_rl/disk_buffer.py) to each gathered batch. Every step is an elementwise IEEE
+    operation, so a row comes out bit for bit the same either way."""
+
+    meta: TransitionsMeta
+    obs_mean: Tensor
+    obs_std: Tensor
+    action_low: Tensor
+    action_high: Tensor
+
+    @classmethod
+    def of(cls, meta: TransitionsMeta, device: torch.device) -> Transforms:
+        return cls(
+            meta,
+            torch.tensor(meta.obs_mean, device=device),
+            torch.tensor(meta.obs_std, device=device),
+            torch.tensor(meta.action_low, device=device),
+            torch.tensor(meta.action_high, device=device),
+        )
+
+    def observations_(self, observations: Tensor) -> Tensor:
+        if self.meta.normalize_observations:
+            observations.sub_(self.obs_mean).div_(self.obs_std)
+        return observations
+
+    def actions_(self, actions: Tensor) -> Tensor:
+        """Into [-1, 1] from the action bounds."""
+        low, high = self.action_low, self.action_high
+        return actions.sub_(low).mul_(2.0).div_(high - low).sub_(1.0).clamp_(-1.0, 1.0)
+
+    def rewards_(self, rewards: Tensor) -> Tensor:
+        return rewards.mul_(self.meta.reward_scale).add_(self.meta.reward_shift)
+
+
 def apply_transforms(
     raw: dict[str, Tensor], meta: TransitionsMeta, returns_to_go: Tensor | None = None
 ) -> Transitions:
     """The file's recorded transforms, in place on the raw float32 tensors (no second copy)."""
-    device = raw["observations"].device
-    observations, next_observations = raw["observations"], raw["next_observations"]
-    if meta.normalize_observations:
-        mean = torch.tensor(meta.obs_mean, device=device)
-        std = torch.tensor(meta.obs_std, device=device)
-        observations.sub_(mean).div_(std)
-        next_observations.sub_(mean).div_(std)
-    low = torch.tensor(meta.action_low, device=device)
-    high = torch.tensor(meta.action_high, device=device)
-    actions = raw["actions"]
-    actions.sub_(low).mul_(2.0).div_(high - low).sub_(1.0).clamp_(-1.0, 1.0)
+    transforms = Transforms.of(meta, raw["observations"].device)
     return Transitions(
-        observations=observations,
-        actions=actions,
-        rewards=raw["rewards"].mul_(meta.reward_scale).add_(meta.reward_shift),
-        next_observations=next_observations,
+        observations=transforms.observations_(raw["observations"]),
+        actions=transforms.actions_(raw["actions"]),
+        rewards=transforms.rewards_(raw["rewards"]),
+        next_observations=transforms.observations_(raw["next_observations"]),
         dones=raw["terminals"],
         meta=meta,
         returns_to_go=returns_to_go,
