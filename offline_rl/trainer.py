@@ -21,6 +21,7 @@ from offline_rl.algos.base import Algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.config import LoopConfig
 from offline_rl.cuda_graph import GraphedTrainStep
+from offline_rl.disk_buffer import DiskReplayBuffer
 from offline_rl.profiling import Profiler
 from offline_rl.speed import accelerate
 from offline_rl.tracking import SeedsLogger
@@ -41,7 +42,7 @@ LoggerFactory = Callable[[list[str | None] | None], SeedsLogger]
 def train(
     algo: Algorithm,
     algo_name: str,
-    buffer: ReplayBuffer,
+    buffer: ReplayBuffer | DiskReplayBuffer,
     loop: LoopConfig,
     checkpoint_path: Path,
     run_fingerprint: str,
@@ -70,7 +71,11 @@ def train(
 
     update = accelerate(algo, loop.compile, loop.precision, buffer.device)
     graphed = None
-    if loop.cuda_graph and buffer.device.type == "cuda":
+    on_cuda = loop.cuda_graph and buffer.device.type == "cuda"
+    if on_cuda and isinstance(buffer, DiskReplayBuffer):
+        # A graph replays its sampling from device memory; disk batches are gathered on the host.
+        log.info("cuda_graph does not apply to train.storage: disk; training eagerly")
+    elif on_cuda:
         graphed = GraphedTrainStep(
             algo,
             lambda: buffer.sample(loop.batch_size),
@@ -152,7 +157,7 @@ def _loop(
     update: Callable[[Batch], dict[str, torch.Tensor]],
     graphed: GraphedTrainStep | None,
     algo_name: str,
-    buffer: ReplayBuffer,
+    buffer: ReplayBuffer | DiskReplayBuffer,
     loop: LoopConfig,
     checkpoint_path: Path,
     run_fingerprint: str,

@@ -11,6 +11,7 @@ from core.checkpoint import load_checkpoint
 from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.config import LoopConfig
+from offline_rl.disk_buffer import DiskReplayBuffer
 from offline_rl.tracking import SeedsLogger
 from offline_rl.trainer import TrainingDiverged, train
 from tests.offline_rl.algos.test_contract import build, params_of
@@ -23,7 +24,7 @@ class Interrupt(Exception):
 
 def run(
     name: str,
-    source: Path | Callable[[], ReplayBuffer],
+    source: Path | Callable[[], ReplayBuffer | DiskReplayBuffer],
     workdir: Path,
     steps: int,
     stop_after_eval: int | None = None,
@@ -34,6 +35,7 @@ def run(
 ) -> dict[str, torch.Tensor]:
     """Train `name` on a transitions file (or a buffer made by `source`); returns its weights."""
     algo = build(name, device=device, seeds=seeds)
+    buffer: ReplayBuffer | DiskReplayBuffer
     if isinstance(source, Path):
         buffer = ReplayBuffer.from_transitions(load_transitions(source), seeds=seeds)
     else:

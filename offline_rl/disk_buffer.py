@@ -1,0 +1,236 @@
+"""Training from a transitions file larger than memory (`train.storage: disk`): the batches of
+`ReplayBuffer.from_transitions(load_transitions(path, device, split))`, bit for bit, with the rows
+read from the memory-mapped file (`transitions/mapped.py`) instead of a copy in memory.
+
+Same batches: each training seed draws its indices from its own sampler generator, with the same
+call on the same device as `ReplayBuffer.sample`, so the same seeds give the same indices, uniform
+over all rows of the split; the rows are gathered from the file and transformed by the same
+elementwise operations (`transitions.loader.Transforms`). A run can therefore switch between the
+two storages at a resume.
+
+A background thread keeps the next `prefetch` batches ready (drawn, gathered, converted to tensors
+and transformed, on the training device), so that the training thread only takes them from a
+bounded queue. numpy's gathers and torch's kernels release the GIL, so reading the rows overlaps
+with the update. The thread draws ahead of training, hence the sampler state a checkpoint saves is
+the one after the batches training took, recorded with each batch as it was drawn, not the
+generators' own; stopping the thread (a new batch size, `set_sampler_state`, `close`) rewinds the
+generators to it, so whatever was drawn ahead is drawn again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from offline_rl.seeds import SAMPLER, generators
+from transitions.loader import Batch, Transforms, row_fields
+from transitions.mapped import MappedRows
+from transitions.metadata import Split
+
+POLL_S = 0.05  # how often a blocked queue call looks whether the other side stopped
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A batch on the device and the sampler states right after its indices were drawn."""
+
+    batch: Batch
+    states: list[Tensor]
+    ready: torch.cuda.Event | None  # on CUDA: recorded on the producer's stream after the batch
+
+
+class DiskReplayBuffer:
+    """The sampling side of `ReplayBuffer` (`sample`, `sampler_state`, `set_sampler_state`,
+    `device`, `size`) over rows that stay in the file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: torch.device | str = "cpu",
+        seeds: Sequence[int] = (0,),
+        split: Split = "train",
+        prefetch: int = 4,
+    ) -> None:
+        if prefetch < 1:
+            raise ValueError(f"prefetch {prefetch}: at least one batch")
+        self.rows = MappedRows(path, split)
+        self.meta = self.rows.meta
+        self.size = self.rows.size
+        self.device = torch.device(device)
+        self.prefetch = prefetch
+        self.generators = generators(seeds, SAMPLER, self.device)  # as ReplayBuffer's
+        self._transforms = Transforms.of(self.meta, self.device)
+        self._consumed = [g.get_state() for g in self.generators]
+        self._producer: _Producer | None = None
+        # The thread holds no reference to the buffer, so a buffer nobody closed still stops it.
+        self._running: list[_Producer] = []
+        weakref.finalize(self, _stop_all, self._running)
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        return self.rows.shapes
+
+    def sample(self, batch_size: int) -> Batch:
+        """The next batch: (S, batch_size, ...) fields, seed k's rows from seed k's generator."""
+        if self._producer is None or self._producer.batch_size != batch_size:
+            self._stop()
+            self._producer = _Producer(
+                self.rows, self.generators, self._transforms, self.device, batch_size, self.prefetch
+            )
+            self._running.append(self._producer)
+        ready = self._producer.take()
+        if ready.ready is not None:  # the batch was made on the producer's stream
+            stream = torch.cuda.current_stream(self.device)
+            stream.wait_event(ready.ready)
+            # The fields are views of one tensor made on the producer's stream: its memory must
+            # not be reused until this stream is done with it.
+            ready.batch.observations.record_stream(stream)
+        self._consumed = ready.states
+        return ready.batch
+
+    def sampler_state(self) -> list[Tensor]:
+        """Each seed's generator state after the batches `sample` returned (not those drawn
+        ahead): what ReplayBuffer.sampler_state gives after as many samples."""
+        return [state.clone() for state in self._consumed]
+
+    def set_sampler_state(self, states: list[Any]) -> None:
+        if len(states) != len(self.generators):
+            raise ValueError(f"sampler state of {len(states)} seeds for {len(self.generators)}")
+        self._stop()
+        for generator, state in zip(self.generators, states, strict=True):
+            generator.set_state(state)
+        self._consumed = [g.get_state() for g in self.generators]
+
+    def close(self) -> None:
+        self._stop()
+        self.rows.close()
+
+    def __enter__(self) -> DiskReplayBuffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _stop(self) -> None:
+        """Stop drawing ahead and rewind the generators to the batches training took."""
+        if self._producer is None:
+            return
+        self._producer.stop()
+        self._running.remove(self._producer)
+        self._producer = None
+        for generator, state in zip(self.generators, self._consumed, strict=True):
+            generator.set_state(state)
+
+
+def _stop_all(running: list[_Producer]) -> None:
+    for producer in running:
+        producer.stop()
+
+
+class _Producer:
+    """The background thread and its bounded queue of ready batches, for one batch size."""
+
+    def __init__(
+        self,
+        rows: MappedRows,
+        generators: list[torch.Generator],
+        transforms: Transforms,
+        device: torch.device,
+        batch_size: int,
+        prefetch: int,
+    ) -> None:
+        self.rows, self.generators, self.transforms = rows, generators, transforms
+        self.device, self.batch_size = device, batch_size
+        self.queue: queue.Queue[_Ready | BaseException] = queue.Queue(prefetch)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="disk-batches")
+        self.thread.start()
+
+    def take(self) -> _Ready:
+        while True:
+            try:
+                item = self.queue.get(timeout=POLL_S)
+            except queue.Empty:
+                if not self.thread.is_alive():
+                    raise RuntimeError("the disk sampler's thread ended") from None
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            return item
+
+    def stop(self) -> None:
+        self.stopping.set()
+        while self.thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                self.queue.get(timeout=POLL_S)
+        self.thread.join()
+
+    def _run(self) -> None:
+        try:
+            with self._stream() as stream:
+                while not self.stopping.is_set():
+                    ready = self._make()
+                    event = None
+                    if stream is not None:
+                        event = torch.cuda.Event()
+                        event.record(stream)
+                    self._put(_Ready(ready.batch, ready.states, event))
+        except BaseException as error:  # raised on the training thread by `take`
+            self._put(error)
+
+    def _stream(self) -> contextlib.AbstractContextManager[torch.cuda.Stream | None]:
+        """On CUDA, a stream of the producer's own: its copies and index transfers then wait
+        only for its own work, not for the updates queued on the training stream."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return _on_stream(torch.cuda.Stream(self.device))
+
+    def _make(self) -> _Ready:
+        # The same draws as ReplayBuffer.sample: one randint per seed on the training device.
+        indices = torch.stack(
+            [
+                torch.randint(
+                    0, self.rows.size, (self.batch_size,), device=self.device, generator=g
+                )
+                for g in self.generators
+            ]
+        )
+        states = [g.get_state() for g in self.generators]
+        host = torch.from_numpy(self.rows.gather(indices.flatten().cpu().numpy()))
+        packed = host.to(self.device).view(*indices.shape, -1)
+        observations, actions, rewards, next_observations, dones, next_actions = row_fields(
+            packed, self.rows.shapes
+        )
+        t = self.transforms
+        batch = Batch(
+            observations=t.observations_(observations),
+            actions=t.actions_(actions),
+            rewards=t.rewards_(rewards),
+            next_observations=t.observations_(next_observations),
+            dones=dones,
+            next_actions=t.actions_(next_actions),
+        )
+        return _Ready(batch, states, None)
+
+    def _put(self, item: _Ready | BaseException) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                continue
+
+
+@contextlib.contextmanager
+def _on_stream(stream: torch.cuda.Stream) -> Iterator[torch.cuda.Stream]:
+    with torch.cuda.stream(stream):
+        yield stream
