@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import Field, create_model, field_validator
@@ -45,6 +45,9 @@ class TrainConfig(LoopConfig):
     algo: str = "td3_bc"
     dataset: str = "medium"  # an entry of preprocess.datasets: trains on its training split
     device: Device = "auto"
+    # Where the training rows live (offline_rl/storage.py): loaded onto the device, read from the
+    # memory-mapped file batch by batch, or disk when they would take over half the free memory.
+    storage: Literal["memory", "disk", "auto"] = "auto"
     # Training seeds, trained side by side in one process; apart from the top-level `seed`,
     # which generates the data, so a seed grid reruns only train and evaluate.
     seeds: tuple[int, ...] = (0,)

@@ -14,9 +14,9 @@ from core.devices import resolve_device
 from core.resume import fingerprint
 from offline_rl.agent import save_agents
 from offline_rl.algos.registry import make_algorithm
-from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.profiling import Profiler
+from offline_rl.storage import choose_storage, open_buffer
 from offline_rl.tracking import seeds_summary
 from offline_rl.trainer import PerSeed, train
 from pipelines.checks import check_training_data
@@ -34,6 +34,7 @@ from pipelines.paths import (
 )
 from pipelines.stage import progress_enabled, run_stage
 from transitions.loader import load_transitions
+from transitions.metadata import read_meta
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes reset from data seed + this
 
@@ -44,14 +45,15 @@ def main() -> None:
     check_training_data(g.env, config.dataset, config.batch_size, transitions_path(config.dataset))
     device = resolve_device(config.device)
     path = transitions_path(config.dataset)
-    data = load_transitions(path, device, split="train")
-    meta = data.meta
+    meta = read_meta(path)
+    seeds = config.seeds
+    # A disk buffer's thread stops, and its mapping closes, when the process exits.
+    buffer = open_buffer(path, choose_storage(config.storage, meta, device), device, seeds)
+    # Held-out rows are loaded in memory in either storage (validation_fraction of the file).
     validation = (
         load_transitions(path, device, split="validation") if meta.num_validation_episodes else None
     )
-    seeds = config.seeds
     algo = make_algorithm(config.algo, meta.obs_dim, meta.act_dim, algo_config, device, seeds)
-    buffer = ReplayBuffer.from_transitions(data, seeds=seeds)
     run_config = {
         "algo_config": algo_config.model_dump(),
         "train_config": config.model_dump(),
@@ -60,7 +62,9 @@ def main() -> None:
         "transitions_md5": dvc_md5(path),
         "stage": "train",
     }
-    run_id = fingerprint({**run_config, "seed": g.seed})
+    # Both storages give the same batches, so a run resumes across a change of train.storage.
+    identity = {**run_config, "train_config": config.model_dump(exclude={"storage"})}
+    run_id = fingerprint({**identity, "seed": g.seed})
     factory = make_seeds_logger_factory(
         params,
         "train",

@@ -147,6 +147,7 @@ def read_sources(sources: list[tuple[str, Path]], env_id: str | None) -> Sources
     obs_space = json.loads(metadatas[0]["observation_space"])
     main_files = [folder / "data" / "main_data.hdf5" for _, folder in sources]
     declared = [m.get("total_steps") for m in metadatas]
+    steps = [n for n in declared if isinstance(n, int)]
     return Sources(
         names=names,
         env_id=env_ids.pop(),
@@ -154,7 +155,7 @@ def read_sources(sources: list[tuple[str, Path]], env_id: str | None) -> Sources
         action_space=json.loads(metadatas[0]["action_space"]),
         obs_dim=int(obs_space["shape"][0]),
         files=[(main_file, count_episodes(main_file)) for main_file in main_files],
-        steps=sum(declared) if all(isinstance(n, int) for n in declared) else None,
+        steps=sum(steps) if len(steps) == len(declared) else None,
     )
 
 

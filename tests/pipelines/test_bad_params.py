@@ -144,6 +144,11 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["train.device = 'gpu'", "auto|cpu|mps|cuda"],
     ),
     (
+        "misspelt storage",
+        {"train.storage": "disc"},
+        ["train.storage = 'disc'", "'memory', 'disk' or 'auto'", "did you mean 'disk'?"],
+    ),
+    (
         "fractional step count",
         {"train.batch_size": 256.5},
         ["train.batch_size = 256.5", "fractional part"],
