@@ -9,6 +9,8 @@ models/train/checkpoint.pt (a persisted DVC out) when it belongs to the same run
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.atomic import write_json
 from core.devices import resolve_device
 from core.resume import fingerprint
@@ -21,7 +23,7 @@ from offline_rl.tracking import seeds_summary
 from offline_rl.trainer import PerSeed, train
 from pipelines.checks import check_training_data
 from pipelines.loggers import make_seeds_logger_factory
-from pipelines.params import load_params, train_configs
+from pipelines.params import TrainConfig, load_params, train_configs
 from pipelines.paths import (
     AGENTS,
     PROFILE_METRICS,
@@ -62,9 +64,7 @@ def main() -> None:
         "transitions_md5": dvc_md5(path),
         "stage": "train",
     }
-    # Both storages give the same batches, so a run resumes across a change of train.storage.
-    identity = {**run_config, "train_config": config.model_dump(exclude={"storage"})}
-    run_id = fingerprint({**identity, "seed": g.seed})
+    run_id = run_fingerprint(run_config, config, g.seed)
     factory = make_seeds_logger_factory(
         params,
         "train",
@@ -118,6 +118,13 @@ def main() -> None:
         write_json(PROFILE_METRICS, profiler.summary())
     finally:
         logger.finish()
+
+
+def run_fingerprint(run_config: dict[str, Any], config: TrainConfig, seed: int) -> str:
+    """What a checkpoint must match to be resumed: the run's config but train.storage, since both
+    storages give the same batches (a run may resume in the other)."""
+    identity = {**run_config, "train_config": config.model_dump(exclude={"storage"})}
+    return fingerprint({**identity, "seed": seed})
 
 
 def best_score(history: dict[str, list[dict[str, float]]], seed: int) -> dict[str, float]:

@@ -94,7 +94,9 @@ def with_transitions(
     def load_transitions(*args: object, **kwargs: object) -> None:
         raise AssertionError("train loaded the transitions before checking them")
 
-    monkeypatch.setattr(import_module("pipelines.train"), "load_transitions", load_transitions)
+    # The training rows in either storage (open_buffer), the held-out rows (load_transitions).
+    for name in ("load_transitions", "open_buffer"):
+        monkeypatch.setattr(import_module("pipelines.train"), name, load_transitions)
     return tmp_path
 
 
