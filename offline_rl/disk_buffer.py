@@ -67,9 +67,9 @@ class DiskReplayBuffer:
     ) -> None:
         if prefetch < 1 or gathers < 1:
             raise ValueError(f"prefetch {prefetch} and gathers {gathers}: at least 1 each")
-        self.rows = MappedRows(path, split)
-        self.meta = self.rows.meta
-        self.size = self.rows.size
+        self.mapped = MappedRows(path, split)
+        self.meta = self.mapped.meta
+        self.size = self.mapped.size
         self.device = torch.device(device)
         self.prefetch, self.gathers = prefetch, gathers
         self.generators = generators(seeds, SAMPLER, self.device)  # as ReplayBuffer's
@@ -82,14 +82,14 @@ class DiskReplayBuffer:
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:
-        return self.rows.shapes
+        return self.mapped.shapes
 
     def sample(self, batch_size: int) -> Batch:
         """The next batch: (S, batch_size, ...) fields, seed k's rows from seed k's generator."""
         if self._producer is None or self._producer.batch_size != batch_size:
             self._stop()
             self._producer = _Producer(
-                self.rows,
+                self.mapped,
                 self.generators,
                 self._transforms,
                 self.device,
@@ -123,7 +123,7 @@ class DiskReplayBuffer:
 
     def close(self) -> None:
         self._stop()
-        self.rows.close()
+        self.mapped.close()
 
     def __enter__(self) -> DiskReplayBuffer:
         return self
@@ -157,7 +157,7 @@ class _Producer:
 
     def __init__(
         self,
-        rows: MappedRows,
+        mapped: MappedRows,
         generators: list[torch.Generator],
         transforms: Transforms,
         device: torch.device,
@@ -165,7 +165,7 @@ class _Producer:
         prefetch: int,
         gathers: int,
     ) -> None:
-        self.rows, self.generators, self.transforms = rows, generators, transforms
+        self.mapped, self.generators, self.transforms = mapped, generators, transforms
         self.device, self.batch_size = device, batch_size
         self.queue: queue.Queue[_Ready | BaseException] = queue.Queue(prefetch)
         self.pool = ThreadPoolExecutor(gathers, thread_name_prefix="disk-gather")
@@ -201,7 +201,7 @@ class _Producer:
                 while not self.stopping.is_set():
                     while len(in_flight) < self.gathers:
                         indices, states = self._draw()
-                        gather = self.pool.submit(self.rows.gather, indices.flatten().numpy())
+                        gather = self.pool.submit(self.mapped.gather, indices.flatten().numpy())
                         in_flight.append((gather, indices.shape, states))
                     gather, shape, states = in_flight.popleft()
                     batch = self._finish(gather.result(), shape)
@@ -226,7 +226,7 @@ class _Producer:
         indices = torch.stack(
             [
                 torch.randint(
-                    0, self.rows.size, (self.batch_size,), device=self.device, generator=g
+                    0, self.mapped.size, (self.batch_size,), device=self.device, generator=g
                 )
                 for g in self.generators
             ]
@@ -237,7 +237,7 @@ class _Producer:
         """Gathered raw rows -> the batch on the device, the file's transforms applied."""
         packed = torch.from_numpy(gathered).to(self.device).view(*shape, -1)
         observations, actions, rewards, next_observations, dones, next_actions = row_fields(
-            packed, self.rows.shapes
+            packed, self.mapped.shapes
         )
         t = self.transforms
         return Batch(

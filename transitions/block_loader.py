@@ -1,9 +1,10 @@
 """Transitions files larger than memory: blocks of rows read onto the device by a background thread.
 
-`load_transitions` (one copy of the whole split on the device) stays the default. For a file that
-does not fit, `BlockLoader` reads contiguous blocks of `block_rows` file rows, applies the same
-transforms, and moves each to the device in a background thread while batches are drawn from the
-block already there. One epoch visits the blocks in a shuffled order and every row of the split
+The train stage trains on a file that does not fit with `train.storage: disk`
+(offline_rl/disk_buffer.py), which samples uniformly over all rows as loading does; this loader
+samples differently, for code that wants epochs or reads a compressed file. `BlockLoader` reads
+contiguous blocks of `block_rows` file rows, applies the same transforms, and moves each to the
+device in a background thread while batches are drawn from the block already there. One epoch visits the blocks in a shuffled order and every row of the split
 exactly once, in a shuffled order within its block; so shuffling is within blocks, not global: make
 blocks span many episodes. At most `prefetch + 2` blocks exist at once (the one being sampled, those
 queued, the one being read), so memory is set by `block_rows`, not by the file.
