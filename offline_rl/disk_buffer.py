@@ -12,10 +12,10 @@ A background thread keeps the next `prefetch` batches ready (drawn, gathered, co
 and transformed, on the training device), so that the training thread only takes them from a
 bounded queue; the gathers themselves run on `gathers` threads, so that rows not in the page cache
 are read several at a time. numpy's gathers and torch's kernels release the GIL, so reading the
-rows overlaps with the update. The thread draws ahead of training, hence the sampler state a checkpoint saves is
-the one after the batches training took, recorded with each batch as it was drawn, not the
-generators' own; stopping the thread (a new batch size, `set_sampler_state`, `close`) rewinds the
-generators to it, so whatever was drawn ahead is drawn again.
+rows overlaps with the update. The thread draws ahead of training, hence the sampler state a
+checkpoint saves is the one after the batches training took, recorded with each batch as it was
+drawn, not the generators' own; stopping the thread (a new batch size, `set_sampler_state`,
+`close`) rewinds the generators to it, so whatever was drawn ahead is drawn again.
 """
 
 from __future__ import annotations

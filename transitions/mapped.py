@@ -34,7 +34,8 @@ MAPPED_ARRAYS = (*ROW_ARRAYS, "episode_ids", "validation")
 
 class MappedRows:
     """The arrays of one transitions file, memory-mapped, and the rows of one split gathered from
-    them as raw float32 packed rows (the columns of `load_transitions`' packed rows, untransformed)."""
+    them as raw float32 packed rows (the columns of `load_transitions`' packed rows, before the
+    file's transforms)."""
 
     def __init__(self, path: str | Path, split: Split = "train") -> None:
         self.path = Path(path)
