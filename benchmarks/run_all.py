@@ -10,6 +10,16 @@ SMALL_RUNS = (
     ["benchmarks.profile_update", "--algo", "td3_bc", "--steps", "100"],
     ["benchmarks.compare_d3rlpy", "--steps", "2000", "--seeds", "0", "1", "2"],
     ["benchmarks.preprocess_throughput", "--transitions", "2000000"],
+    # The issue-25 run is 100M rows (docs/performance.md); small, both storages share one file.
+    [
+        "benchmarks.disk_training",
+        "--rows",
+        "2000000",
+        "--memory-rows",
+        "2000000",
+        "--limit-gb",
+        "1",
+    ],
 )
 
 
