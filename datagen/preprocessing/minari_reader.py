@@ -75,9 +75,22 @@ def check_finite(main_file: Path, name: str, key: str, values: np.ndarray) -> No
 
 
 def count_episodes(main_file: Path) -> int:
+    return count_episodes_and_steps(main_file)[0]
+
+
+def count_episodes_and_steps(main_file: Path) -> tuple[int, int]:
+    """The file's episodes and their steps (rewards) in all, from the arrays' shapes alone: what
+    the file holds, whatever its metadata's `total_steps` says."""
     try:
         with h5py.File(main_file, "r") as f:
-            return sum(1 for key in f if key.startswith("episode_"))
+            names = [key for key in f if key.startswith("episode_")]
+            steps = 0
+            for name in names:
+                rewards = f[name].get("rewards")
+                if not isinstance(rewards, h5py.Dataset):
+                    raise PreprocessError(f"{main_file}: {name} has no 'rewards' array")
+                steps += rewards.shape[0]
+            return len(names), steps
     except FileNotFoundError:
         raise PreprocessError(f"{main_file}: Minari data file not found") from None
     except OSError as error:

@@ -46,7 +46,7 @@ import numpy as np
 
 from datagen.preprocessing.blocks import Piece, build_inline, jobs_for
 from datagen.preprocessing.config import PreprocessConfig
-from datagen.preprocessing.minari_reader import PreprocessError, count_episodes
+from datagen.preprocessing.minari_reader import PreprocessError, count_episodes_and_steps
 from datagen.preprocessing.workers import ParallelRows, can_fork
 from transitions.writer import MAX_CHUNK_ROWS, Header, RowCountError, open_writer
 
@@ -127,7 +127,7 @@ class Sources:
     action_space: dict[str, Any]  # Minari's JSON form: shape, low, high
     obs_dim: int
     files: list[tuple[Path, int]]  # (main_data.hdf5, its episodes)
-    steps: int | None  # the steps their metadata declare in all; None where one declares none
+    steps: int  # the steps their episodes hold in all, counted from the arrays' shapes
 
 
 def read_sources(sources: list[tuple[str, Path]], env_id: str | None) -> Sources:
@@ -146,30 +146,31 @@ def read_sources(sources: list[tuple[str, Path]], env_id: str | None) -> Sources
         raise PreprocessError(f"datasets {names} disagree on reference scores")
     obs_space = json.loads(metadatas[0]["observation_space"])
     main_files = [folder / "data" / "main_data.hdf5" for _, folder in sources]
-    declared = [m.get("total_steps") for m in metadatas]
-    steps = [n for n in declared if isinstance(n, int)]
+    counts = [count_episodes_and_steps(main_file) for main_file in main_files]
     return Sources(
         names=names,
         env_id=env_ids.pop(),
         reference=refs.pop(),
         action_space=json.loads(metadatas[0]["action_space"]),
         obs_dim=int(obs_space["shape"][0]),
-        files=[(main_file, count_episodes(main_file)) for main_file in main_files],
-        steps=sum(steps) if len(steps) == len(declared) else None,
+        files=[
+            (main_file, episodes)
+            for main_file, (episodes, _) in zip(main_files, counts, strict=True)
+        ],
+        steps=sum(steps for _, steps in counts),
     )
 
 
 @contextlib.contextmanager
 def _declared_rows(source: Sources, rows: int | None) -> Iterator[None]:
-    """A contiguous file's row count comes from the sources' metadata: name them when their
-    episodes hold another number of steps."""
+    """A contiguous file is created for the steps counted beforehand: name the sources if their
+    episodes then yield another number (a file changed while it was read)."""
     try:
         yield
     except RowCountError as error:
         raise PreprocessError(
-            f"datasets {source.names}: their metadata declare {rows} steps (total_steps), but "
-            f"their episodes hold another number ({error}); the metadata is wrong: fix it, or "
-            "write a chunked file with preprocess.compression: lzf"
+            f"datasets {source.names}: their episodes were counted at {rows} steps but gave "
+            f"another number when read ({error}); did a file change meanwhile?"
         ) from None
 
 
@@ -190,7 +191,7 @@ def preprocess(
     train_returns: list[float] = []
     compression = None if config.compression == "none" else config.compression
     # Uncompressed arrays are written contiguous, which disk training memory-maps
-    # (transitions/writer.py); that needs the row count beforehand: the steps the sources declare.
+    # (transitions/writer.py); that needs the row count beforehand: the steps counted in the files.
     rows = source.steps if compression is None else None
     episode_id = 0
     jobs = jobs_for(source.files)

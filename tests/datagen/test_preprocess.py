@@ -124,16 +124,28 @@ def test_uncompressed_arrays_are_contiguous_and_hold_the_same_rows(
             np.testing.assert_array_equal(f[key][()], values.astype(f[key].dtype), err_msg=key)
 
 
-@pytest.mark.parametrize("declared", [599, 601])
-def test_a_wrong_total_steps_in_the_metadata_is_named(
-    random_dataset: Path, tmp_path: Path, declared: int
+@pytest.mark.parametrize("declared", [599, 601, None])
+def test_the_metadata_step_count_is_not_trusted(
+    random_dataset: Path, tmp_path: Path, declared: int | None
 ) -> None:
-    """A contiguous file is created at the size the metadata declare: a count that differs from
-    the episodes' steps (fewer or more) fails naming total_steps, and leaves no file."""
+    """Files from other tools may declare a wrong `total_steps`, or none: the contiguous file is
+    sized by the steps the episodes hold, so the same rows are written either way."""
     copy = tmp_path / "copy"
     shutil.copytree(random_dataset, copy)
     meta_file = copy / "data" / "metadata.json"
-    meta_file.write_text(json.dumps(json.loads(meta_file.read_text()) | {"total_steps": declared}))
-    with pytest.raises(PreprocessError, match=f"declare {declared} steps \\(total_steps\\)"):
+    meta = json.loads(meta_file.read_text())
+    meta.pop("total_steps")
+    meta_file.write_text(json.dumps(meta | ({} if declared is None else {"total_steps": declared})))
+    preprocess([("hopper/random-v0", copy)], tmp_path / "t.h5", PreprocessConfig())
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        assert f["rewards"].shape[0] == 600 and f["rewards"].chunks is None
+
+
+def test_an_episode_without_rewards_is_named(random_dataset: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(random_dataset, copy)
+    with h5py.File(copy / "data" / "main_data.hdf5", "a") as f:
+        del f["episode_1/rewards"]
+    with pytest.raises(PreprocessError, match="episode_1 has no 'rewards' array"):
         preprocess([("hopper/random-v0", copy)], tmp_path / "t.h5", PreprocessConfig())
     assert not (tmp_path / "t.h5").exists()
