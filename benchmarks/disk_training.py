@@ -12,10 +12,14 @@ batch 256) and times `--steps` gradient steps, `update(buffer.sample(256))` as t
 runs them, after `--warmup` untimed ones. Rounds alternate disk and memory, so both see the same
 background load; the medians give the ratio disk / memory (target: at least 0.8).
 
-The memory limit on the disk run: with `systemd-run --scope -p MemoryMax=` where systemd runs
-(the cgroup then counts the page cache too, so rows beyond the limit come from the device), else
-a checked ceiling: the parent reads the child's /proc/<pid>/status every 20 ms and kills it when
-its private memory (RssAnon: what the process itself holds) passes `--limit-gb`. The mapped
+The memory limit on the disk run (`--limit-by cgroup`, the default): with
+`systemd-run --scope -p MemoryMax=` where systemd runs, else in a memory cgroup of its own where
+the cgroup file system lets this process make one (v2 memory.max, v1 memory.limit_in_bytes; as
+root on this project's VMs). A cgroup counts the page cache the child faults in, so rows beyond
+the limit are read from the device again: training from a file truly larger than the memory it
+may use. Where neither can be had, or with `--limit-by rss`: a checked ceiling, the parent reads
+the child's /proc/<pid>/status every 20 ms and kills it when its private memory (RssAnon: what
+the process itself holds) passes `--limit-gb`. The mapped
 file's pages the child touched are reported apart (RssFile): they are the kernel's page cache,
 shared and dropped under memory pressure, not the process's own memory. Before each disk run the
 file is read through once (`--cache warm`, the default: the page cache then holds it where the
@@ -29,14 +33,17 @@ prints a line per round.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +184,51 @@ def systemd_scope(limit: int) -> list[str] | None:
     return prefix if probe.returncode == 0 else None
 
 
+@dataclass(frozen=True)
+class MemoryCgroup:
+    """A memory cgroup made for the disk run, where systemd cannot make one but the cgroup file
+    system lets this process (cgroup v2's memory.max, v1's memory.limit_in_bytes). Its limit
+    counts the page cache the child faults in, so rows beyond it are read from the device again."""
+
+    path: Path
+    peak_file: str
+
+    @staticmethod
+    def make(limit: int) -> MemoryCgroup | None:
+        kinds = (
+            (Path("/sys/fs/cgroup"), "memory.max", "memory.peak"),
+            (Path("/sys/fs/cgroup/unified"), "memory.max", "memory.peak"),
+            (Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes", "memory.max_usage_in_bytes"),
+        )
+        for root, limit_file, peak_file in kinds:
+            group = root / f"disk-training-{os.getpid()}"
+            try:
+                group.mkdir()
+            except OSError:
+                continue
+            # The kernel fills a new cgroup with its control files; a folder without them is not
+            # one (e.g. /sys/fs/cgroup itself a tmpfs holding v1 hierarchies).
+            if not (group / limit_file).is_file():
+                group.rmdir()
+                continue
+            try:
+                (group / limit_file).write_text(str(limit))
+                return MemoryCgroup(group, peak_file)
+            except OSError:
+                group.rmdir()
+        return None
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def peak_mb(self) -> float:
+        return int((self.path / self.peak_file).read_text()) / 2**20
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+
 def drop_cached_pages(path: Path) -> None:
     """Evict the file's clean pages from the page cache (this file only)."""
     fd = os.open(path, os.O_RDONLY)
@@ -202,10 +254,15 @@ def prepare_cache(path: Path, cache: str) -> None:
 
 
 def run_child(
-    storage: str, path: Path, args: argparse.Namespace, limit: int | None, scope: list[str] | None
+    storage: str,
+    path: Path,
+    args: argparse.Namespace,
+    limit: int | None,
+    scope: list[str] | None,
+    cgroup: MemoryCgroup | None = None,
 ) -> dict[str, Any]:
-    """Run one child, sampling its memory; with `limit` (bytes), under the systemd scope when
-    there is one, else killed when its RssAnon passes the limit."""
+    """Run one child, sampling its memory; with `limit` (bytes), under the systemd scope or in
+    the memory cgroup when there is one, else killed when its RssAnon passes the limit."""
     command = [
         sys.executable,
         "-m",
@@ -224,6 +281,9 @@ def run_child(
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT.parent
     )
+    limited = limit is not None and (scope is not None or cgroup is not None)
+    if limit is not None and cgroup is not None:
+        cgroup.add(process.pid)  # before it imports torch or maps the file
     peaks = {"VmRSS": 0.0, "RssAnon": 0.0, "RssFile": 0.0}
     exceeded = threading.Event()
 
@@ -231,14 +291,19 @@ def run_child(
         while process.poll() is None:
             for key, value in memory_of(process.pid).items():
                 peaks[key] = max(peaks[key], value)
-            if limit is not None and scope is None and peaks["RssAnon"] * 2**20 > limit:
+            if limit is not None and not limited and peaks["RssAnon"] * 2**20 > limit:
                 exceeded.set()
                 process.kill()
             time.sleep(SAMPLE_S)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    stdout, stderr = process.communicate()
+    try:
+        stdout, stderr = process.communicate()
+    except BaseException:  # interrupted (SIGTERM, Ctrl-C): the child goes too
+        process.kill()
+        process.wait()
+        raise
     watcher.join()
     if exceeded.is_set():
         raise SystemExit(f"{storage} run passed the {limit} byte ceiling: {peaks}")
@@ -246,6 +311,8 @@ def run_child(
         raise SystemExit(f"{storage} run failed ({process.returncode}):\n{stderr[-3000:]}")
     result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     result |= {f"sampled_peak_{key}_mb": value for key, value in peaks.items()}
+    if limit is not None and cgroup is not None:
+        result["cgroup_peak_mb"] = cgroup.peak_mb()
     return result
 
 
@@ -267,6 +334,13 @@ def main() -> None:
         default="warm",
         help="before each disk run: read the file through (warm), drop its cached pages (cold)",
     )
+    parser.add_argument(
+        "--limit-by",
+        choices=("cgroup", "rss"),
+        default="cgroup",
+        help="cgroup: systemd's MemoryMax or a memory cgroup of our own, page cache counted "
+        "(else the RSS ceiling); rss: the checked RssAnon ceiling only",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", choices=("disk", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--transitions", type=Path, help=argparse.SUPPRESS)
@@ -274,31 +348,41 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.transitions, args.steps, args.warmup)))
         return
+    # A SIGTERM unwinds like Ctrl-C: the running child is killed and the cgroup removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     load_before = os.getloadavg()
     disk_file, memory_file = dataset(args.rows), dataset(args.memory_rows)
     limit = int(args.limit_gb * 1e9)
     file_bytes = disk_file.stat().st_size
-    scope = systemd_scope(limit)
-    limit_kind = (
-        f"systemd-run --scope -p MemoryMax={limit}"
-        if scope
-        else f"RssAnon ceiling of {limit} bytes, sampled every {SAMPLE_S * 1000:.0f} ms"
-    )
+    by_cgroup = args.limit_by == "cgroup"
+    scope = systemd_scope(limit) if by_cgroup else None
+    cgroup = MemoryCgroup.make(limit) if by_cgroup and scope is None else None
+    if scope:
+        limit_kind = f"systemd-run --scope -p MemoryMax={limit}"
+    elif cgroup:
+        limit_kind = f"memory cgroup {cgroup.path} limited to {limit} bytes, page cache counted"
+    else:
+        limit_kind = f"RssAnon ceiling of {limit} bytes, sampled every {SAMPLE_S * 1000:.0f} ms"
     print(f"disk file {file_bytes / 1e9:.2f} GB, limit {args.limit_gb} GB: {limit_kind}")
     rounds = []
-    for number in range(args.rounds):
-        prepare_cache(disk_file, args.cache)
-        disk = run_child("disk", disk_file, args, limit, scope)
-        memory = run_child("memory", memory_file, args, None, None)
-        rounds.append({"disk": disk, "memory": memory})
-        print(
-            f"round {number + 1}: disk {disk['steps_per_s']:.1f} steps/s "
-            f"(RssAnon peak {disk['sampled_peak_RssAnon_mb']:.0f} MB, RssFile "
-            f"{disk['sampled_peak_RssFile_mb']:.0f} MB), memory {memory['steps_per_s']:.1f} "
-            f"steps/s (RSS peak {memory['peak_rss_mb']:.0f} MB)",
-            flush=True,
-        )
+    try:
+        for number in range(args.rounds):
+            prepare_cache(disk_file, args.cache)
+            disk = run_child("disk", disk_file, args, limit, scope, cgroup)
+            memory = run_child("memory", memory_file, args, None, None)
+            rounds.append({"disk": disk, "memory": memory})
+            in_cgroup = f", cgroup peak {disk['cgroup_peak_mb']:.0f} MB" if cgroup else ""
+            print(
+                f"round {number + 1}: disk {disk['steps_per_s']:.1f} steps/s "
+                f"(RssAnon peak {disk['sampled_peak_RssAnon_mb']:.0f} MB, RssFile "
+                f"{disk['sampled_peak_RssFile_mb']:.0f} MB{in_cgroup}), memory "
+                f"{memory['steps_per_s']:.1f} steps/s (RSS peak {memory['peak_rss_mb']:.0f} MB)",
+                flush=True,
+            )
+    finally:
+        if cgroup:
+            cgroup.remove()
     disk_rate = statistics.median(r["disk"]["steps_per_s"] for r in rounds)
     memory_rate = statistics.median(r["memory"]["steps_per_s"] for r in rounds)
     result = {
@@ -320,6 +404,7 @@ def main() -> None:
         "disk_peak_rss_anon_mb": max(r["disk"]["sampled_peak_RssAnon_mb"] for r in rounds),
         "disk_peak_rss_file_mb": max(r["disk"]["sampled_peak_RssFile_mb"] for r in rounds),
         "memory_peak_rss_mb": max(r["memory"]["peak_rss_mb"] for r in rounds),
+        "disk_cgroup_peak_mb": max(r["disk"].get("cgroup_peak_mb", 0.0) for r in rounds),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "cpus": os.cpu_count(),

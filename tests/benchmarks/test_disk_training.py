@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.disk_training import EPISODE_STEPS, run_child, write_synthetic
+from benchmarks.disk_training import EPISODE_STEPS, MemoryCgroup, run_child, write_synthetic
 from offline_rl.disk_buffer import DiskReplayBuffer
 from offline_rl.storage import open_buffer
 from transitions.metadata import read_meta
@@ -55,3 +55,18 @@ def test_a_run_past_the_ceiling_is_stopped_and_one_under_it_reports(synthetic: P
     result = run_child("disk", synthetic, args, 4_000_000_000, None)
     assert result["storage"] == "disk" and result["steps"] == 5 and result["steps_per_s"] > 0
     assert 50 < result["sampled_peak_RssAnon_mb"] < 4000
+
+
+def test_a_run_in_a_memory_cgroup_reports_its_peak(synthetic: Path) -> None:
+    """Where this process may make a memory cgroup (root on a cgroup file system), the disk run
+    runs inside it and the cgroup's peak, page cache included, is reported."""
+    cgroup = MemoryCgroup.make(4_000_000_000)
+    if cgroup is None:
+        pytest.skip("no memory cgroup can be made here")
+    try:
+        args = argparse.Namespace(steps=5, warmup=1)
+        result = run_child("disk", synthetic, args, 4_000_000_000, None, cgroup)
+    finally:
+        cgroup.remove()
+    assert 10 < result["cgroup_peak_mb"] < 4000
+    assert not cgroup.path.exists()
