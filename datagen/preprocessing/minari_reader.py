@@ -6,6 +6,7 @@ episode), so this goes through h5py's low-level API and keeps HDF5's metadata ca
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,27 +75,35 @@ def check_finite(main_file: Path, name: str, key: str, values: np.ndarray) -> No
         raise PreprocessError(f"{main_file}: {name}/{key} holds NaN or inf values")
 
 
+@contextlib.contextmanager
+def _minari_file(main_file: Path) -> Iterator[h5py.File]:
+    """A Minari data file open for reading; a missing or unreadable one raises PreprocessError."""
+    try:
+        with h5py.File(main_file, "r") as f:
+            yield f
+    except FileNotFoundError:
+        raise PreprocessError(f"{main_file}: Minari data file not found") from None
+    except OSError as error:
+        raise PreprocessError(f"{main_file}: unreadable HDF5 file ({error})") from None
+
+
 def count_episodes(main_file: Path) -> int:
-    return count_episodes_and_steps(main_file)[0]
+    with _minari_file(main_file) as f:
+        return sum(1 for key in f if key.startswith("episode_"))
 
 
 def count_episodes_and_steps(main_file: Path) -> tuple[int, int]:
     """The file's episodes and their steps (rewards) in all, from the arrays' shapes alone: what
     the file holds, whatever its metadata's `total_steps` says."""
-    try:
-        with h5py.File(main_file, "r") as f:
-            names = [key for key in f if key.startswith("episode_")]
-            steps = 0
-            for name in names:
-                rewards = f[name].get("rewards")
-                if not isinstance(rewards, h5py.Dataset):
-                    raise PreprocessError(f"{main_file}: {name} has no 'rewards' array")
-                steps += rewards.shape[0]
-            return len(names), steps
-    except FileNotFoundError:
-        raise PreprocessError(f"{main_file}: Minari data file not found") from None
-    except OSError as error:
-        raise PreprocessError(f"{main_file}: unreadable HDF5 file ({error})") from None
+    with _minari_file(main_file) as f:
+        names = [key for key in f if key.startswith("episode_")]
+        steps = 0
+        for name in names:
+            rewards = f[name].get("rewards")
+            if not isinstance(rewards, h5py.Dataset):
+                raise PreprocessError(f"{main_file}: {name} has no 'rewards' array")
+            steps += rewards.shape[0]
+        return len(names), steps
 
 
 def _slices(
