@@ -14,6 +14,7 @@ import numpy as np
 
 from core.errors import PipelineError
 from transitions.schema import ARRAY_KEYS, SCHEMA_VERSION
+from transitions.spaces import ActionLayout, ObservationLayout
 
 Split = Literal["all", "train", "validation"]
 
@@ -44,18 +45,43 @@ class TransitionsMeta:
     num_episodes: int
     num_validation_episodes: int = 0
     return_to_go_discount: float = 1.0
+    # Discrete(n) actions (transitions/spaces.py): n, and act_dim == n; 0 for Box actions
+    num_actions: int = 0
+    action_start: int = 0  # Discrete: the env's action for stored index 0
+    # Dict observations: (key, width) in the order `observations` concatenates them; () for Box
+    observation_keys: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def discrete_actions(self) -> bool:
+        return self.num_actions > 0
+
+    @property
+    def actions(self) -> ActionLayout:
+        return ActionLayout(
+            self.act_dim, self.num_actions, self.action_start, self.action_low, self.action_high
+        )
+
+    @property
+    def observations(self) -> ObservationLayout:
+        return ObservationLayout(self.obs_dim, self.observation_keys)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        return {k: _lists(v) for k, v in self.__dict__.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransitionsMeta:
         fields: dict[str, Any] = {
-            k: (tuple(v) if isinstance(v, list) else v)
-            for k, v in data.items()
-            if k in cls.__dataclass_fields__
+            k: _tuples(v) for k, v in data.items() if k in cls.__dataclass_fields__
         }
         return cls(**fields)
+
+
+def _lists(value: Any) -> Any:
+    return [_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def read_meta(path: str | Path) -> TransitionsMeta:
@@ -85,12 +111,18 @@ def read_meta(path: str | Path) -> TransitionsMeta:
         raise TransitionsFileError(
             f"{path}: arrays {wrong} do not have {size} rows like observations"
         )
+    num_actions = int(attrs.get("num_actions", 0))  # absent before schema 3: Box actions
+    if (len(shapes["actions"]) == 1) != (num_actions > 0):
+        raise TransitionsFileError(
+            f"{path}: array 'actions' of shape {shapes['actions']} does not fit "
+            f"num_actions = {num_actions} (discrete actions are one index a row)"
+        )
     try:
         meta = TransitionsMeta(
             env_id=str(attrs["env_id"]),
             dataset_ids=tuple(json.loads(attrs["dataset_ids"])),
             obs_dim=int(shapes["observations"][1]),
-            act_dim=int(shapes["actions"][1]),
+            act_dim=num_actions or int(shapes["actions"][1]),
             action_low=tuple(float(x) for x in attrs["action_low"]),
             action_high=tuple(float(x) for x in attrs["action_high"]),
             obs_mean=tuple(float(x) for x in attrs["obs_mean"]),
@@ -105,6 +137,9 @@ def read_meta(path: str | Path) -> TransitionsMeta:
             num_episodes=int(attrs["num_episodes"]),
             num_validation_episodes=int(attrs["num_validation_episodes"]),
             return_to_go_discount=float(attrs["return_to_go_discount"]),
+            num_actions=num_actions,
+            action_start=int(attrs.get("action_start", 0)),
+            observation_keys=_observation_keys(attrs.get("observation_keys", "[]")),
         )
     except KeyError as error:
         raise TransitionsFileError(f"{path}: missing attribute {error.args[0]!r}") from None
@@ -114,11 +149,12 @@ def read_meta(path: str | Path) -> TransitionsMeta:
 
 def _check_statistics(path: Path, meta: TransitionsMeta) -> None:
     """The attributes training divides by or scales with must fit the arrays and be finite."""
+    bounds = 0 if meta.discrete_actions else meta.act_dim  # discrete actions have no bounds
     sizes = {
         "obs_mean": meta.obs_dim,
         "obs_std": meta.obs_dim,
-        "action_low": meta.act_dim,
-        "action_high": meta.act_dim,
+        "action_low": bounds,
+        "action_high": bounds,
     }
     for name, size in sizes.items():
         values = np.asarray(getattr(meta, name), dtype=np.float64)
@@ -134,6 +170,11 @@ def _check_statistics(path: Path, meta: TransitionsMeta) -> None:
         raise TransitionsFileError(f"{path}: obs_std must be > 0 and action_low < action_high")
     if not (np.isfinite(meta.reward_scale) and np.isfinite(meta.reward_shift)):
         raise TransitionsFileError(f"{path}: reward_scale and reward_shift must be finite")
+
+
+def _observation_keys(text: Any) -> tuple[tuple[str, int], ...]:
+    layout = ObservationLayout.from_json(str(text))
+    return () if layout is None else layout.keys
 
 
 def _optional_float(value: Any) -> float | None:

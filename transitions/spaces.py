@@ -1,0 +1,151 @@
+"""The spaces a transitions file can hold, read from Minari's JSON form of a gymnasium space
+(`minari.serialization.serialize_space`, what every Minari dataset's metadata records), torch-free.
+
+Actions: a `Box` of shape (k,) is stored as float32 (N, k) in the env's bounds; a `Discrete(n)`
+as int64 (N,) indices 0..n-1 (the env's action minus the space's `start`), and a policy's output
+is then n wide (logits or Q-values), which `ActionLayout.act_dim` says for both.
+Observations: a `Box` of shape (d,) is stored as float32 (N, d); a `Dict` of such boxes as the
+concatenation of its declared keys (`ObservationLayout.keys`, each with its width, recorded in
+the file's header), so training reads one flat vector and evaluation flattens the env's
+observation the same way. Every other space fails here, before any work, naming the space.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.errors import PipelineError
+
+
+class SpaceError(PipelineError, ValueError):
+    """A space the transitions format cannot hold, or a declared observation key it lacks."""
+
+
+def space_dict(space: Any) -> dict[str, Any]:
+    """Minari's JSON form of `space`: a gymnasium space, the JSON string or the dict itself."""
+    if isinstance(space, Mapping):
+        return dict(space)
+    if isinstance(space, str):
+        return dict(json.loads(space))
+    from minari.serialization import serialize_space  # gymnasium spaces only come from envs
+
+    return dict(serialize_space(space, to_string=False))
+
+
+@dataclass(frozen=True)
+class ActionLayout:
+    """How a dataset's actions are stored and how wide a policy's output is."""
+
+    act_dim: int  # Box: its size; Discrete: n (one logit or Q-value per action)
+    num_actions: int = 0  # Discrete: n; 0 for a Box
+    start: int = 0  # Discrete: the env's first action (stored indices are action - start)
+    low: tuple[float, ...] = ()  # Box bounds; () for Discrete
+    high: tuple[float, ...] = ()
+
+    @property
+    def discrete(self) -> bool:
+        return self.num_actions > 0
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """Per-row shape of the file's `actions` array."""
+        return () if self.discrete else (self.act_dim,)
+
+    @property
+    def dtype(self) -> type:
+        return np.int64 if self.discrete else np.float32
+
+
+def action_layout(space: Any, where: str = "action space") -> ActionLayout:
+    """The layout of an action space; `where` names it in the error (a file, a dataset id)."""
+    spec = space_dict(space)
+    kind = spec.get("type")
+    if kind == "Discrete":
+        n = int(spec["n"])
+        if n < 2:
+            raise SpaceError(f"{where}: Discrete({n}) has no choice to learn")
+        return ActionLayout(act_dim=n, num_actions=n, start=int(spec.get("start", 0)))
+    if kind == "Box" and len(spec["shape"]) == 1:
+        low = tuple(float(x) for x in np.broadcast_to(spec["low"], spec["shape"]))
+        high = tuple(float(x) for x in np.broadcast_to(spec["high"], spec["shape"]))
+        if not all(np.isfinite(low + high)):
+            raise SpaceError(f"{where}: Box actions need finite bounds, got {low}..{high}")
+        return ActionLayout(act_dim=int(spec["shape"][0]), low=low, high=high)
+    raise SpaceError(f"{where}: {describe(spec)} actions are not supported (Box (k,) or Discrete)")
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """How an observation becomes the flat float32 vector a file row and a policy hold."""
+
+    obs_dim: int
+    keys: tuple[tuple[str, int], ...] = ()  # Dict: (key, width) in the vector's order; () for Box
+
+    def flatten(self, observation: Any) -> np.ndarray:
+        """The env's observation (one, or a batch from a vector env) as float32 (..., obs_dim)."""
+        if not self.keys:
+            return np.asarray(observation, dtype=np.float32)
+        if not isinstance(observation, Mapping):
+            raise SpaceError(f"expected a dict observation with keys {self.key_names}")
+        parts = [np.asarray(observation[key], dtype=np.float32) for key, _ in self.keys]
+        return np.concatenate(parts, axis=-1)
+
+    @property
+    def key_names(self) -> list[str]:
+        return [key for key, _ in self.keys]
+
+    def to_json(self) -> str:
+        return json.dumps([[key, width] for key, width in self.keys])
+
+    @classmethod
+    def from_json(cls, text: str) -> ObservationLayout | None:
+        """The layout recorded in a header; None for a Box (no keys recorded)."""
+        keys = tuple((str(key), int(width)) for key, width in json.loads(text))
+        return cls(sum(w for _, w in keys), keys) if keys else None
+
+
+def observation_layout(
+    space: Any, where: str = "observation space", keys: Sequence[str] | None = None
+) -> ObservationLayout:
+    """The layout of an observation space; for a Dict, `keys` chooses and orders the keys
+    (None: all of them, in the space's order)."""
+    spec = space_dict(space)
+    kind = spec.get("type")
+    if kind == "Box":
+        if keys:
+            raise SpaceError(f"{where}: observation keys {list(keys)} given for a Box observation")
+        return ObservationLayout(obs_dim=_vector_width(spec, where))
+    if kind == "Dict":
+        subspaces: dict[str, Any] = spec["subspaces"]
+        chosen = list(subspaces) if keys is None else list(keys)
+        unknown = [key for key in chosen if key not in subspaces]
+        if unknown or not chosen:
+            raise SpaceError(
+                f"{where}: observation keys {unknown or chosen} not among {list(subspaces)}"
+            )
+        widths = tuple((key, _vector_width(subspaces[key], f"{where}[{key!r}]")) for key in chosen)
+        return ObservationLayout(obs_dim=sum(w for _, w in widths), keys=widths)
+    raise SpaceError(f"{where}: {describe(spec)} observations are not supported (Box or Dict)")
+
+
+def _vector_width(spec: dict[str, Any], where: str) -> int:
+    if spec.get("type") == "Box" and len(spec["shape"]) == 1:
+        return int(spec["shape"][0])
+    raise SpaceError(f"{where}: {describe(spec)} is not supported here (a Box of shape (d,))")
+
+
+def describe(spec: dict[str, Any]) -> str:
+    """A space in one short phrase, for errors: `Box(uint8, (64, 64, 3))`, `Text`, `Dict(a, b)`."""
+    kind = str(spec.get("type", "unknown space"))
+    if kind == "Box":
+        return f"Box({spec.get('dtype')}, {tuple(spec.get('shape', ()))})"
+    if kind == "Dict":
+        return f"Dict({', '.join(spec.get('subspaces', {}))})"
+    if kind == "Discrete":
+        return f"Discrete({spec.get('n')})"
+    return kind
