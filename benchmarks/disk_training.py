@@ -61,12 +61,15 @@ BATCH_SIZE = 256
 def write_synthetic(path: Path, rows: int, seed: int = 0) -> None:
     """`rows` random rows of Hopper's shapes, in episodes of EPISODE_STEPS (the last may be
     shorter) that end in a timeout; contiguous arrays, as preprocess writes an uncompressed file."""
+    from transitions.spaces import ActionLayout, ObservationLayout
     from transitions.writer import Header, open_writer
 
+    observations = ObservationLayout(OBS_DIM)
+    actions = ActionLayout(ACT_DIM, low=(-1.0,) * ACT_DIM, high=(1.0,) * ACT_DIM)
     rng = np.random.default_rng(seed)
     episodes = -(-rows // EPISODE_STEPS)
     returns = np.zeros(episodes)
-    with open_writer(path, OBS_DIM, ACT_DIM, WRITE_ROWS, None, rows=rows) as writer:
+    with open_writer(path, observations, actions, WRITE_ROWS, None, rows=rows) as writer:
         for start in range(0, rows, WRITE_ROWS):
             n = min(WRITE_ROWS, rows - start)
             index = np.arange(start, start + n)
@@ -94,8 +97,8 @@ def write_synthetic(path: Path, rows: int, seed: int = 0) -> None:
                 ref_min_score=None,
                 ref_max_score=None,
                 ref_score_source=None,
-                action_low=[-1.0] * ACT_DIM,
-                action_high=[1.0] * ACT_DIM,
+                actions=actions,
+                observations=observations,
                 normalize_observations=True,
                 reward_scale=1.0,
                 reward_shift=0.0,

@@ -4,6 +4,10 @@ in one copy, the file's transforms applied there (`schema.py` has the layout).
 Training reads each row's `ROW_ARRAYS` side by side in one packed (rows, width) tensor
 (`packed_rows`), so that the replay buffer samples a batch with one gather, plus `next_actions`,
 the dataset's action at s' (ReBRAC), derived from `episode_ids`.
+
+Discrete actions (int64 indices in the file) load as one float32 column of exact integers (per-row
+shape (), indices far below 2**24), which the transforms leave as they are: a discrete policy
+reads them back with `.long()`.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ class Batch:
 
 @dataclass(frozen=True)
 class Transitions:
-    """Rows of a dataset as tensors on one device, transforms already applied, actions in [-1, 1]."""
+    """Rows of a dataset as tensors on one device, transforms already applied: Box actions in
+    [-1, 1], Discrete actions as float indices 0..n-1."""
 
     observations: Tensor
     actions: Tensor
@@ -138,7 +143,9 @@ class Transforms:
         return observations
 
     def actions_(self, actions: Tensor) -> Tensor:
-        """Into [-1, 1] from the action bounds."""
+        """Box actions into [-1, 1] from the action bounds; Discrete action indices untouched."""
+        if self.meta.discrete_actions:
+            return actions
         low, high = self.action_low, self.action_high
         return actions.sub_(low).mul_(2.0).div_(high - low).sub_(1.0).clamp_(-1.0, 1.0)
 
@@ -231,5 +238,7 @@ def shift_within_episodes(
     written into `out` where given (a view of the packed rows)."""
     shifted = actions.clone() if out is None else out.copy_(actions)
     same_episode = episode_ids[1:] == episode_ids[:-1]
-    shifted[:-1] = torch.where(same_episode.unsqueeze(-1), actions[1:], actions[:-1])
+    if actions.dim() > 1:  # Box actions (rows, k); discrete indices are (rows,)
+        same_episode = same_episode.unsqueeze(-1)
+    shifted[:-1] = torch.where(same_episode, actions[1:], actions[:-1])
     return shifted

@@ -35,7 +35,7 @@ MAPPED_ARRAYS = (*ROW_ARRAYS, "episode_ids", "validation")
 class MappedRows:
     """The arrays of one transitions file, memory-mapped, and the rows of one split gathered from
     them as raw float32 packed rows (the columns of `load_transitions`' packed rows, before the
-    file's transforms)."""
+    file's transforms; discrete action indices become one float column, as there)."""
 
     def __init__(self, path: str | Path, split: Split = "train") -> None:
         self.path = Path(path)
@@ -50,7 +50,7 @@ class MappedRows:
             key: np.frombuffer(self._map, dtype, int(np.prod(shape)), offset).reshape(shape)
             for key, (offset, shape, dtype) in places.items()
         }
-        obs, act = (self.meta.obs_dim,), (self.meta.act_dim,)
+        obs, act = (self.meta.obs_dim,), self.meta.actions.row_shape  # discrete: () (indices)
         # Per-row shapes of the packed columns, next actions last, as load_transitions packs them.
         self.shapes: list[tuple[int, ...]] = [obs, act, (), obs, (), act]
         self._file_starts, self._split_starts, self.size = self._runs(split)

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from core.errors import PipelineError
-from transitions.schema import ARRAY_KEYS, SCHEMA_VERSION
+from transitions.schema import ARRAY_KEYS, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION
 from transitions.spaces import ActionLayout, ObservationLayout
 
 Split = Literal["all", "train", "validation"]
@@ -99,7 +99,7 @@ def read_meta(path: str | Path) -> TransitionsMeta:
     except OSError as error:
         raise TransitionsFileError(f"{path}: not a readable HDF5 file ({error})") from None
     version = attrs.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMA_VERSIONS:
         raise TransitionsFileError(
             f"{path}: schema_version {version!r}, expected {SCHEMA_VERSION}; rerun preprocess"
         )

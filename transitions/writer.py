@@ -26,6 +26,7 @@ import numpy as np
 
 from core.atomic import atomic_path
 from transitions.schema import SCHEMA_VERSION, array_specs
+from transitions.spaces import ActionLayout, ObservationLayout
 
 MAX_CHUNK_ROWS = 65_536  # HDF5 chunk of the arrays (rows), whatever the write buffer
 OBS_STD_FLOOR = 1e-3  # constant features would divide by ~0 when observations are normalised
@@ -71,8 +72,8 @@ class Header:
     ref_min_score: float | None
     ref_max_score: float | None
     ref_score_source: str | None
-    action_low: list[float]
-    action_high: list[float]
+    actions: ActionLayout  # recorded as action_low/high (Box) or num_actions/action_start
+    observations: ObservationLayout  # recorded as observation_keys (a Dict's keys and widths)
     normalize_observations: bool
     reward_scale: float
     reward_shift: float
@@ -97,8 +98,8 @@ class TransitionsWriter:
     def __init__(
         self,
         file: h5py.File,
-        obs_dim: int,
-        act_dim: int,
+        observations: ObservationLayout,
+        actions: ActionLayout,
         chunk_rows: int,
         compression: str | None,
         rows: int | None = None,
@@ -110,7 +111,7 @@ class TransitionsWriter:
         self.declared_rows = rows
         self.obs_stats = RunningStats()
         self.buffers: dict[str, np.ndarray] = {}
-        for key, (shape, dtype) in array_specs(obs_dim, act_dim).items():
+        for key, (shape, dtype) in array_specs(observations.obs_dim, actions).items():
             if rows is None:
                 file.create_dataset(
                     key,
@@ -171,8 +172,11 @@ class TransitionsWriter:
                 "ref_min_score": _score(header.ref_min_score),
                 "ref_max_score": _score(header.ref_max_score),
                 "ref_score_source": str(header.ref_score_source or "none"),
-                "action_low": np.asarray(header.action_low, dtype=np.float32),
-                "action_high": np.asarray(header.action_high, dtype=np.float32),
+                "action_low": np.asarray(header.actions.low, dtype=np.float32),
+                "action_high": np.asarray(header.actions.high, dtype=np.float32),
+                "num_actions": header.actions.num_actions,
+                "action_start": header.actions.start,
+                "observation_keys": header.observations.to_json(),
                 "obs_mean": stats.mean.astype(np.float32),
                 "obs_std": np.maximum(stats.std, OBS_STD_FLOOR).astype(np.float32),
                 "normalize_observations": header.normalize_observations,
@@ -207,8 +211,8 @@ def _create(tmp: Path) -> h5py.File:
 @contextlib.contextmanager
 def open_writer(
     output: Path,
-    obs_dim: int,
-    act_dim: int,
+    observations: ObservationLayout,
+    actions: ActionLayout,
     chunk_rows: int,
     compression: str | None,
     rows: int | None = None,
@@ -217,7 +221,7 @@ def open_writer(
     block ends without an error. With `rows`, the arrays are contiguous (see the module's
     docstring) and the block must add exactly that many rows (`RowCountError` otherwise)."""
     with atomic_path(output, suffix=".h5") as tmp, _create(tmp) as file:
-        writer = TransitionsWriter(file, obs_dim, act_dim, chunk_rows, compression, rows)
+        writer = TransitionsWriter(file, observations, actions, chunk_rows, compression, rows)
         yield writer
         writer.flush()
         if rows is not None and writer.rows != rows:

@@ -19,8 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from datagen.preprocessing.hdf5_direct import RawEpisode
-from datagen.preprocessing.minari_reader import EpisodeReader, PreprocessError, check_finite
+from datagen.preprocessing.minari_reader import (
+    EpisodeReader,
+    PreprocessError,
+    check_finite,
+    check_indices,
+)
 from transitions.schema import array_specs
+from transitions.spaces import ActionLayout, ObservationLayout
 
 GROUP_EPISODES = 128  # episodes per unit of work (~70k rows here): balances, yet few messages
 
@@ -66,21 +72,23 @@ class Piece:
 
 
 def block_shapes(
-    capacity: int, obs_dim: int, act_dim: int
+    capacity: int, observations: ObservationLayout, actions: ActionLayout
 ) -> dict[str, tuple[tuple[int, ...], type]]:
     """Shape and dtype of every array of a block of `capacity` rows: `observations` has one row
     more (see BlockBuilder)."""
     return {
         key: ((capacity + (key == "observations"), *shape), dtype)
-        for key, (shape, dtype) in array_specs(obs_dim, act_dim).items()
+        for key, (shape, dtype) in array_specs(observations.obs_dim, actions).items()
     }
 
 
-def block_arrays(capacity: int, obs_dim: int, act_dim: int) -> dict[str, np.ndarray]:
+def block_arrays(
+    capacity: int, observations: ObservationLayout, actions: ActionLayout
+) -> dict[str, np.ndarray]:
     """Empty arrays for a block of `capacity` rows."""
     return {
         key: np.empty(shape, dtype=dtype)
-        for key, (shape, dtype) in block_shapes(capacity, obs_dim, act_dim).items()
+        for key, (shape, dtype) in block_shapes(capacity, observations, actions).items()
     }
 
 
@@ -105,14 +113,14 @@ class BlockBuilder:
         self,
         held_out: np.ndarray,
         discount: float,
-        obs_dim: int,
-        act_dim: int,
+        observations: ObservationLayout,
+        actions: ActionLayout,
         capacity: int,
         take: Callable[[], dict[str, np.ndarray]],
         give: Give,
     ) -> None:
         self.held_out, self.discount = held_out, discount
-        self.obs_dim, self.act_dim, self.capacity = obs_dim, act_dim, capacity
+        self.observations, self.actions, self.capacity = observations, actions, capacity
         self.take, self.give = take, give
         self.fill, self.returns = 0, list[float]()
         self._block: dict[str, np.ndarray] | None = None  # taken when the first row needs it
@@ -155,6 +163,9 @@ class BlockBuilder:
         check_finite(main_file, name, "rewards", raw.rewards)
         check_finite(main_file, name, "observations", raw.observations)
         check_finite(main_file, name, "actions", raw.actions)
+        if self.actions.discrete:  # read as stored, in place: make them indices
+            raw.actions -= self.actions.start
+            check_indices(main_file, name, raw.actions, self.actions)
         block, start = self.block, self.fill
         end = start + raw.rewards.shape[0]
         block["next_observations"][start:end] = raw.observations[1:]
@@ -173,14 +184,13 @@ class BlockBuilder:
         rtg = discounted_returns_to_go(episode.rewards, self.discount)
         timeouts = episode.truncations & ~episode.terminations
         self.returns.append(float(episode.rewards.sum()))
+        obs_shape, act_shape = (self.observations.obs_dim,), self.actions.row_shape
         for piece in episode.slices:
-            if piece.observations.shape[1:] != (self.obs_dim,) or piece.actions.shape[1:] != (
-                self.act_dim,
-            ):
+            if piece.observations.shape[1:] != obs_shape or piece.actions.shape[1:] != act_shape:
                 raise PreprocessError(
                     f"{self.reader.main_file}: episode_{index} shapes "
                     f"{piece.observations.shape[1:]}, {piece.actions.shape[1:]} differ "
-                    f"from the spaces ({self.obs_dim},), ({self.act_dim},)"
+                    f"from the spaces {obs_shape}, {act_shape}"
                 )
             n = piece.actions.shape[0]
             if self.fill + n > self.capacity:
@@ -216,20 +226,20 @@ def build_inline(
     jobs: list[RowsJob],
     held_out: np.ndarray,
     discount: float,
-    obs_dim: int,
-    act_dim: int,
+    observations: ObservationLayout,
+    actions: ActionLayout,
     capacity: int,
     give: Give,
 ) -> None:
     """Every job's blocks built in this process, one reused block."""
-    block = block_arrays(capacity, obs_dim, act_dim)
-    builder = BlockBuilder(held_out, discount, obs_dim, act_dim, capacity, lambda: block, give)
+    block = block_arrays(capacity, observations, actions)
+    builder = BlockBuilder(held_out, discount, observations, actions, capacity, lambda: block, give)
     readers: dict[Path, EpisodeReader] = {}
     try:
         for job in jobs:
             if job.main_file not in readers:
                 readers[job.main_file] = EpisodeReader(
-                    job.main_file, capacity, count=job.episodes_in_file
+                    job.main_file, capacity, True, job.episodes_in_file, observations, actions
                 )
             builder.run(readers[job.main_file], job)
     finally:

@@ -29,6 +29,9 @@ class PreprocessConfig(StrictModel):
     compression: Literal["none", "gzip", "lzf"] = "none"
     # Processes reading episodes while this one writes; 1 reads in-process. Never changes the file.
     workers: int = Field(default=2, ge=1)
+    # Dict observations: the keys whose boxes are concatenated, in this order, into each row's
+    # observation vector; None takes every key in the space's order. Must be None for a Box.
+    observation_keys: tuple[str, ...] | None = Field(default=None, min_length=1)
 
     @field_validator("datasets")
     @classmethod
@@ -42,4 +45,11 @@ class PreprocessConfig(StrictModel):
                 )
         if len(set(value)) != len(value):
             raise ValueError(f"dataset names repeat: {list(value)}")
+        return value
+
+    @field_validator("observation_keys")
+    @classmethod
+    def _keys(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"observation keys repeat: {list(value)}")
         return value

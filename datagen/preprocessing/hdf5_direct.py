@@ -34,7 +34,7 @@ _MAX_RANK = 32  # H5S_MAX_RANK
 @dataclass
 class RawEpisode:
     observations: np.ndarray  # float32 (T + 1, obs_dim)
-    actions: np.ndarray  # float32 (T, act_dim)
+    actions: np.ndarray  # float32 (T, act_dim), or Discrete actions as stored: int64 (T,)
     rewards: np.ndarray  # float64 (T,)
     terminations: np.ndarray  # bool (T,)
     truncations: np.ndarray  # bool (T,)
@@ -77,15 +77,18 @@ def available() -> bool:
     return _LIB is not None
 
 
-# Given an episode's step count, the float32 arrays its observations (at least steps + 1 rows) and
-# actions (at least steps rows) are to be read into, or None to leave the episode to the caller.
+# Given an episode's step count, the arrays its observations (float32, at least steps + 1 rows) and
+# actions (float32 or, for Discrete actions, int64; at least steps rows) are to be read into, or
+# None to leave the episode to the caller.
 Destination = Callable[[int], tuple[np.ndarray, np.ndarray] | None]
 
 
 class DirectReader:
-    """Episodes of an open Minari file read in one pass each (see the module docstring)."""
+    """Episodes of an open Minari file read in one pass each (see the module docstring). Box
+    observations only (a Dict's are a group per key: the caller reads those through h5py);
+    `discrete_actions`: actions are read as stored int64 (T,), anything else declined."""
 
-    def __init__(self, file: h5py.File, max_steps: int) -> None:
+    def __init__(self, file: h5py.File, max_steps: int, discrete_actions: bool = False) -> None:
         if _LIB is None:
             raise RuntimeError("HDF5's C API is not reachable through h5py")
         from h5py._objects import phil  # h5py's lock around every HDF5 call
@@ -94,6 +97,8 @@ class DirectReader:
         self.dims = (ctypes.c_uint64 * _MAX_RANK)()
         self.float32 = h5py.h5t.NATIVE_FLOAT.id
         self.float64 = h5py.h5t.NATIVE_DOUBLE.id
+        self.int64 = h5py.h5t.NATIVE_INT64.id
+        self.discrete_actions = discrete_actions
         self.bool = h5py.h5t.py_create(np.dtype(bool))  # kept alive: its id is used below
         self.scratch: dict[bytes, np.ndarray] = {}
 
@@ -124,7 +129,14 @@ class DirectReader:
                 observations = self._read(
                     group, b"observations", 2, steps + 1, self.float32, np.float32, into[0]
                 )
-                actions = self._read(group, b"actions", 2, steps, self.float32, np.float32, into[1])
+                if self.discrete_actions:
+                    actions = self._read(
+                        group, b"actions", 1, steps, self.int64, np.int64, into[1], check_type=True
+                    )
+                else:
+                    actions = self._read(
+                        group, b"actions", 2, steps, self.float32, np.float32, into[1]
+                    )
                 flags = [
                     self._read(
                         group,

@@ -2,6 +2,11 @@
 
 Reading is bound by HDF5's per-object overhead (Minari stores one group of five datasets per
 episode), so this goes through h5py's low-level API and keeps HDF5's metadata cache small.
+
+The dataset's spaces (`transitions.spaces`) say how to read it: a Dict observation is a group
+`observations/<key>` of one (T + 1, width) array per key, of which the declared keys are read and
+concatenated in order; Discrete actions are integer (T,) arrays, returned as indices (the action
+minus the space's `start`), checked to lie in 0..n-1. Without layouts, both are read as Boxes.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 from core.errors import PipelineError
 from datagen.preprocessing.hdf5_direct import DirectReader, RawEpisode
 from datagen.preprocessing.hdf5_direct import available as direct_available
+from transitions.spaces import ActionLayout, ObservationLayout
 
 
 class PreprocessError(PipelineError, ValueError):
@@ -28,8 +34,8 @@ class PreprocessError(PipelineError, ValueError):
 class EpisodeSlice:
     """Steps [start, start + len(actions)) of one episode, with the observation after the last."""
 
-    observations: np.ndarray  # n + 1 rows
-    actions: np.ndarray
+    observations: np.ndarray  # n + 1 rows, float32; a Dict's keys concatenated
+    actions: np.ndarray  # float32 (n, k), or int64 (n,) indices of Discrete actions
     start: int
 
 
@@ -106,21 +112,62 @@ def count_episodes_and_steps(main_file: Path) -> tuple[int, int]:
         return len(names), steps
 
 
+def check_indices(main_file: Path, name: str, indices: np.ndarray, actions: ActionLayout) -> None:
+    """Discrete action indices (action - start) must name one of the space's n actions."""
+    bad = (indices < 0) | (indices >= actions.num_actions)
+    if bad.any():
+        value = int(indices[bad][0]) + actions.start
+        raise PreprocessError(
+            f"{main_file}: {name}/actions holds {value}, outside Discrete({actions.num_actions}, "
+            f"start={actions.start})"
+        )
+
+
+def _action_rows(
+    main_file: Path,
+    name: str,
+    dataset: h5py.h5d.DatasetID,
+    start: int,
+    end: int,
+    actions: ActionLayout | None,
+) -> np.ndarray:
+    if actions is None or not actions.discrete:
+        return _read(main_file, f"{name}/actions", dataset, start, end, np.float32)
+    if dataset.dtype.kind not in "iu" or len(dataset.shape) != 1:
+        raise PreprocessError(
+            f"{main_file}: {name}/actions is {dataset.dtype} {dataset.shape}; Discrete actions "
+            "are one integer a step"
+        )
+    indices = _read(main_file, f"{name}/actions", dataset, start, end, np.int64) - actions.start
+    check_indices(main_file, name, indices, actions)
+    return indices
+
+
+def _observation_rows(
+    main_file: Path, name: str, datasets: dict[str, h5py.h5d.DatasetID], start: int, end: int
+) -> np.ndarray:
+    """Rows [start, end) of the observations: a Box's array, or a Dict's key arrays concatenated."""
+    parts = [
+        _read(main_file, f"{name}/{path}", dataset, start, end, np.float32)
+        for path, dataset in datasets.items()
+    ]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
 def _slices(
     main_file: Path,
     name: str,
-    observations: h5py.h5d.DatasetID,
+    observations: dict[str, h5py.h5d.DatasetID],
     actions: h5py.h5d.DatasetID,
     steps: int,
     slice_rows: int,
+    action_layout: ActionLayout | None,
 ) -> Iterator[EpisodeSlice]:
     for start in range(0, steps, slice_rows):
         end = min(start + slice_rows, steps)
         piece = EpisodeSlice(
-            observations=_read(
-                main_file, f"{name}/observations", observations, start, end + 1, np.float32
-            ),
-            actions=_read(main_file, f"{name}/actions", actions, start, end, np.float32),
+            observations=_observation_rows(main_file, name, observations, start, end + 1),
+            actions=_action_rows(main_file, name, actions, start, end, action_layout),
             start=start,
         )
         check_finite(main_file, name, "observations", piece.observations)
@@ -142,21 +189,51 @@ def _cap_metadata_cache(file: h5py.File) -> None:
     file.id.set_mdc_config(config)
 
 
-def _read_h5py(main_file: Path, f: h5py.File, index: int, slice_rows: int) -> Episode:
+def _open_observations(
+    main_file: Path, f: h5py.File, name: str, layout: ObservationLayout | None
+) -> dict[str, h5py.h5d.DatasetID]:
+    """The observations array of a Box, or a Dict's declared key arrays in order (widths checked),
+    by their path in the episode."""
+    if layout is None or not layout.keys:
+        return {"observations": _open(main_file, f, name, "observations")}
+    datasets: dict[str, h5py.h5d.DatasetID] = {}
+    for key, width in layout.keys:
+        path = f"observations/{key}"
+        dataset = _open(main_file, f, name, path)
+        rows = next(iter(datasets.values())).shape[0] if datasets else dataset.shape[0]
+        if dataset.shape != (rows, width):
+            raise PreprocessError(
+                f"{main_file}: {name}/{path} is {dataset.shape}, expected ({rows}, {width}) "
+                "(T + 1 observations of the declared width)"
+            )
+        datasets[path] = dataset
+    return datasets
+
+
+def _read_h5py(
+    main_file: Path,
+    f: h5py.File,
+    index: int,
+    slice_rows: int,
+    observation_layout: ObservationLayout | None = None,
+    action_layout: ActionLayout | None = None,
+) -> Episode:
     """Episode `index` through h5py: any layout, any length, and the precise error if broken."""
     name = f"episode_{index}"
-    observations, actions = (_open(main_file, f, name, k) for k in ("observations", "actions"))
+    observations = _open_observations(main_file, f, name, observation_layout)
+    actions = _open(main_file, f, name, "actions")
     flags = {}
     for key in ("rewards", "terminations", "truncations"):
         dataset = _open(main_file, f, name, key)
         flags[key] = _read(main_file, f"{name}/{key}", dataset, 0, dataset.shape[0], None)
     rewards = flags["rewards"].astype(np.float64)
     steps = rewards.shape[0]
-    _check_lengths(main_file, name, observations.shape[0], actions.shape[0], steps)
+    first_observations = next(iter(observations.values()))
+    _check_lengths(main_file, name, first_observations.shape[0], actions.shape[0], steps)
     if flags["terminations"].shape[0] != steps or flags["truncations"].shape[0] != steps:
         raise PreprocessError(f"{main_file}: {name} flags do not have {steps} steps")
     check_finite(main_file, name, "rewards", rewards)
-    pieces = _slices(main_file, name, observations, actions, steps, slice_rows)
+    pieces = _slices(main_file, name, observations, actions, steps, slice_rows, action_layout)
     terminations = flags["terminations"].astype(bool)
     truncations = flags["truncations"].astype(bool)
     return Episode(index, rewards, terminations, truncations, pieces)
@@ -170,13 +247,19 @@ def _check_lengths(main_file: Path, name: str, observations: int, actions: int, 
         )
 
 
-def _from_raw(main_file: Path, index: int, raw: RawEpisode) -> Episode:
+def _from_raw(
+    main_file: Path, index: int, raw: RawEpisode, actions: ActionLayout | None
+) -> Episode:
     """An episode the direct reader returned whole (shapes already checked there)."""
     name = f"episode_{index}"
     check_finite(main_file, name, "rewards", raw.rewards)
     check_finite(main_file, name, "observations", raw.observations)
     check_finite(main_file, name, "actions", raw.actions)
-    piece = EpisodeSlice(observations=raw.observations, actions=raw.actions, start=0)
+    indices = raw.actions
+    if actions is not None and actions.discrete:
+        indices = raw.actions - actions.start
+        check_indices(main_file, name, indices, actions)
+    piece = EpisodeSlice(observations=raw.observations, actions=indices, start=0)
     return Episode(index, raw.rewards, raw.terminations, raw.truncations, iter((piece,)))
 
 
@@ -184,21 +267,31 @@ class EpisodeReader:
     """An open Minari HDF5 file whose episodes are read in id order, checked as they are read.
 
     Episodes of at most `slice_rows` steps are read whole through HDF5's C API
-    (`hdf5_direct.py`, unless `direct` is False); longer ones, and any episode that reader
-    declines, go through h5py. Both give the same arrays; h5py gives the precise error.
+    (`hdf5_direct.py`, unless `direct` is False or the observations are a Dict); longer ones,
+    and any episode that reader declines, go through h5py. Both give the same arrays; h5py gives
+    the precise error. `observations` and `actions` are the dataset's spaces (None: Boxes).
     """
 
     def __init__(
-        self, main_file: Path, slice_rows: int, direct: bool = True, count: int | None = None
+        self,
+        main_file: Path,
+        slice_rows: int,
+        direct: bool = True,
+        count: int | None = None,
+        observations: ObservationLayout | None = None,
+        actions: ActionLayout | None = None,
     ) -> None:
         self.main_file, self.slice_rows = main_file, slice_rows
+        self.observations, self.actions = observations, actions
         self.count = count_episodes(main_file) if count is None else count
         try:
             self.file = h5py.File(main_file, "r")
         except OSError as error:
             raise PreprocessError(f"{main_file}: unreadable HDF5 file ({error})") from None
         _cap_metadata_cache(self.file)
-        self.direct = DirectReader(self.file, slice_rows) if direct and direct_available() else None
+        direct = direct and direct_available() and (observations is None or not observations.keys)
+        discrete = actions is not None and actions.discrete
+        self.direct = DirectReader(self.file, slice_rows, discrete) if direct else None
 
     def __enter__(self) -> EpisodeReader:
         return self
@@ -212,7 +305,9 @@ class EpisodeReader:
 
     def read_h5py(self, index: int) -> Episode:
         """Episode `index` through h5py alone (any length; slices of at most `slice_rows`)."""
-        return _read_h5py(self.main_file, self.file, index, self.slice_rows)
+        return _read_h5py(
+            self.main_file, self.file, index, self.slice_rows, self.observations, self.actions
+        )
 
     def episodes(self, start: int = 0, stop: int | None = None) -> Iterator[Episode]:
         """Episodes [start, stop) (default: to the end). Observations and actions come in
@@ -220,9 +315,9 @@ class EpisodeReader:
         for index in range(start, self.count if stop is None else min(stop, self.count)):
             raw = self.direct.read(index) if self.direct is not None else None
             if raw is None:
-                yield _read_h5py(self.main_file, self.file, index, self.slice_rows)
+                yield self.read_h5py(index)
             else:
-                yield _from_raw(self.main_file, index, raw)
+                yield _from_raw(self.main_file, index, raw, self.actions)
 
 
 def read_episodes(main_file: Path, slice_rows: int, direct: bool = True) -> Iterator[Episode]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,14 +48,36 @@ from datagen.preprocessing.blocks import Piece, build_inline, jobs_for
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.minari_reader import PreprocessError, count_episodes_and_steps
 from datagen.preprocessing.workers import ParallelRows, can_fork
+from transitions.spaces import (
+    ActionLayout,
+    ObservationLayout,
+    SpaceError,
+    action_layout,
+    observation_layout,
+)
 from transitions.writer import MAX_CHUNK_ROWS, Header, RowCountError, open_writer
 
 REQUIRED_METADATA = ("env_spec", "observation_space", "action_space", "minari_version")
 
 
-def check_metadata(meta_file: Path, metadata: Any, env_id: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Spaces:
+    """How a dataset's observations and actions become the file's columns (`transitions.spaces`)."""
+
+    observations: ObservationLayout
+    actions: ActionLayout
+
+
+def check_metadata(
+    meta_file: Path,
+    metadata: Any,
+    env_id: str | None,
+    dataset_id: str = "",
+    observation_keys: Sequence[str] | None = None,
+) -> Spaces:
     """A dataset's metadata.json must come from a Minari version we read, and describe `env_id`
-    (default: the environment it names) with the observation and action shapes of that env."""
+    (default: the environment it names) with spaces the transitions file holds, the env's own;
+    returns them, the Dict observation's `observation_keys` chosen (None: all)."""
     if not isinstance(metadata, dict):
         raise PreprocessError(f"{meta_file}: expected a JSON object")
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
@@ -67,11 +89,18 @@ def check_metadata(meta_file: Path, metadata: Any, env_id: str | None) -> dict[s
             f"{meta_file}: minari_version {version!r} is not readable by Minari "
             f"{minari.__version__} (supported: {', '.join(sorted(minari.supported_dataset_versions))})"
         )
+    where = f"{meta_file}: dataset {dataset_id!r}"
     try:
         dataset_env = str(json.loads(str(metadata["env_spec"]))["id"])
-        obs_shape = tuple(json.loads(str(metadata["observation_space"]))["shape"])
-        act_shape = tuple(json.loads(str(metadata["action_space"]))["shape"])
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        spaces = Spaces(
+            observation_layout(
+                str(metadata["observation_space"]), f"{where} observation space", observation_keys
+            ),
+            action_layout(str(metadata["action_space"]), f"{where} action space"),
+        )
+    except SpaceError:
+        raise
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise PreprocessError(f"{meta_file}: malformed space or env_spec ({error})") from None
     expected = env_id or dataset_env
     if dataset_env != expected:
@@ -81,20 +110,43 @@ def check_metadata(meta_file: Path, metadata: Any, env_id: str | None) -> dict[s
     if expected not in gym.registry:
         raise PreprocessError(f"{meta_file}: unknown environment {expected!r}")
     env = gym.make(expected)
-    spaces = (env.observation_space.shape, env.action_space.shape)
-    env.close()
-    if (obs_shape, act_shape) != spaces:
-        raise PreprocessError(
-            f"{meta_file}: observation/action shapes {obs_shape}, {act_shape} do not match "
-            f"{expected}'s {spaces[0]}, {spaces[1]}"
+    try:
+        env_spaces = Spaces(
+            observation_layout(
+                env.observation_space, f"{expected} observation space", observation_keys
+            ),
+            action_layout(env.action_space, f"{expected} action space"),
         )
-    return metadata
+    finally:
+        env.close()
+    if _shapes(spaces) != _shapes(env_spaces):
+        ours, theirs = _shapes(spaces), _shapes(env_spaces)
+        raise PreprocessError(
+            f"{meta_file}: observation/action shapes {ours[0]}, {ours[1]} do not match "
+            f"{expected}'s {theirs[0]}, {theirs[1]}"
+        )
+    return spaces
 
 
-def _read_metadata(dataset_id: str, folder: Path, env_id: str | None) -> dict[str, Any]:
+def _shapes(spaces: Spaces) -> tuple[str, str]:
+    """What must agree between a dataset and its env (or another dataset): the observation's width
+    and keys, the actions' width or Discrete(n, start); Box bounds may differ in their rounding."""
+    observations, actions = spaces.observations, spaces.actions
+    keys = f" of {observations.key_names}" if observations.keys else ""
+    if actions.discrete:
+        return (
+            f"({observations.obs_dim},){keys}",
+            f"Discrete({actions.num_actions}, start={actions.start})",
+        )
+    return f"({observations.obs_dim},){keys}", f"({actions.act_dim},)"
+
+
+def _read_metadata(
+    dataset_id: str, folder: Path, env_id: str | None, observation_keys: Sequence[str] | None
+) -> tuple[dict[str, Any], Spaces]:
     meta_file = folder / "data" / "metadata.json"
     try:
-        return check_metadata(meta_file, json.loads(meta_file.read_text()), env_id)
+        metadata = json.loads(meta_file.read_text())
     except FileNotFoundError:
         raise PreprocessError(
             f"{meta_file}: dataset {dataset_id!r} not found (run the collect or download stage, "
@@ -102,6 +154,7 @@ def _read_metadata(dataset_id: str, folder: Path, env_id: str | None) -> dict[st
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise PreprocessError(f"{meta_file}: invalid JSON ({error})") from None
+    return metadata, check_metadata(meta_file, metadata, env_id, dataset_id, observation_keys)
 
 
 def validation_episodes(total: int, fraction: float, seed: int) -> np.ndarray:
@@ -124,17 +177,29 @@ class Sources:
     names: list[str]
     env_id: str
     reference: tuple[float | None, float | None, str | None]  # min, max, source
-    action_space: dict[str, Any]  # Minari's JSON form: shape, low, high
-    obs_dim: int
+    spaces: Spaces
     files: list[tuple[Path, int]]  # (main_data.hdf5, its episodes)
     steps: int  # the steps their episodes hold in all, counted from the arrays' shapes
 
 
-def read_sources(sources: list[tuple[str, Path]], env_id: str | None) -> Sources:
-    """Check the datasets' metadata (of `env_id` where given, one environment, the same reference
-    scores) and count their episodes."""
+def read_sources(
+    sources: list[tuple[str, Path]],
+    env_id: str | None,
+    observation_keys: Sequence[str] | None = None,
+) -> Sources:
+    """Check the datasets' metadata (of `env_id` where given, one environment, the same spaces
+    and reference scores) and count their episodes."""
     names = [s[0] for s in sources]
-    metadatas = [_read_metadata(dataset_id, folder, env_id) for dataset_id, folder in sources]
+    read = [_read_metadata(name, folder, env_id, observation_keys) for name, folder in sources]
+    metadatas = [metadata for metadata, _ in read]
+    first, first_spaces = names[0], read[0][1]
+    for name, (_, spaces) in zip(names, read, strict=True):
+        if spaces != first_spaces:
+            raise PreprocessError(
+                f"datasets {first!r} and {name!r} have different spaces "
+                f"({', '.join(_shapes(first_spaces))} vs {', '.join(_shapes(spaces))}, or Box "
+                "bounds); one transitions file holds one layout"
+            )
     env_ids = {json.loads(m["env_spec"])["id"] for m in metadatas if "env_spec" in m}
     if len(env_ids) != 1:
         raise PreprocessError(f"datasets {names} mix environments {env_ids}")
@@ -144,15 +209,13 @@ def read_sources(sources: list[tuple[str, Path]], env_id: str | None) -> Sources
     }
     if len(refs) != 1:
         raise PreprocessError(f"datasets {names} disagree on reference scores")
-    obs_space = json.loads(metadatas[0]["observation_space"])
     main_files = [folder / "data" / "main_data.hdf5" for _, folder in sources]
     counts = [count_episodes_and_steps(main_file) for main_file in main_files]
     return Sources(
         names=names,
         env_id=env_ids.pop(),
         reference=refs.pop(),
-        action_space=json.loads(metadatas[0]["action_space"]),
-        obs_dim=int(obs_space["shape"][0]),
+        spaces=read[0][1],
         files=[
             (main_file, episodes)
             for main_file, (episodes, _) in zip(main_files, counts, strict=True)
@@ -183,8 +246,8 @@ def preprocess(
 ) -> dict[str, float]:
     """Convert Minari datasets (id, dataset folder) into `output`; returns summary statistics.
     With `env_id`, every dataset must have been recorded in that environment."""
-    source = read_sources(sources, env_id)
-    obs_dim, act_dim = source.obs_dim, int(source.action_space["shape"][0])
+    source = read_sources(sources, env_id, config.observation_keys)
+    observations, actions = source.spaces.observations, source.spaces.actions
     held_out = validation_episodes(
         sum(count for _, count in source.files), config.validation_fraction, seed
     )
@@ -195,7 +258,7 @@ def preprocess(
     rows = source.steps if compression is None else None
     episode_id = 0
     jobs = jobs_for(source.files)
-    common = (held_out, config.return_to_go_discount, obs_dim, act_dim)
+    common = (held_out, config.return_to_go_discount, observations, actions)
     # Rows per block a worker hands over (and per slice of a long episode it reads): small enough
     # that the workers' shared blocks stay a few MB, whatever `chunk_rows` is.
     block_rows = min(config.chunk_rows, MAX_CHUNK_ROWS)
@@ -206,7 +269,7 @@ def preprocess(
     with (
         _declared_rows(source, rows),
         workers as parallel,
-        open_writer(output, obs_dim, act_dim, config.chunk_rows, compression, rows) as writer,
+        open_writer(output, observations, actions, config.chunk_rows, compression, rows) as writer,
     ):
 
         def append(piece: Piece) -> None:
@@ -242,8 +305,8 @@ def preprocess(
                 ref_min_score=ref_min,
                 ref_max_score=ref_max,
                 ref_score_source=ref_source,
-                action_low=source.action_space["low"],
-                action_high=source.action_space["high"],
+                actions=actions,
+                observations=observations,
                 normalize_observations=config.normalize_observations,
                 reward_scale=reward_scale,
                 reward_shift=config.reward_shift,

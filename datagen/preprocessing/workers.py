@@ -26,6 +26,7 @@ import numpy as np
 
 from datagen.preprocessing.blocks import BlockBuilder, Piece, RowsJob, block_shapes
 from datagen.preprocessing.minari_reader import EpisodeReader
+from transitions.spaces import ActionLayout, ObservationLayout
 
 SLOTS_PER_WORKER = 4  # slack for scheduling jitter: 2 was measurably slower on 2 cores
 
@@ -33,10 +34,12 @@ SLOTS_PER_WORKER = 4  # slack for scheduling jitter: 2 was measurably slower on 
 class _Slots:
     """`count` blocks of `capacity` rows (`block_arrays`) in one anonymous shared mapping."""
 
-    def __init__(self, count: int, capacity: int, obs_dim: int, act_dim: int) -> None:
+    def __init__(
+        self, count: int, capacity: int, observations: ObservationLayout, actions: ActionLayout
+    ) -> None:
         self.capacity = capacity
         layout, size = [], 0
-        for key, (full, dtype) in block_shapes(capacity, obs_dim, act_dim).items():
+        for key, (full, dtype) in block_shapes(capacity, observations, actions).items():
             layout.append((key, size, full, np.dtype(dtype)))
             size += -(-int(np.prod(full)) * np.dtype(dtype).itemsize // 64) * 64  # aligned
         # MAP_SHARED | MAP_ANONYMOUS: the forked workers write what the main process reads.
@@ -63,8 +66,8 @@ def _worker(
     own: list[int],
     held_out: np.ndarray,
     discount: float,
-    obs_dim: int,
-    act_dim: int,
+    observations: ObservationLayout,
+    actions: ActionLayout,
 ) -> None:
     """Build the blocks of `jobs` in the slots `own`; each job's last block is marked done.
     Messages: ("block", slot, rows, returns, done) or ("error", exception, traceback text)."""
@@ -83,12 +86,12 @@ def _worker(
     def give(block: dict[str, np.ndarray], rows: int, returns: list[float], done: bool) -> None:
         conn.send(("block", filling, rows, returns, done))
 
-    builder = BlockBuilder(held_out, discount, obs_dim, act_dim, slots.capacity, take, give)
+    builder = BlockBuilder(held_out, discount, observations, actions, slots.capacity, take, give)
     try:
         for job in jobs:
             if job.main_file not in readers:
                 readers[job.main_file] = EpisodeReader(
-                    job.main_file, slots.capacity, count=job.episodes_in_file
+                    job.main_file, slots.capacity, True, job.episodes_in_file, observations, actions
                 )
             builder.run(readers[job.main_file], job)
         while conn.recv() is not None:  # slots handed back after our last block
@@ -122,14 +125,14 @@ class ParallelRows:
         jobs: list[RowsJob],
         held_out: np.ndarray,
         discount: float,
-        obs_dim: int,
-        act_dim: int,
+        observations: ObservationLayout,
+        actions: ActionLayout,
         workers: int,
         block_rows: int,
     ) -> None:
         self.jobs, self.workers = jobs, workers
-        self.args = (held_out, discount, obs_dim, act_dim)
-        self.slots = _Slots(workers * SLOTS_PER_WORKER, block_rows, obs_dim, act_dim)
+        self.args = (held_out, discount, observations, actions)
+        self.slots = _Slots(workers * SLOTS_PER_WORKER, block_rows, observations, actions)
         self.processes: list[BaseProcess] = []
         self.conns: list[Connection] = []
 
