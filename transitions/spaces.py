@@ -28,7 +28,7 @@ class SpaceError(PipelineError, ValueError):
 
 def space_dict(space: Any) -> dict[str, Any]:
     """Minari's JSON form of `space`: a gymnasium space, the JSON string or the dict itself."""
-    if isinstance(space, Mapping):
+    if isinstance(space, Mapping) and not hasattr(space, "sample"):  # gymnasium's Dict is a Mapping
         return dict(space)
     if isinstance(space, str):
         return dict(json.loads(space))
