@@ -22,7 +22,7 @@ DICT_ENV = "DictPoint-v0"
 DICT_KEYS = {"velocity": 3, "position": 2, "goal": 1}  # Dict sorts them: goal, position, velocity
 
 
-class DictPointEnv(gym.Env[dict[str, np.ndarray], np.int64]):
+class DictPointEnv(gym.Env[dict[str, Any], np.int64]):
     """A point pushed by -1, 0 or +1 along each axis; observations are a Dict of boxes."""
 
     def __init__(self) -> None:
