@@ -32,6 +32,7 @@ from datagen.collection.reference import D4RL_REFERENCE_SCORES, ReferenceScores,
 from datagen.collection.rollouts import Episode
 from datagen.sources.errors import SourceError
 from datagen.sources.http import sha256_of
+from transitions.spaces import action_layout, describe, observation_layout, space_dict
 
 REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts")
 
@@ -95,8 +96,18 @@ def check_spaces(path: Path, layout: D4RLLayout, env_id: str) -> None:
         raise SourceError(
             f"{path}: env {env_id!r} is not a gymnasium environment ({error})"
         ) from None
-    obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
-    env.close()
+    try:
+        observations = observation_layout(env.observation_space, f"{env_id} observation space")
+        actions = action_layout(env.action_space, f"{env_id} action space")
+    finally:
+        env.close()
+    if actions.discrete or observations.keys:
+        raise SourceError(
+            f"{path}: a D4RL file holds flat Box observations and actions, but {env_id} has "
+            f"{describe(space_dict(env.observation_space))} observations and "
+            f"{describe(space_dict(env.action_space))} actions"
+        )
+    obs_shape, act_shape = (observations.obs_dim,), (actions.act_dim,)
     if obs_shape != (layout.obs_dim,) or act_shape != (layout.act_dim,):
         raise SourceError(
             f"{path}: observations ({layout.obs_dim},) and actions ({layout.act_dim},) do not fit "

@@ -1,8 +1,10 @@
 """Existing Minari dataset folders: validated, then copied (or linked) into the import root.
 
 A folder is accepted when `data/metadata.json` is readable JSON from a Minari version this one
-supports, the spaces it declares are flat boxes, and each episode's arrays have the lengths and
-widths those spaces imply (T + 1 observations, T actions, rewards, terminations, truncations).
+supports, the spaces it declares are ones a transitions file holds (`transitions.spaces`: Box or
+Discrete actions, Box or Dict-of-Box observations), and each episode's arrays have the lengths
+and widths those spaces imply (T + 1 observations, per key of a Dict, T actions, rewards,
+terminations, truncations).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import minari
 
 from core.atomic import atomic_dir, remove_stale_siblings
 from datagen.sources.errors import SourceError
+from transitions.spaces import ActionLayout, ObservationLayout, action_layout, observation_layout
 
 DATA_FILE = "main_data.hdf5"
 
@@ -40,15 +43,27 @@ def read_metadata(folder: Path) -> dict[str, Any]:
     return metadata
 
 
-def _box_dim(metadata: dict[str, Any], key: str, folder: Path) -> int:
+def _space(metadata: dict[str, Any], key: str, folder: Path) -> str:
     try:
-        space = json.loads(metadata[key])
-        shape = space["shape"]
+        space = metadata[key]
+        json.loads(space)
     except (KeyError, TypeError, json.JSONDecodeError):
         raise SourceError(f"{folder}: metadata has no readable {key}") from None
-    if space.get("type") != "Box" or len(shape) != 1:
-        raise SourceError(f"{folder}: {key} is {space.get('type')} {shape}; only flat Box spaces")
-    return int(shape[0])
+    return str(space)
+
+
+def _expected_shapes(
+    observations: ObservationLayout, actions: ActionLayout, steps: int
+) -> dict[str, tuple[int, ...]]:
+    """Each array of an episode of `steps` steps and the shape the spaces give it."""
+    shapes = {f"observations/{key}": (steps + 1, width) for key, width in observations.keys} or {
+        "observations": (steps + 1, observations.obs_dim)
+    }
+    return shapes | {
+        "actions": (steps, *actions.row_shape),
+        "terminations": (steps,),
+        "truncations": (steps,),
+    }
 
 
 def validate(folder: Path) -> dict[str, Any]:
@@ -58,8 +73,10 @@ def validate(folder: Path) -> dict[str, Any]:
         raise SourceError(
             f"{folder}: stored as {metadata['data_format']!r}; the pipeline reads HDF5 datasets only"
         )
-    obs_dim = _box_dim(metadata, "observation_space", folder)
-    act_dim = _box_dim(metadata, "action_space", folder)
+    observations = observation_layout(
+        _space(metadata, "observation_space", folder), f"{folder}: observation_space"
+    )
+    actions = action_layout(_space(metadata, "action_space", folder), f"{folder}: action_space")
     data_file = folder / "data" / DATA_FILE
     try:
         f = h5py.File(data_file, "r")
@@ -72,13 +89,8 @@ def validate(folder: Path) -> dict[str, Any]:
             )
         for name, group in f.items():
             try:
-                steps = group["rewards"].shape[0]
-                shapes = {
-                    "observations": (group["observations"].shape, (steps + 1, obs_dim)),
-                    "actions": (group["actions"].shape, (steps, act_dim)),
-                    "terminations": (group["terminations"].shape, (steps,)),
-                    "truncations": (group["truncations"].shape, (steps,)),
-                }
+                expected_shapes = _expected_shapes(observations, actions, group["rewards"].shape[0])
+                shapes = {key: (group[key].shape, shape) for key, shape in expected_shapes.items()}
             except (KeyError, AttributeError) as error:
                 raise SourceError(f"{data_file}: {name} lacks an array ({error})") from None
             for key, (actual, expected) in shapes.items():
