@@ -26,7 +26,13 @@ import h5py
 import numpy as np
 import torch
 
-from transitions.loader import Batch, Transitions, apply_transforms, read_rows
+from transitions.loader import (
+    Batch,
+    Transitions,
+    apply_transforms,
+    check_action_indices,
+    read_rows,
+)
 from transitions.metadata import Split, read_meta
 from transitions.schema import ROW_ARRAYS
 
@@ -125,6 +131,8 @@ class BlockLoader:
         raw = {}
         for key in ROW_ARRAYS:
             host = read_rows(self.path, f, key, start, end, keep)
+            if key == "actions":
+                check_action_indices(self.path, host, self.meta)
             tensor = torch.from_numpy(host)
             raw[key] = (tensor.pin_memory() if pinned else tensor).to(
                 self.device, non_blocking=pinned

@@ -114,6 +114,17 @@ def read_rows(
     return host
 
 
+def check_action_indices(path: Path, actions: np.ndarray, meta: TransitionsMeta) -> None:
+    """Discrete actions must be indices 0..n-1 (a policy indexes its n outputs with them)."""
+    if meta.discrete_actions and actions.size:
+        low, high = int(actions.min()), int(actions.max())
+        if low < 0 or high >= meta.num_actions:
+            raise TransitionsFileError(
+                f"{path}: array 'actions' holds {low if low < 0 else high}, not an index of "
+                f"Discrete({meta.num_actions}); rerun preprocess"
+            )
+
+
 @dataclass(frozen=True)
 class Transforms:
     """The file's recorded transforms as tensors on one device, applied in place: the one
@@ -221,6 +232,8 @@ def load_transitions(
                     host = host if rows_kept is None else host[rows_kept]
                 else:
                     host = read_rows(path, f, key, start, end, rows_kept)
+                if key == "actions":
+                    check_action_indices(path, host, meta)
                 out[filled : filled + len(host)] = torch.from_numpy(host)
                 filled += len(host)
             raw[key] = out

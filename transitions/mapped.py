@@ -23,7 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from transitions.loader import READ_ROWS
+from transitions.loader import READ_ROWS, check_action_indices
 from transitions.metadata import Split, TransitionsFileError, TransitionsMeta, read_meta
 from transitions.schema import ROW_ARRAYS
 
@@ -127,6 +127,7 @@ class MappedRows:
             a["terminals"][rows],
             a["actions"][following],
         )
+        check_action_indices(self.path, columns[1], self.meta)
         out = np.empty((len(rows), sum(s[0] if s else 1 for s in self.shapes)), np.float32)
         column = 0
         for values in columns:

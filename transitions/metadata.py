@@ -143,7 +143,15 @@ def read_meta(path: str | Path) -> TransitionsMeta:
         )
     except KeyError as error:
         raise TransitionsFileError(f"{path}: missing attribute {error.args[0]!r}") from None
+    except (ValueError, TypeError) as error:  # observation_keys that are not [[key, width], ...]
+        raise TransitionsFileError(f"{path}: malformed attribute ({error})") from None
     _check_statistics(path, meta)
+    widths = sum(width for _, width in meta.observation_keys)
+    if meta.observation_keys and widths != meta.obs_dim:
+        raise TransitionsFileError(
+            f"{path}: attribute 'observation_keys' {meta.observation_keys} adds up to {widths} "
+            f"columns, observations have {meta.obs_dim}"
+        )
     return meta
 
 

@@ -192,3 +192,15 @@ def test_discrete_episodes_take_the_direct_path_with_the_same_arrays(root: Path)
     for ours, theirs in zip(fast, slow, strict=True):
         assert ours.dtype == theirs.dtype == np.int64
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_datasets_of_the_same_spaces_concatenate(root: Path, tmp_path: Path) -> None:
+    second = write_rollouts(tmp_path, "cartpole/second-v0", "CartPole-v1", episodes=4, seed=9)
+    out = tmp_path / "both.h5"
+    sources = [(CARTPOLE, root / CARTPOLE), ("cartpole/second-v0", second)]
+    preprocess(sources, out, PreprocessConfig())
+    episodes = load_episodes(root, CARTPOLE) + load_episodes(tmp_path, "cartpole/second-v0")
+    data, attrs = arrays(out)
+    for key, value in expected_rows(episodes, None, 0).items():
+        np.testing.assert_array_equal(data[key], value, err_msg=key)
+    assert json.loads(attrs["dataset_ids"]) == [CARTPOLE, "cartpole/second-v0"]

@@ -15,9 +15,10 @@ import torch
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.preprocess import preprocess
 from tests.datagen.minari_spaces import DICT_ENV, write_rollouts
+from transitions.block_loader import BlockLoader
 from transitions.loader import load_transitions, shift_within_episodes
 from transitions.mapped import MappedRows
-from transitions.metadata import read_meta
+from transitions.metadata import TransitionsFileError, read_meta
 from transitions.spaces import ActionLayout, ObservationLayout
 
 CARTPOLE = "cartpole/random-v0"
@@ -114,3 +115,37 @@ def test_a_schema_2_file_reads_as_box(random_transitions: Path, tmp_path: Path) 
     assert (meta.act_dim, meta.action_low, meta.action_high) == (3, (-1.0,) * 3, (1.0,) * 3)
     assert meta == new
     assert torch.equal(load_transitions(old).packed, load_transitions(random_transitions).packed)  # type: ignore[arg-type]
+
+
+def test_the_block_loader_gives_discrete_actions_as_float_indices(discrete: Path) -> None:
+    with h5py.File(discrete, "r") as f:
+        stored = f["actions"][()]
+    loader = BlockLoader(discrete, batch_size=4, block_rows=16, split="all")
+    seen = torch.cat([batch.actions for batch in loader.epoch()])
+    assert seen.dtype == torch.float32 and seen.shape == (len(stored),)
+    assert sorted(seen.long().tolist()) == sorted(stored.tolist())  # every row once, unscaled
+
+
+def test_an_action_index_outside_the_space_is_named(discrete: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(discrete.read_bytes())
+    with h5py.File(broken, "a") as f:
+        f["actions"][5] = 7
+    message = rf"{broken}: array 'actions' holds 7, not an index of Discrete\(2\)"
+    with pytest.raises(TransitionsFileError, match=message):
+        load_transitions(broken)
+    rows = MappedRows(broken, "all")
+    try:
+        with pytest.raises(TransitionsFileError, match=message):
+            rows.gather(np.arange(rows.size))
+    finally:
+        rows.close()
+
+
+def test_observation_keys_that_do_not_add_up_are_named(dict_file: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(dict_file.read_bytes())
+    with h5py.File(broken, "a") as f:
+        f.attrs["observation_keys"] = json.dumps([["velocity", 3], ["goal", 2]])
+    with pytest.raises(TransitionsFileError, match=r"'observation_keys' .* adds up to 5 columns"):
+        read_meta(broken)
