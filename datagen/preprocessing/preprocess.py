@@ -1,5 +1,9 @@
 """Minari datasets -> one flat transitions file (transitions/schema.py has the layout).
 
+Spaces: each dataset's come from its metadata (`dataset_metadata.py`, through `transitions.spaces`)
+and all must be the same; Discrete actions are stored as indices, a Dict observation as its declared
+keys (`preprocess.observation_keys`) concatenated in order. Nothing is written before they pass.
+
 Streaming: episodes are read one at a time straight from each dataset's HDF5 file into blocks of at
 most min(`chunk_rows`, 65536) rows (`blocks.py`; by `workers` forked processes, `workers.py`, when
 there are several), which are appended in episode order to a fixed write buffer of `chunk_rows` rows
