@@ -34,22 +34,25 @@ def known_env(env_id: str, key: str = "env") -> None:
 
 @functools.cache
 def space_problem(env_id: str) -> str | None:
-    """Why the code cannot work with `env_id`'s spaces (None when it can): networks, datasets and
-    transitions take flat float vectors, so observations and actions must be 1-D Box spaces.
-    Discrete or image spaces fail here, naming the space, before any stage does work."""
+    """Why the code cannot work with `env_id`'s spaces (None when it can): transitions/spaces.py
+    is the one owner of which spaces are supported (Box or Discrete actions, Box or Dict-of-Box
+    observations); anything else fails here, naming the space, before any stage does work."""
     import gymnasium as gym
+    from minari.serialization import serialize_space
+
+    from transitions.spaces import SpaceError, action_layout, observation_layout
 
     try:
         env = gym.make(env_id)
     except Exception as error:  # a missing extra (box2d, ale-py) or a broken registration
         return f"cannot be created here ({type(error).__name__}: {error})"
     try:
-        for name, space in (("observation", env.observation_space), ("action", env.action_space)):
-            if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-                return (
-                    f"has {name} space {space}; only flat continuous spaces (a 1-D Box, as in "
-                    "the MuJoCo tasks) are supported for observations and actions"
-                )
+        # Minari's JSON form: a gymnasium Dict space is itself a Mapping, which space_dict would
+        # take for that form.
+        action_layout(serialize_space(env.action_space, to_string=False))
+        observation_layout(serialize_space(env.observation_space, to_string=False))
+    except SpaceError as error:
+        return str(error)
     finally:
         env.close()
     return None

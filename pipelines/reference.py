@@ -41,7 +41,6 @@ def main() -> None:
         else:
             if source == "d4rl":
                 log.info("D4RL published no reference scores for %s: measuring them", env_id)
-                details["d4rl_unavailable"] = True
             behavior = check_behavior_env(behavior_dir(namespace), env_id)
             random_policy, _ = reference_policy("random", env_id, behavior, config, g.seed)
             expert_policy, expert = reference_policy("expert", env_id, behavior, config, g.seed)
@@ -49,6 +48,8 @@ def main() -> None:
                 env_id, random_policy, expert_policy, config.ref_episodes, g.seed
             )
             details["expert_checkpoint"] = expert
+            if source == "d4rl":
+                details["d4rl_unavailable"] = True
         write_json(
             namespace_metadata_path(DATASETS_ROOT, namespace),
             {
