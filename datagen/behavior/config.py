@@ -22,7 +22,7 @@ class SACConfig(StrictModel):
 class DQNConfig(StrictModel):
     """Double DQN for Discrete action spaces (datagen/behavior/dqn.py)."""
 
-    lr: float = Field(default=1e-3, gt=0, le=1)
+    lr: float = Field(default=1e-4, gt=0, le=1)
     discount: float = Field(default=0.99, gt=0, le=1)
     hidden: tuple[int, ...] = (128, 128)
     target_update_interval: int = Field(default=500, ge=1)  # gradient steps between copies

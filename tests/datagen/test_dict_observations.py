@@ -102,17 +102,22 @@ def test_every_kind_is_a_minari_dataset_with_dict_observations(
             assert dataset.observation_space.contains(obs)
 
 
+def h5_arrays(path: Path) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
+    with h5py.File(path) as f:
+        f.visititems(
+            lambda n, o: found.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None
+        )
+    return found
+
+
 def test_random_kind_repeats_exactly(behavior: Path, tmp_path: Path) -> None:
     arrays = []
     for run in ("a", "b"):
         collect(tmp_path / run, behavior, "random")
-        path = tmp_path / run / "datasets/dictpointtest/random-v0/data/main_data.hdf5"
-        with h5py.File(path) as f:
-            found: dict[str, np.ndarray] = {}
-            f.visititems(
-                lambda n, o: found.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None
-            )
-            arrays.append(found)
+        arrays.append(
+            h5_arrays(tmp_path / run / "datasets/dictpointtest/random-v0/data/main_data.hdf5")
+        )
     assert arrays[0].keys() == arrays[1].keys() and "episode_0/observations/goal" in arrays[0]
     for key, value in arrays[0].items():
         np.testing.assert_array_equal(value, arrays[1][key], err_msg=key)
