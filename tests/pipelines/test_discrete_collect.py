@@ -35,7 +35,7 @@ SMALL: dict[str, Any] = {
     "behavior.eval_episodes": 3,
     "behavior.log_interval": 500,
     "behavior.resume_every": 1000,
-    "behavior.dqn": {"hidden": [64, 64]},
+    "behavior.dqn": {"hidden": [64, 64], "lr": 1.0e-3},  # a tiny budget wants a faster rate
     "collect.envs": {"cartpole": "CartPole-v1"},
     "collect.kinds": KINDS,
     "collect.datasets.random.steps": 400,
