@@ -28,9 +28,13 @@ class ReplayBuffer:
         device: torch.device | str = "cpu",
         seeds: Sequence[int] = (0,),
         with_next_actions: bool = False,
+        *,
+        action_shape: tuple[int, ...] | None = None,
     ) -> None:
-        shapes: list[tuple[int, ...]] = [(obs_dim,), (act_dim,), (), (obs_dim,), ()]
-        shapes += [(act_dim,)] if with_next_actions else []
+        # `action_shape` () keeps a Discrete action as one float column (its index); None: (act_dim,)
+        action = (act_dim,) if action_shape is None else tuple(action_shape)
+        shapes: list[tuple[int, ...]] = [(obs_dim,), action, (), (obs_dim,), ()]
+        shapes += [action] if with_next_actions else []
         rows, _ = packed_rows(capacity, shapes, torch.device(device))
         rows.zero_()
         self._init(rows, shapes, size=0, seeds=seeds)

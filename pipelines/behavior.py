@@ -1,5 +1,5 @@
-"""Stage `behavior@<namespace>`: train the SAC behaviour policy of one environment of
-`collect.envs` online and save its checkpoints.
+"""Stage `behavior@<namespace>`: train the behaviour policy of one environment of `collect.envs`
+online (SAC for Box actions, Double DQN for Discrete ones) and save its checkpoints.
 
 `python -m pipelines.behavior --env hopper` trains one (what each dvc foreach stage runs); without
 arguments it trains every environment of `collect.envs` in turn. Each environment has its own

@@ -34,9 +34,9 @@ def known_env(env_id: str, key: str = "env") -> None:
 
 @functools.cache
 def space_problem(env_id: str) -> str | None:
-    """Why the code cannot work with `env_id`'s spaces (None when it can): what
-    `transitions.spaces` supports (Box or Discrete actions, Box or Dict-of-Box observations).
-    Other spaces fail here, naming the space, before any stage does work."""
+    """Why the code cannot work with `env_id`'s spaces (None when it can): transitions/spaces.py
+    is the one owner of which spaces are supported (Box or Discrete actions, Box or Dict-of-Box
+    observations); anything else fails here, naming the space, before any stage does work."""
     import gymnasium as gym
 
     from transitions.spaces import SpaceError, action_layout, observation_layout
@@ -46,10 +46,10 @@ def space_problem(env_id: str) -> str | None:
     except Exception as error:  # a missing extra (box2d, ale-py) or a broken registration
         return f"cannot be created here ({type(error).__name__}: {error})"
     try:
-        observation_layout(env.observation_space, "observation space")
-        action_layout(env.action_space, "action space")
+        action_layout(env.action_space)
+        observation_layout(env.observation_space)
     except SpaceError as error:
-        return f"has an unsupported space: {error}"
+        return str(error)
     finally:
         env.close()
     return None

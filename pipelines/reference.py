@@ -1,22 +1,28 @@
 """Stage `reference@<namespace>`: the reference scores that every dataset of one environment
 shares, and the namespace's Minari metadata (data/datasets/<namespace>/namespace_metadata.json,
 which lets `minari.namespace.list_local_namespaces` find it): one file for the whole namespace, so
-one stage per namespace owns it rather than each collect stage writing it beside its own output."""
+one stage per namespace owns it rather than each collect stage writing it beside its own output.
+
+`collect.ref_scores: d4rl` for an environment D4RL never scored (CartPole-v1) measures them, as
+`measured` does, and says so in the log and in the file (`d4rl_unavailable: true`)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 
 from core.atomic import write_json
 from datagen.collection.config import CollectConfig
 from datagen.collection.measured_reference import measure_reference, reference_policy
 from datagen.collection.minari_writer import namespace_metadata_path
 from datagen.collection.recipes import check_behavior_env
-from datagen.collection.reference import d4rl_reference
+from datagen.collection.reference import d4rl_reference, has_d4rl_reference
 from pipelines.checks import select_envs
 from pipelines.params import global_params, load_params, section
 from pipelines.paths import DATASETS_ROOT, behavior_dir, reference_path
 from pipelines.stage import run_stage
+
+log = logging.getLogger("pipelines.reference")
 
 
 def main() -> None:
@@ -29,9 +35,12 @@ def main() -> None:
     envs = select_envs(config.envs, args.env)
     for namespace, env_id in envs.items():
         details: dict[str, object] = {}
-        if config.ref_source(namespace) == "d4rl":
+        source = config.ref_source(namespace)
+        if source == "d4rl" and has_d4rl_reference(env_id):
             reference = d4rl_reference(env_id)
         else:
+            if source == "d4rl":
+                log.info("D4RL published no reference scores for %s: measuring them", env_id)
             behavior = check_behavior_env(behavior_dir(namespace), env_id)
             random_policy, _ = reference_policy("random", env_id, behavior, config, g.seed)
             expert_policy, expert = reference_policy("expert", env_id, behavior, config, g.seed)
@@ -39,6 +48,8 @@ def main() -> None:
                 env_id, random_policy, expert_policy, config.ref_episodes, g.seed
             )
             details["expert_checkpoint"] = expert
+            if source == "d4rl":
+                details["d4rl_unavailable"] = True
         write_json(
             namespace_metadata_path(DATASETS_ROOT, namespace),
             {

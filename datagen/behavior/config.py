@@ -19,6 +19,21 @@ class SACConfig(StrictModel):
     hidden: tuple[int, ...] = (256, 256)
 
 
+class DQNConfig(StrictModel):
+    """Double DQN for Discrete action spaces (datagen/behavior/dqn.py)."""
+
+    lr: float = Field(default=1e-4, gt=0, le=1)
+    discount: float = Field(default=0.99, gt=0, le=1)
+    hidden: tuple[int, ...] = (128, 128)
+    target_update_interval: int = Field(default=500, ge=1)  # gradient steps between copies
+    # Exploration after the random warm-up: epsilon falls linearly from initial_epsilon to
+    # final_epsilon over epsilon_decay_steps env steps. Collection samples a DQN checkpoint
+    # epsilon-greedily with final_epsilon (the policy as it acted at the end of training).
+    initial_epsilon: float = Field(default=1.0, ge=0, le=1)
+    final_epsilon: float = Field(default=0.05, ge=0, le=1)
+    epsilon_decay_steps: int = Field(default=5_000, ge=1)
+
+
 class BehaviorConfig(StrictModel):
     steps: int = Field(default=30_000, ge=1)
     random_steps: int = Field(default=5_000, ge=0)
@@ -33,7 +48,8 @@ class BehaviorConfig(StrictModel):
     device: Device = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matmuls (offline_rl/speed.py)
     cuda_graph: bool = True  # on CUDA: replay each update from a CUDA graph (no effect on CPU)
-    sac: SACConfig = SACConfig()
+    sac: SACConfig = SACConfig()  # Box actions
+    dqn: DQNConfig = DQNConfig()  # Discrete actions
 
     @model_validator(mode="after")
     def _checkpoints_within_budget(self) -> BehaviorConfig:

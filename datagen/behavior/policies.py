@@ -1,7 +1,11 @@
-"""Behaviour policies as batched numpy callables: uniform random and saved SAC checkpoints."""
+"""Behaviour policies as batched numpy callables: uniform random, saved SAC checkpoints (Box
+actions) and saved DQN checkpoints (Discrete actions). Each takes the env's observation batch as
+a vector env gives it (an array, or a dict of arrays for a Dict space, flattened here in the
+checkpoint's key order) and returns the env's own actions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,24 +15,58 @@ import torch
 from torch import Tensor
 
 from core.checkpoint import CheckpointError, load_checkpoint
-from datagen.behavior.config import SACConfig
+from datagen.behavior.config import DQNConfig, SACConfig
+from datagen.behavior.dqn import DQN
 from datagen.behavior.sac import SAC
+from transitions.spaces import ObservationLayout, action_layout
+
+BatchPolicy = Callable[[Any], np.ndarray]
+
+
+def batch_size(obs: Any) -> int:
+    """How many observations a vector env's batch holds (an array, or a dict of arrays)."""
+    if isinstance(obs, Mapping):
+        return len(next(iter(obs.values())))
+    return int(obs.shape[0])
 
 
 class RandomPolicy:
-    """Uniform actions from the env's box, from a seeded generator (deterministic per seed)."""
+    """Uniform actions from the env's action space (a Box, or the n actions of a Discrete), from a
+    seeded generator (deterministic per seed)."""
 
     name = "random"
 
-    def __init__(self, action_space: gym.spaces.Box, seed: int) -> None:
-        self.low = action_space.low.astype(np.float32)
-        self.high = action_space.high.astype(np.float32)
+    def __init__(self, action_space: gym.Space[Any], seed: int) -> None:
+        layout = action_layout(action_space)
+        self.discrete = layout.discrete
+        if isinstance(action_space, gym.spaces.Box):
+            self.low = action_space.low.astype(np.float32)
+            self.high = action_space.high.astype(np.float32)
+        self.start, self.n = layout.start, layout.num_actions
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return self.rng.uniform(self.low, self.high, size=(obs.shape[0], self.low.shape[0])).astype(
-            np.float32
-        )
+    def __call__(self, obs: Any) -> np.ndarray:
+        n = batch_size(obs)
+        if self.discrete:
+            return self.rng.integers(self.start, self.start + self.n, size=n, dtype=np.int64)
+        return self.rng.uniform(self.low, self.high, size=(n, self.low.shape[0])).astype(np.float32)
+
+
+def checkpoint_layout(payload: dict[str, Any]) -> ObservationLayout:
+    """The observation layout a checkpoint was trained on (a Dict's keys; none saved: a Box)."""
+    keys = payload.get("observation_keys")
+    layout = None if keys is None else ObservationLayout.from_json(keys)
+    return layout or ObservationLayout(obs_dim=int(payload["obs_dim"]))
+
+
+def load_policy(
+    checkpoint: str | Path, deterministic: bool = False, device: str = "cpu", seed: int = 0
+) -> SACPolicy | DQNPolicy:
+    """The behaviour policy a checkpoint holds, by its `algo`: SAC or DQN."""
+    algo = load_checkpoint(checkpoint).get("algo")
+    if algo == "dqn":
+        return DQNPolicy(checkpoint, deterministic, device, seed)
+    return SACPolicy(checkpoint, deterministic, device, seed)  # names the checkpoint otherwise
 
 
 class SACPolicy:
@@ -58,6 +96,7 @@ class SACPolicy:
             agent.actor.load_state_dict(upgrade_actor_state(payload["actor"]))
             self.low = np.asarray(payload["action_low"], dtype=np.float32)
             self.high = np.asarray(payload["action_high"], dtype=np.float32)
+            self.layout = checkpoint_layout(payload)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointError(
                 f"{checkpoint}: not a whole SAC behaviour checkpoint ({type(error).__name__}: "
@@ -66,10 +105,55 @@ class SACPolicy:
         self.agent = agent
         self.deterministic = deterministic
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+    def __call__(self, obs: Any) -> np.ndarray:
+        flat = self.layout.flatten(obs) if self.layout.keys else obs
+        obs_t = torch.as_tensor(flat, dtype=torch.float32, device=self.device)
         unit = self.agent.act(obs_t[None], deterministic=self.deterministic)[0].cpu().numpy()
         return np.asarray(self.low + (unit + 1.0) * 0.5 * (self.high - self.low), dtype=np.float32)
+
+
+class DQNPolicy:
+    """A DQN behaviour checkpoint. Stochastic by default, as D4RL sampled its SAC policies rather
+    than taking their means: epsilon-greedy with the checkpoint's `final_epsilon`, the way the
+    policy acted at the end of its training; greedy with `deterministic`. Its draws come from its
+    own generator (`seed`), one uniform and one action per observation on every call, so a
+    collection repeats exactly."""
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        deterministic: bool = False,
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        payload = load_checkpoint(checkpoint, expect={"algo": "dqn"})
+        self.name = Path(checkpoint).stem
+        self.checkpoint = str(checkpoint)
+        self.eval_return = float(payload.get("eval_return_mean", float("nan")))
+        self.device = torch.device(device)
+        try:
+            config = DQNConfig(**payload["config"])
+            self.n, self.start = int(payload["num_actions"]), int(payload["action_start"])
+            self.agent = DQN(payload["obs_dim"], self.n, config, self.device)
+            self.agent.q.load_state_dict(payload["q"])
+            self.layout = checkpoint_layout(payload)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"{checkpoint}: not a whole DQN behaviour checkpoint ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:200] if str(error) else ''})"
+            ) from None
+        self.epsilon = 0.0 if deterministic else config.final_epsilon
+        self.deterministic = deterministic
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        obs_t = torch.as_tensor(self.layout.flatten(obs), dtype=torch.float32, device=self.device)
+        greedy = self.agent.act(obs_t[None])[0].cpu().numpy()
+        if not self.deterministic:
+            explore = self.rng.random(len(greedy)) < self.epsilon
+            uniform = self.rng.integers(0, self.n, size=len(greedy))
+            greedy = np.where(explore, uniform, greedy)
+        return (greedy + self.start).astype(np.int64)
 
 
 def upgrade_actor_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -96,9 +180,10 @@ def actor_checkpoint(
     step: int,
     eval_returns: list[float],
     env_id: str,
+    observation: ObservationLayout | None = None,
 ) -> dict[str, Any]:
     """What collection needs of a behaviour policy (its actor, not the optimiser state)."""
-    return {
+    return _keys(observation) | {
         "algo": "sac",
         "env_id": env_id,
         "step": step,
@@ -111,3 +196,33 @@ def actor_checkpoint(
         "eval_returns": eval_returns,
         "eval_return_mean": float(np.mean(eval_returns)) if eval_returns else float("nan"),
     }
+
+
+def dqn_checkpoint(
+    agent: DQN,
+    obs_dim: int,
+    num_actions: int,
+    action_start: int,
+    step: int,
+    env_id: str,
+    observation: ObservationLayout | None = None,
+) -> dict[str, Any]:
+    """What collection needs of a DQN behaviour policy (its Q-network, a copy of this step's)."""
+    return _keys(observation) | {
+        "algo": "dqn",
+        "env_id": env_id,
+        "step": step,
+        "obs_dim": obs_dim,
+        "num_actions": num_actions,
+        "action_start": action_start,
+        "config": agent.config.model_dump(),
+        "q": {k: v.detach().clone() for k, v in agent.q.state_dict().items()},
+        "eval_returns": [],
+        "eval_return_mean": float("nan"),
+    }
+
+
+def _keys(observation: ObservationLayout | None) -> dict[str, Any]:
+    """A Dict observation's key order, which a checkpoint's policy flattens by; nothing for a Box
+    (so a Box checkpoint's file is as it always was)."""
+    return {"observation_keys": observation.to_json()} if observation and observation.keys else {}

@@ -1,5 +1,9 @@
-"""The behaviour learner and what a resume restores of it: SAC, its replay buffer with the
-truncation flags, the exploration RNG, the episode counter and the checkpoints taken so far."""
+"""The behaviour learner and what a resume restores of it: SAC (Box actions) or Double DQN
+(Discrete actions), chosen by the env's action space; its replay buffer with the truncation flags,
+the exploration RNG, the episode counter and the checkpoints taken so far.
+
+A Dict observation is learned from as the flat vector of all its keys
+(`transitions.spaces.ObservationLayout`); the replay file splits it back into its keys."""
 
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ from core.checkpoint import rng_state, save_checkpoint, set_rng_state
 from core.devices import resolve_device
 from core.resume import fingerprint
 from datagen.behavior.config import BehaviorConfig
-from datagen.behavior.policies import SACPolicy, actor_checkpoint
+from datagen.behavior.dqn import DQN
+from datagen.behavior.policies import actor_checkpoint, dqn_checkpoint, load_policy
 from datagen.behavior.sac import SAC
+from datagen.behavior.spaces import env_layouts
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.evaluation import rollout_returns
@@ -34,21 +40,25 @@ class BehaviorResult:
     steps: int = 0  # environment steps taken (fewer than configured when target_return stopped it)
 
 
-def behavior_fingerprint(env_id: str, config: BehaviorConfig, seed: int) -> str:
-    """What defines the run; `resume_every` only decides how often state is saved."""
+def behavior_fingerprint(
+    env_id: str, config: BehaviorConfig, seed: int, discrete: bool = False
+) -> str:
+    """What defines the run; `resume_every` only decides how often state is saved, and the
+    learner the action space does not use (`dqn` for Box actions, `sac` for Discrete) not at all."""
+    unused = "sac" if discrete else "dqn"
     return fingerprint(
         {
             "env_id": env_id,
             "seed": seed,
             "format": RESUME_FORMAT,
-            "config": config.model_dump(exclude={"resume_every"}),
+            "config": config.model_dump(exclude={"resume_every", unused}),
         }
     )
 
 
 class BehaviorRun:
-    """The learner and everything a resume restores: SAC, the replay buffer with its truncation
-    flags, the exploration RNG, the episode counter and the checkpoints taken so far."""
+    """The learner and everything a resume restores: SAC or DQN, the replay buffer with its
+    truncation flags, the exploration RNG, the episode counter and the checkpoints taken so far."""
 
     BUFFER_FIELDS = ("observations", "actions", "rewards", "next_observations", "dones")
 
@@ -56,12 +66,20 @@ class BehaviorRun:
         self.env_id, self.config, self.seed = env_id, config, seed
         self.device = resolve_device(config.device)
         self.env = gym.make(env_id)
-        space = self.env.action_space
-        assert isinstance(space, gym.spaces.Box) and self.env.observation_space.shape is not None
-        self.space = space
-        self.dims = (self.env.observation_space.shape[0], space.shape[0])
-        self.agent = SAC(*self.dims, config.sac, self.device, seed=seed)
-        self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seeds=[seed])
+        self.action, self.observation = env_layouts(env_id)
+        self.discrete = self.action.discrete
+        self.algo = "DQN" if self.discrete else "SAC"
+        self.space = self.env.action_space
+        self.dims = (self.observation.obs_dim, self.action.act_dim)
+        self.agent: SAC | DQN
+        if self.discrete:
+            self.agent = DQN(*self.dims, config.dqn, self.device, seed=seed)
+            self.buffer = ReplayBuffer(
+                *self.dims, config.steps, self.device, seeds=[seed], action_shape=()
+            )
+        else:
+            self.agent = SAC(*self.dims, config.sac, self.device, seed=seed)
+            self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seeds=[seed])
         self.truncations = np.zeros(config.steps, dtype=bool)
         self.rng = np.random.default_rng(seed)
         self.step = 0
@@ -101,15 +119,44 @@ class BehaviorRun:
             "result": dict(self.result.checkpoints),
         }
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """An exploring action in [-1, 1] units: uniform during the random warm-up, then SAC's."""
+    def act(self, obs: Any) -> Any:
+        """An exploring action as the buffer stores it. Box: in [-1, 1] units, uniform during the
+        random warm-up, then SAC's. Discrete: the action's index, uniform during the warm-up, then
+        epsilon-greedy on the linear schedule (behavior.dqn)."""
+        if self.discrete:
+            return self._act_discrete(obs)
         if self.step < self.config.random_steps:
             return self.rng.uniform(-1.0, 1.0, self.dims[1]).astype(np.float32)
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        obs_t = torch.as_tensor(
+            self.observation.flatten(obs), dtype=torch.float32, device=self.device
+        )
+        assert isinstance(self.agent, SAC)
         return self.agent.act(obs_t[None, None], deterministic=False)[0, 0].float().cpu().numpy()
 
+    def _act_discrete(self, obs: Any) -> int:
+        n, dqn = self.action.num_actions, self.config.dqn
+        if self.step < self.config.random_steps:
+            return int(self.rng.integers(n))
+        progress = min(1.0, (self.step - self.config.random_steps) / dqn.epsilon_decay_steps)
+        epsilon = dqn.initial_epsilon + progress * (dqn.final_epsilon - dqn.initial_epsilon)
+        explore, uniform = self.rng.random() < epsilon, int(self.rng.integers(n))  # both drawn
+        if explore:
+            return uniform
+        obs_t = torch.as_tensor(
+            self.observation.flatten(obs), dtype=torch.float32, device=self.device
+        )
+        return int(self.agent.act(obs_t[None, None])[0, 0])
+
+    def env_action(self, stored: Any) -> Any:
+        """The env's action for a stored one: Box units mapped to the bounds, an index + start."""
+        if self.discrete:
+            return int(stored) + self.action.start
+        assert isinstance(self.space, gym.spaces.Box)
+        return self.space.low + (stored + 1.0) * 0.5 * (self.space.high - self.space.low)
+
     def record(self, obs: Any, unit: Any, reward: Any, next_obs: Any, terminated: bool) -> None:
-        values = (obs, unit, reward, next_obs, float(terminated))
+        flat = self.observation.flatten
+        values = (flat(obs), unit, reward, flat(next_obs), float(terminated))
         self.buffer.add(
             *(torch.as_tensor(np.asarray(v, np.float32), device=self.device)[None] for v in values)
         )
@@ -119,7 +166,8 @@ class BehaviorRun:
         """One gradient step on a fresh batch; from a CUDA graph where asked and possible."""
         update = accelerate(self.agent, False, self.config.precision, self.device)
         batch_size = self.config.batch_size
-        if self.config.cuda_graph and self.device.type == "cuda":
+        # DQN's target refresh is a host-side count of steps: it runs eagerly.
+        if self.config.cuda_graph and self.device.type == "cuda" and isinstance(self.agent, SAC):
             return GraphedTrainStep(
                 self.agent,
                 lambda: self.buffer.sample_filled(batch_size),
@@ -129,14 +177,11 @@ class BehaviorRun:
         return lambda: update(self.buffer.sample_filled(batch_size))
 
     def evaluate_checkpoint(self, path: Path) -> list[float]:
-        """Save the actor at `path`, evaluate it, and save it again with its returns."""
-        payload = actor_checkpoint(self.agent, *self.dims, self.space, self.step, [], self.env_id)
-        # state_dict() aliases the live weights; the resume state keeps this step's, not later ones
-        payload["actor"] = {k: v.detach().clone() for k, v in payload["actor"].items()}
-        save_checkpoint(path, payload)
+        """Save the policy at `path`, evaluate it greedily, and save it again with its returns."""
+        save_checkpoint(path, payload := self.policy_payload())
         returns, _ = rollout_returns(
             self.env_id,
-            SACPolicy(path, deterministic=True),
+            load_policy(path, deterministic=True),
             self.config.eval_episodes,
             seed=10_000 + self.seed,
         )
@@ -145,3 +190,23 @@ class BehaviorRun:
         self.policies[self.step] = payload
         self.result.checkpoints[self.step] = float(np.mean(returns))
         return returns
+
+    def policy_payload(self) -> dict[str, Any]:
+        """The checkpoint of this step's policy (weights copied: the live ones keep training)."""
+        if isinstance(self.agent, DQN):
+            return dqn_checkpoint(
+                self.agent,
+                self.dims[0],
+                self.action.num_actions,
+                self.action.start,
+                self.step,
+                self.env_id,
+                self.observation,
+            )
+        assert isinstance(self.space, gym.spaces.Box)
+        payload = actor_checkpoint(
+            self.agent, *self.dims, self.space, self.step, [], self.env_id, self.observation
+        )
+        # state_dict() aliases the live weights; the resume state keeps this step's, not later ones
+        payload["actor"] = {k: v.detach().clone() for k, v in payload["actor"].items()}
+        return payload

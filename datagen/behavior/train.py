@@ -1,4 +1,4 @@
-"""Online SAC training of a behaviour policy: checkpoints at chosen steps with evaluated returns,
+"""Online training of a behaviour policy (SAC for Box actions, Double DQN for Discrete): checkpoints at chosen steps with evaluated returns,
 and the whole replay buffer kept (in order, with episode boundaries) for the replay datasets.
 
 `train_behavior` reads top to bottom: take up a resume state (`core.resume`), train (`_Learning`:
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,13 @@ from core.atomic import atomic_dir, remove_stale_siblings, write_json
 from core.checkpoint import save_checkpoint, seed_everything
 from core.resume import load_resume_state, save_resume_state
 from datagen.behavior.config import BehaviorConfig
-from datagen.behavior.run import RESUME_KIND, BehaviorResult, BehaviorRun, behavior_fingerprint
+from datagen.behavior.run import (
+    RESUME_KIND,
+    BehaviorResult,
+    BehaviorRun,
+    behavior_fingerprint,
+)
+from datagen.behavior.spaces import env_layouts
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.tracking import RunLogger
 
@@ -41,7 +48,7 @@ def train_behavior(
     progress: bool = True,
     resume_path: Path | None = None,
 ) -> tuple[BehaviorResult, RunLogger]:
-    """Train SAC on `env_id`; write `step_<n>.pt`, `checkpoints.json` and `replay.h5` to `out_dir`
+    """Train SAC or DQN (by the action space) on `env_id`; write `step_<n>.pt`, `checkpoints.json` and `replay.h5` to `out_dir`
     (all at once, atomically: a killed run leaves the previous folder or none).
 
     With `resume_path`, the whole learner state is saved there at the first episode end after
@@ -50,10 +57,11 @@ def train_behavior(
     bit-for-bit the uninterrupted one (on the same device and library versions). Returns the result
     and the open logger (its wandb run continues across a resume).
     """
+    action, _ = env_layouts(env_id)  # an unsupported space fails before any work
     remove_stale_siblings(out_dir)
     if resume_path is not None:
         remove_stale_siblings(resume_path)
-    run_fingerprint = behavior_fingerprint(env_id, config, seed)
+    run_fingerprint = behavior_fingerprint(env_id, config, seed, action.discrete)
     state = load_resume_state(resume_path, run_fingerprint, {"kind": RESUME_KIND})
     # The logger first: wandb may draw from the global RNGs, which are seeded only after it.
     logger = logger_factory(None if state is None else state["wandb_run_id"])
@@ -62,7 +70,7 @@ def train_behavior(
     run = BehaviorRun(env_id, config, seed)
     if state is not None:
         run.restore(state)
-        log.info("resuming behaviour SAC from step %d (%s)", run.step, resume_path)
+        log.info("resuming behaviour %s from step %d (%s)", run.algo, run.step, resume_path)
 
     def save_state(finished: bool) -> None:
         if resume_path is not None:
@@ -109,7 +117,7 @@ class _Learning:
         bar = tqdm(
             total=config.steps,
             initial=run.step,
-            desc=f"behavior SAC {run.env_id}",
+            desc=f"behavior {run.algo} {run.env_id}",
             disable=not progress,
             mininterval=2.0,
         )
@@ -141,8 +149,7 @@ class _Learning:
         episode ended."""
         run, acting = self.run, time.perf_counter()
         unit = run.act(obs)
-        action = run.space.low + (unit + 1.0) * 0.5 * (run.space.high - run.space.low)
-        next_obs, reward, terminated, truncated, _ = run.env.step(action)
+        next_obs, reward, terminated, truncated, _ = run.env.step(run.env_action(unit))
         run.record(obs, unit, reward, next_obs, terminated)
         self.timer["env"] += time.perf_counter() - acting
         run.truncations[run.step - 1] = truncated and not terminated
@@ -191,7 +198,13 @@ class _Learning:
 
 def _write_outputs(tmp: Path, run: BehaviorRun) -> None:
     """The replay buffer and the checkpoint index beside the saved policies."""
-    write_replay(tmp / "replay.h5", run.buffer, run.truncations, run.env_id)
+    write_replay(
+        tmp / "replay.h5",
+        run.buffer,
+        run.truncations,
+        run.env_id,
+        ReplayLayout(run.discrete, run.action.start, run.observation.keys),
+    )
     write_json(
         tmp / "checkpoints.json",
         {
@@ -203,17 +216,43 @@ def _write_outputs(tmp: Path, run: BehaviorRun) -> None:
     )
 
 
-def write_replay(path: Path, buffer: ReplayBuffer, truncations: np.ndarray, env_id: str) -> None:
-    """The replay buffer in insertion order; actions in [-1, 1] units of the action space."""
+@dataclass(frozen=True)
+class ReplayLayout:
+    """How the buffer's flat rows become the replay file's arrays."""
+
+    discrete: bool = False  # actions: the env's own int64 (N,), else float32 (N, k) in [-1, 1]
+    action_start: int = 0  # Discrete: the buffer holds indices, the file action = index + start
+    observation_keys: tuple[tuple[str, int], ...] = ()  # Dict: (key, width); () for a Box
+
+
+def write_replay(
+    path: Path,
+    buffer: ReplayBuffer,
+    truncations: np.ndarray,
+    env_id: str,
+    layout: ReplayLayout = ReplayLayout(),
+) -> None:
+    """The replay buffer in insertion order. Box actions in [-1, 1] units of the action space,
+    Discrete ones as the env's int64 actions; a Dict observation as a group of float32 arrays,
+    one per key (`observations/<key>`), as Minari stores it."""
     with h5py.File(path, "w") as f:
         f.attrs["env_id"] = env_id
         n = buffer.size
-        for key, tensor in (
-            ("observations", buffer.observations),
-            ("actions", buffer.actions),
-            ("rewards", buffer.rewards),
-            ("next_observations", buffer.next_observations),
+        actions = buffer.actions[:n].cpu().numpy()
+        if layout.discrete:
+            actions = actions.astype(np.int64) + layout.action_start
+        for key, rows in (  # the order the Box file always had
+            ("observations", buffer.observations[:n].cpu().numpy()),
+            ("actions", actions),
+            ("rewards", buffer.rewards[:n].cpu().numpy()),
+            ("next_observations", buffer.next_observations[:n].cpu().numpy()),
         ):
-            f.create_dataset(key, data=tensor[:n].cpu().numpy(), chunks=True)
+            if not layout.observation_keys or "observations" not in key:
+                f.create_dataset(key, data=rows, chunks=True)
+                continue
+            group, start = f.create_group(key), 0
+            for name, width in layout.observation_keys:
+                group.create_dataset(name, data=rows[:, start : start + width], chunks=True)
+                start += width
         f.create_dataset("terminals", data=buffer.dones[:n].cpu().numpy() > 0.5)
         f.create_dataset("timeouts", data=truncations[:n])

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-
+from datagen.behavior.spaces import env_layouts
 from datagen.collection.backends import BackendConfig
 from datagen.collection.config import CollectConfig
 from datagen.collection.families import discard_shards, plan_dataset, plan_episodes
@@ -40,6 +39,7 @@ def build_dataset(
 ) -> dict[str, Any]:
     """Write `<namespace>/<kind>-v0` and return its summary (steps, returns, normalised score)."""
     dataset_id = f"{namespace}/{kind}-v0"
+    _, observation = env_layouts(env_id)  # an unsupported space fails here, before any work
     behavior = check_behavior_env(paths.behavior_dir, env_id)
     plan = plan_dataset(env_id, kind, config, behavior, seed)
     backend = BackendConfig(config.backend, config.workers, config.ray_address)
@@ -62,14 +62,12 @@ def build_dataset(
         config.chunk_episodes,
         namespace_metadata=False,  # reference@<namespace> writes it (dvc.yaml: one owner per file)
     )
-    env = gym.make(env_id)
-    assert env.observation_space.shape is not None and env.action_space.shape is not None
     stats = written.stats()
     validate_dataset(
         dataset_dir(paths.datasets_root, dataset_id),
         written.steps,
-        env.observation_space.shape[0],
-        env.action_space.shape[0],
+        observation,
+        plan.action,
         stats["return_mean"],
     )
     discard_shards(shards)

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-
+from datagen.behavior.spaces import env_layouts
 from datagen.collection.backends import BackendConfig, collect_shards
 from datagen.collection.config import REPLAY, CollectConfig, DatasetRecipe
 from datagen.collection.recipes import checkpoint_for, dataset_seed_base
 from datagen.collection.replay import replay_episodes, replay_size
 from datagen.collection.rollouts import Episode
 from datagen.collection.shards import PolicySpec, ShardJob, plan_shards, unpack
+from transitions.spaces import ActionLayout
 
 
 @dataclass
@@ -31,20 +31,27 @@ class DatasetPlan:
     env_id: str
     kind: str
     recipe: DatasetRecipe
+    action: ActionLayout
     shard_groups: list[tuple[str, list[ShardJob]]] = field(default_factory=list)
     replay_steps: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def algorithm_name(self) -> str:
-        return "uniform random" if self.recipe.policy == "random" else f"SAC ({self.recipe.policy})"
+        learner = "DQN" if self.action.discrete else "SAC"
+        return (
+            "uniform random"
+            if self.recipe.policy == "random"
+            else f"{learner} ({self.recipe.policy})"
+        )
 
 
 def plan_dataset(
     env_id: str, kind: str, config: CollectConfig, behavior_dir: Path, seed: int
 ) -> DatasetPlan:
     recipe = config.datasets[kind]
-    plan = DatasetPlan(env_id, kind, recipe)
+    action, _ = env_layouts(env_id)
+    plan = DatasetPlan(env_id, kind, recipe, action)
     if recipe.policy in REPLAY:
         replay = behavior_dir / "replay.h5"
         size = replay_size(replay)
@@ -99,11 +106,7 @@ def plan_episodes(
 ) -> Iterator[Episode]:
     """The dataset's episodes in order; shards land in `shards_dir/<part>/` as resume points."""
     if plan.recipe.policy in REPLAY:
-        space = gym.make(plan.env_id).action_space
-        assert isinstance(space, gym.spaces.Box)
-        yield from replay_episodes(
-            behavior_dir / "replay.h5", plan.replay_steps, space.low, space.high
-        )
+        yield from replay_episodes(behavior_dir / "replay.h5", plan.replay_steps, plan.action)
         return
     for part, jobs in plan.shard_groups:
         for arrays in collect_shards(jobs, shards_dir / part, backend):

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from core.checkpoint import seed_everything
-from datagen.behavior.policies import RandomPolicy, SACPolicy
+from datagen.behavior.policies import RandomPolicy, load_policy
 from datagen.collection.config import CollectConfig
 from datagen.collection.recipes import checkpoint_for
 from datagen.collection.reference import ReferenceScores, ReferenceScoresError
@@ -59,8 +59,6 @@ def reference_policy(
     """The `random` or a behaviour checkpoint's policy (`expert`, ...) whose returns a measured
     reference score is, and where it came from."""
     if policy == "random":
-        space = gym.make(env_id).action_space
-        assert isinstance(space, gym.spaces.Box)
-        return RandomPolicy(space, seed), "random"
+        return RandomPolicy(gym.make(env_id).action_space, seed), "random"
     path, _ = checkpoint_for(policy, behavior_dir, config.medium_fraction)
-    return SACPolicy(path, deterministic=config.deterministic_policy, seed=seed), str(path)
+    return load_policy(path, deterministic=config.deterministic_policy, seed=seed), str(path)

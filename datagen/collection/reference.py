@@ -32,6 +32,11 @@ class ReferenceScoresError(PipelineError, ValueError):
     """No reference scores can be had for an environment (the message says which source to use)."""
 
 
+def has_d4rl_reference(env_id: str) -> bool:
+    """Whether D4RL published reference scores for this environment's family."""
+    return env_family(env_id) in D4RL_REFERENCE_SCORES
+
+
 def d4rl_reference(env_id: str) -> ReferenceScores:
     family = env_family(env_id)
     if family not in D4RL_REFERENCE_SCORES:

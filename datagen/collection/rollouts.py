@@ -3,23 +3,60 @@
 Episode k of a dataset is reset with seed `base_seed + k`; episodes are numbered in the order they
 finish, which a synchronous vector env makes deterministic. The last episode is cut where the step
 budget ends and marked truncated (never terminal), as D4RL's timeouts are.
+
+An episode keeps the env's own values: Box actions float32 (T, k), Discrete ones int64 (T,); a
+Dict observation as one dict per step, stacked per key (float32) by `Episode.arrays`, as Minari
+stores it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-BatchPolicy = Callable[[np.ndarray], np.ndarray]
+BatchPolicy = Callable[[Any], np.ndarray]
+Observations = np.ndarray | dict[str, np.ndarray]  # (T + 1, d), or per key for a Dict space
+
+
+def stack_observations(observations: list[Any]) -> Observations:
+    """An episode's observations as float32 arrays: one (T + 1, d), or one per Dict key."""
+    if observations and isinstance(observations[0], Mapping):
+        return {
+            key: np.asarray([o[key] for o in observations], dtype=np.float32)
+            for key in observations[0]
+        }
+    return np.asarray(observations, dtype=np.float32)
+
+
+def stack_actions(actions: list[np.ndarray]) -> np.ndarray:
+    """Box actions as float32 (T, k); Discrete ones (integers) as int64 (T,)."""
+    array = np.asarray(actions)
+    return array.astype(np.int64 if np.issubdtype(array.dtype, np.integer) else np.float32)
+
+
+def row(batch: Any, i: int) -> Any:
+    """Observation i of a vector env's batch (an array, or a dict of arrays)."""
+    if isinstance(batch, Mapping):
+        return {key: np.array(value[i]) for key, value in batch.items()}
+    return batch[i]
+
+
+def set_row(batch: Any, i: int, value: Any) -> None:
+    if isinstance(batch, Mapping):
+        for key in batch:
+            batch[key][i] = value[key]
+    else:
+        batch[i] = value
 
 
 @dataclass
 class Episode:
     seed: int | None  # reset seed; None when unknown (imported D4RL data)
-    observations: list[np.ndarray] = field(default_factory=list)  # T + 1 entries
+    observations: list[Any] = field(default_factory=list)  # T + 1 arrays (or dicts of arrays)
     actions: list[np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     terminations: list[bool] = field(default_factory=list)
@@ -28,10 +65,10 @@ class Episode:
     def __len__(self) -> int:
         return len(self.rewards)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, Any]:
         return {
-            "observations": np.asarray(self.observations, dtype=np.float32),
-            "actions": np.asarray(self.actions, dtype=np.float32),
+            "observations": stack_observations(self.observations),
+            "actions": stack_actions(self.actions),
             "rewards": np.asarray(self.rewards, dtype=np.float64),
             "terminations": np.asarray(self.terminations, dtype=bool),
             "truncations": np.asarray(self.truncations, dtype=bool),
@@ -69,7 +106,7 @@ def rollout_episodes(
     seeds = list(range(next_seed, next_seed + num_envs))
     next_seed += num_envs
     obs, _ = envs.reset(seed=seeds)  # type: ignore[arg-type]
-    running = [Episode(seed=s, observations=[o]) for s, o in zip(seeds, obs, strict=True)]
+    running = [Episode(seed=s, observations=[row(obs, i)]) for i, s in enumerate(seeds)]
     emitted = 0
     try:
         while True:
@@ -77,11 +114,11 @@ def rollout_episodes(
             obs, rewards, terminated, truncated, _ = envs.step(actions)
             finished = np.zeros(num_envs, dtype=bool)
             for i, episode in enumerate(running):
-                episode.actions.append(np.asarray(actions[i], dtype=np.float32))
+                episode.actions.append(np.asarray(actions[i]))
                 episode.rewards.append(float(rewards[i]))
                 episode.terminations.append(bool(terminated[i]))
                 episode.truncations.append(bool(truncated[i]) and not bool(terminated[i]))
-                episode.observations.append(obs[i])
+                episode.observations.append(row(obs, i))
                 budget_left = total_steps - emitted
                 if terminated[i] or truncated[i] or len(episode) >= budget_left:
                     episode = episode.cut(budget_left)
@@ -100,7 +137,9 @@ def rollout_episodes(
                     seed_list[i] = s
                 reset_obs, _ = envs.reset(seed=seed_list, options={"reset_mask": finished})  # type: ignore[arg-type]
                 for i in map(int, np.flatnonzero(finished)):
-                    obs[i] = reset_obs[i]
-                    running[i] = Episode(seed=int(seed_list[i] or 0), observations=[reset_obs[i]])
+                    set_row(obs, i, row(reset_obs, i))
+                    running[i] = Episode(
+                        seed=int(seed_list[i] or 0), observations=[row(reset_obs, i)]
+                    )
     finally:
         envs.close()

@@ -8,7 +8,8 @@ Each shard's last episode is cut at the shard's budget and marked truncated (a t
 
 Workers return the shard's arrays (no shared disk needed, so Ray workers on other machines work);
 the driver writes each finished shard to `<shards_dir>/shard_<k>.h5` with its fingerprint, and a
-later run with the same fingerprint reuses it instead of collecting it again.
+later run with the same fingerprint reuses it instead of collecting it again. A Dict
+observation is kept per key, as `observations/<key>` arrays.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import h5py
@@ -26,8 +28,8 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
-from datagen.behavior.policies import RandomPolicy, SACPolicy
-from datagen.collection.rollouts import BatchPolicy, Episode, rollout_episodes
+from datagen.behavior.policies import RandomPolicy, load_policy
+from datagen.collection.rollouts import BatchPolicy, Episode, rollout_episodes, row
 
 ShardArrays = dict[str, np.ndarray]
 
@@ -80,13 +82,11 @@ def plan_shards(
 
 def _build_policy(job: ShardJob) -> BatchPolicy:
     if job.policy.kind == "random":
-        space = gym.make(job.env_id).action_space
-        assert isinstance(space, gym.spaces.Box)
-        return RandomPolicy(space, job.seed_base)
+        return RandomPolicy(gym.make(job.env_id).action_space, job.seed_base)
     with tempfile.NamedTemporaryFile(suffix=".pt") as f:
         f.write(job.policy.checkpoint_bytes)
         f.flush()
-        return SACPolicy(f.name, deterministic=job.policy.deterministic, seed=job.seed_base)
+        return load_policy(f.name, deterministic=job.policy.deterministic, seed=job.seed_base)
 
 
 def run_shard(job: ShardJob) -> ShardArrays:
@@ -100,20 +100,40 @@ def run_shard(job: ShardJob) -> ShardArrays:
 
 
 def pack(episodes: list[Episode]) -> ShardArrays:
-    parts = [e.arrays() for e in episodes]
+    parts = [_flat_keys(e.arrays()) for e in episodes]
     out = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     out["lengths"] = np.asarray([len(e) for e in episodes], dtype=np.int64)
     out["seeds"] = np.asarray([e.seed for e in episodes], dtype=np.int64)
     return out
 
 
+def _flat_keys(arrays: dict[str, Any]) -> ShardArrays:
+    """A Dict observation's arrays under `observations/<key>` (HDF5 makes that a group)."""
+    out: ShardArrays = {}
+    for name, value in arrays.items():
+        if isinstance(value, Mapping):
+            out |= {f"{name}/{key}": array for key, array in value.items()}
+        else:
+            out[name] = value
+    return out
+
+
+def _observations(arrays: ShardArrays) -> Any:
+    """The shard's observations: one array, or a dict of them per key."""
+    if "observations" in arrays:
+        return arrays["observations"]
+    prefix = "observations/"
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
 def unpack(arrays: ShardArrays) -> Iterator[Episode]:
+    observations = _observations(arrays)
     step, obs_row = 0, 0
     for length, seed in zip(arrays["lengths"].tolist(), arrays["seeds"].tolist(), strict=True):
         sl = slice(step, step + length)
         yield Episode(
             seed=int(seed),
-            observations=list(arrays["observations"][obs_row : obs_row + length + 1]),
+            observations=[row(observations, i) for i in range(obs_row, obs_row + length + 1)],
             actions=list(arrays["actions"][sl]),
             rewards=arrays["rewards"][sl].tolist(),
             terminations=arrays["terminations"][sl].tolist(),
@@ -140,6 +160,12 @@ def load_shard(path: Path, job: ShardJob) -> ShardArrays | None:
         with h5py.File(path, "r") as f:
             if f.attrs.get("fingerprint") != job.fingerprint():
                 return None
-            return {key: f[key][()] for key in f}
+            arrays: ShardArrays = {}
+            f.visititems(
+                lambda name, item: (
+                    arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None
+                )
+            )
+            return arrays
     except (OSError, KeyError):
         return None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+
+from transitions.spaces import ActionLayout, ObservationLayout
 
 
 class DatasetInvalid(ValueError):
@@ -15,8 +18,32 @@ class DatasetInvalid(ValueError):
     its traceback."""
 
 
+def _observation_arrays(item: Any, layout: ObservationLayout) -> list[tuple[str, Any, int]]:
+    """(name, array, width) of an episode's observations: one array, or one per Dict key."""
+    if not layout.keys:
+        return [("observations", item[()], layout.obs_dim)]
+    if not isinstance(item, h5py.Group) or sorted(item) != sorted(layout.key_names):
+        raise DatasetInvalid(f"{item.name}: observations must hold the keys {layout.key_names}")
+    return [(f"observations/{key}", item[key][()], width) for key, width in layout.keys]
+
+
+def _check_actions(actions: np.ndarray, n: int, layout: ActionLayout, where: str) -> None:
+    if actions.shape != (n, *layout.row_shape):
+        raise DatasetInvalid(f"{where}: actions of shape {actions.shape} for {n} steps")
+    if layout.discrete:
+        inside = (actions >= layout.start) & (actions < layout.start + layout.num_actions)
+        if not np.issubdtype(actions.dtype, np.integer) or not inside.all():
+            raise DatasetInvalid(f"{where}: actions must be integers in the Discrete space")
+    elif not np.isfinite(actions).all():
+        raise DatasetInvalid(f"{where}: actions holds NaN or inf")
+
+
 def validate_dataset(
-    path: Path, expected_steps: int, obs_dim: int, act_dim: int, return_mean: float
+    path: Path,
+    expected_steps: int,
+    observation: ObservationLayout,
+    action: ActionLayout,
+    return_mean: float,
 ) -> None:
     """Shapes, dtypes, finiteness, one boundary per episode at its end, step count, returns."""
     data = Path(path) / "data" / "main_data.hdf5"
@@ -27,15 +54,17 @@ def validate_dataset(
             where = f"{data}:{name}"
             rewards = ep["rewards"][()]
             n = rewards.shape[0]
-            obs, actions = ep["observations"][()], ep["actions"][()]
             term, trunc = ep["terminations"][()], ep["truncations"][()]
-            if obs.shape != (n + 1, obs_dim) or actions.shape != (n, act_dim):
-                raise DatasetInvalid(f"{where}: shapes {obs.shape}, {actions.shape} for {n} steps")
+            for key, obs, width in _observation_arrays(ep["observations"], observation):
+                if obs.shape != (n + 1, width):
+                    raise DatasetInvalid(f"{where}: {key} of shape {obs.shape} for {n} steps")
+                if not np.isfinite(obs).all():
+                    raise DatasetInvalid(f"{where}: {key} holds NaN or inf")
+            _check_actions(ep["actions"][()], n, action, where)
             if term.dtype != np.bool_ or trunc.dtype != np.bool_:
                 raise DatasetInvalid(f"{where}: terminations/truncations must be booleans")
-            for key, array in (("observations", obs), ("actions", actions), ("rewards", rewards)):
-                if not np.isfinite(array).all():
-                    raise DatasetInvalid(f"{where}: {key} holds NaN or inf")
+            if not np.isfinite(rewards).all():
+                raise DatasetInvalid(f"{where}: rewards holds NaN or inf")
             ends = term | trunc
             if ends[:-1].any() or not ends[-1] or (term[-1] and trunc[-1]):
                 raise DatasetInvalid(f"{where}: an episode must end, once, at its last step")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from datagen.behavior.config import BehaviorConfig, SACConfig
+from datagen.behavior.spaces import env_layouts
 from datagen.behavior.train import train_behavior
 from datagen.collection.backends import BackendConfig
 from datagen.collection.config import CollectConfig, DatasetRecipe
@@ -24,6 +25,7 @@ from datagen.collection.validate import validate_dataset
 from datagen.sources.minari_folder import read_metadata
 from offline_rl.tracking import RunLogger
 from tests.datagen.ray_cluster import local_ray_cluster
+from transitions.spaces import ActionLayout, ObservationLayout
 
 ENV_ID = "Hopper-v5"
 STEPS = 600
@@ -66,6 +68,11 @@ def collect_config(**overrides: Any) -> CollectConfig:
     return CollectConfig(**(fields | overrides))
 
 
+def layouts() -> tuple[ObservationLayout, ActionLayout]:
+    action, observation = env_layouts(ENV_ID)
+    return observation, action
+
+
 def build(root: Path, behavior_dir: Path, kind: str, **overrides: Any) -> Path:
     config = collect_config(**overrides)
     plan = plan_dataset(ENV_ID, kind, config, behavior_dir, seed=0)
@@ -74,7 +81,7 @@ def build(root: Path, behavior_dir: Path, kind: str, **overrides: Any) -> Path:
     episodes = plan_episodes(plan, behavior_dir, root / "shards" / kind, backend)
     summary = write_dataset(root, info, episodes, d4rl_reference(ENV_ID))
     path = root / f"hopper/{kind}-v0"
-    validate_dataset(path, summary.steps, 11, 3, summary.stats()["return_mean"])
+    validate_dataset(path, summary.steps, *layouts(), summary.stats()["return_mean"])
     return path
 
 

@@ -192,39 +192,42 @@ def test_the_real_train_entry_refuses_a_huge_batch(with_transitions: Path) -> No
 
 # ---- environments the code cannot handle ----
 
-UNSUPPORTED = "has an unsupported space: observation space: Tuple observations are not supported"
+# transitions/spaces.py takes Box or Discrete actions and Box or Dict-of-Box observations
+UNSUPPORTED = "observation space: Discrete(16) observations are not supported (Box or Dict)"
 
 
 def test_unsupported_env_in_collect_envs_fails_collect_before_any_work(
     run_entry: RunStage, tmp_path: Path
 ) -> None:
-    changes = {"collect.envs": {"hopper": "Hopper-v5", "blackjack": "Blackjack-v1"}}
-    result = run_entry("collect", changes, "--env", "blackjack", "--kind", "random")
+    changes = {"collect.envs": {"hopper": "Hopper-v5", "frozenlake": "FrozenLake-v1"}}
+    result = run_entry("collect", changes, "--env", "frozenlake", "--kind", "random")
     assert result.code == 2
     assert result.line.startswith(
-        f"error: params.yaml: collect.envs.blackjack: 'Blackjack-v1' {UNSUPPORTED}"
+        f"error: params.yaml: collect.envs.frozenlake: 'FrozenLake-v1' {UNSUPPORTED}"
     )
     assert files_under(tmp_path) == ["params.yaml"]
 
 
-def test_unsupported_env_fails_preprocess_before_any_work(run_entry: RunStage, tmp_path: Path) -> None:
-    changes = {"env": "Blackjack-v1", "collect.envs": {"blackjack": "Blackjack-v1"}}
+def test_unsupported_env_fails_preprocess_before_any_work(
+    run_entry: RunStage, tmp_path: Path
+) -> None:
+    changes = {"env": "FrozenLake-v1", "collect.envs": {"frozenlake": "FrozenLake-v1"}}
     result = run_entry("preprocess", changes)
     assert result.code == 2
-    assert result.line.startswith(f"error: params.yaml: env: 'Blackjack-v1' {UNSUPPORTED}")
+    assert result.line.startswith(f"error: params.yaml: env: 'FrozenLake-v1' {UNSUPPORTED}")
     assert files_under(tmp_path) == ["params.yaml"]
 
 
 @pytest.mark.parametrize(
     ("changes", "fragment"),
     [
-        ({"env": "Blackjack-v1"}, f"env: 'Blackjack-v1' {UNSUPPORTED}"),
+        ({"env": "FrozenLake-v1"}, f"env: 'FrozenLake-v1' {UNSUPPORTED}"),
         (
-            {"collect.envs": {"hopper": "Hopper-v5", "blackjack": "Blackjack-v1"}},
-            f"collect.envs.blackjack: 'Blackjack-v1' {UNSUPPORTED}",
+            {"collect.envs": {"hopper": "Hopper-v5", "frozenlake": "FrozenLake-v1"}},
+            f"collect.envs.frozenlake: 'FrozenLake-v1' {UNSUPPORTED}",
         ),
-        ({"collect.envs": {"pendulum": "Pendulum-v1"}, "env": "Pendulum-v1"}, None),  # Box: fine
         ({"collect.envs": {"cartpole": "CartPole-v1"}, "env": "CartPole-v1"}, None),  # Discrete
+        ({"collect.envs": {"pendulum": "Pendulum-v1"}, "env": "Pendulum-v1"}, None),  # Box: fine
     ],
 )
 def test_validate_names_the_unsupported_space(
