@@ -62,13 +62,16 @@ def main() -> None:
     finally:
         logger.finish()
     log.info(
-        "%s on %s, %d seed(s): return %.1f, normalised score %.1f (%s reference)",
+        "%s on %s, %d seed(s): return %.1f, normalised score %.1f (%s reference)%s",
         agent.algo_name,
         meta.env_id,
         len(agent.seeds),
         summary["evaluate/return_mean"],
         summary.get("evaluate/normalized_score_mean", float("nan")),
         meta.ref_score_source,
+        f", success rate {summary['evaluate/success_rate']:.2f}"
+        if "evaluate/success_rate" in summary
+        else "",
     )
 
 
