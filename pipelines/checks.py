@@ -1,5 +1,5 @@
 """Params that are valid in form but that this machine or this data cannot run: environments
-gymnasium lacks or whose spaces the pipeline does not take, `--env` names outside collect.envs,
+gymnasium lacks or whose spaces the pipeline does not take (transitions/spaces.py), `--env` names outside collect.envs,
 an `env` with no generated datasets, a transitions file of another task or too few rows. Each is
 refused before a stage does any work, naming the params.yaml key (docs/reliability.md)."""
 
@@ -34,22 +34,23 @@ def known_env(env_id: str, key: str = "env") -> None:
 
 @functools.cache
 def space_problem(env_id: str) -> str | None:
-    """Why the code cannot work with `env_id`'s spaces (None when it can): networks, datasets and
-    transitions take flat float vectors, so observations and actions must be 1-D Box spaces.
-    Discrete or image spaces fail here, naming the space, before any stage does work."""
+    """Why the code cannot work with `env_id`'s spaces (None when it can): the spaces a
+    transitions file holds (transitions/spaces.py, their one owner: Box or Discrete actions, Box
+    or Dict-of-Box observations). Others (images, Discrete observations, Text) fail here, naming
+    the space, before any stage does work."""
     import gymnasium as gym
+
+    from transitions.spaces import SpaceError, action_layout, observation_layout
 
     try:
         env = gym.make(env_id)
     except Exception as error:  # a missing extra (box2d, ale-py) or a broken registration
         return f"cannot be created here ({type(error).__name__}: {error})"
     try:
-        for name, space in (("observation", env.observation_space), ("action", env.action_space)):
-            if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-                return (
-                    f"has {name} space {space}; only flat continuous spaces (a 1-D Box, as in "
-                    "the MuJoCo tasks) are supported for observations and actions"
-                )
+        observation_layout(env.observation_space)
+        action_layout(env.action_space)
+    except SpaceError as error:
+        return f"has an unsupported {error}"
     finally:
         env.close()
     return None

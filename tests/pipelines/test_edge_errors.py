@@ -192,38 +192,42 @@ def test_the_real_train_entry_refuses_a_huge_batch(with_transitions: Path) -> No
 
 # ---- environments the code cannot handle ----
 
-DISCRETE = "has action space Discrete(2); only flat continuous spaces (a 1-D Box"
+# Spaces a transitions file cannot hold (transitions/spaces.py); CartPole's Discrete actions it can.
+UNSUPPORTED = "has an unsupported observation space: Discrete(16) observations are not supported"
 
 
-def test_discrete_env_in_collect_envs_fails_collect_before_any_work(
+def test_unsupported_env_in_collect_envs_fails_collect_before_any_work(
     run_entry: RunStage, tmp_path: Path
 ) -> None:
-    changes = {"collect.envs": {"hopper": "Hopper-v5", "cartpole": "CartPole-v1"}}
-    result = run_entry("collect", changes, "--env", "cartpole", "--kind", "random")
+    changes = {"collect.envs": {"hopper": "Hopper-v5", "frozenlake": "FrozenLake-v1"}}
+    result = run_entry("collect", changes, "--env", "frozenlake", "--kind", "random")
     assert result.code == 2
     assert result.line.startswith(
-        f"error: params.yaml: collect.envs.cartpole: 'CartPole-v1' {DISCRETE}"
+        f"error: params.yaml: collect.envs.frozenlake: 'FrozenLake-v1' {UNSUPPORTED}"
     )
     assert files_under(tmp_path) == ["params.yaml"]
 
 
-def test_discrete_env_fails_preprocess_before_any_work(run_entry: RunStage, tmp_path: Path) -> None:
-    changes = {"env": "CartPole-v1", "collect.envs": {"cartpole": "CartPole-v1"}}
+def test_unsupported_env_fails_preprocess_before_any_work(
+    run_entry: RunStage, tmp_path: Path
+) -> None:
+    changes = {"env": "FrozenLake-v1", "collect.envs": {"frozenlake": "FrozenLake-v1"}}
     result = run_entry("preprocess", changes)
     assert result.code == 2
-    assert result.line.startswith(f"error: params.yaml: env: 'CartPole-v1' {DISCRETE}")
+    assert result.line.startswith(f"error: params.yaml: env: 'FrozenLake-v1' {UNSUPPORTED}")
     assert files_under(tmp_path) == ["params.yaml"]
 
 
 @pytest.mark.parametrize(
     ("changes", "fragment"),
     [
-        ({"env": "CartPole-v1"}, f"env: 'CartPole-v1' {DISCRETE}"),
+        ({"env": "FrozenLake-v1"}, f"env: 'FrozenLake-v1' {UNSUPPORTED}"),
         (
-            {"collect.envs": {"hopper": "Hopper-v5", "cartpole": "CartPole-v1"}},
-            f"collect.envs.cartpole: 'CartPole-v1' {DISCRETE}",
+            {"collect.envs": {"hopper": "Hopper-v5", "frozenlake": "FrozenLake-v1"}},
+            f"collect.envs.frozenlake: 'FrozenLake-v1' {UNSUPPORTED}",
         ),
         ({"collect.envs": {"pendulum": "Pendulum-v1"}, "env": "Pendulum-v1"}, None),  # Box: fine
+        ({"collect.envs": {"cartpole": "CartPole-v1"}, "env": "CartPole-v1"}, None),  # Discrete
     ],
 )
 def test_validate_names_the_unsupported_space(
