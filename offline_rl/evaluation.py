@@ -218,6 +218,15 @@ def batch_of_one(obs: Any) -> Any:
     return np.asarray(obs)[None]
 
 
+def rendering_env(env_id: str) -> gym.Env[Any, Any]:
+    """`env_id` rendering 320x240 frames; envs without a frame size (classic control: CartPole)
+    render at their own."""
+    try:
+        return gym.make(env_id, render_mode="rgb_array", width=320, height=240)
+    except TypeError:
+        return gym.make(env_id, render_mode="rgb_array")
+
+
 def record_video(
     env_id: str, policy: PolicyFn, path: str | Path, seed: int, max_steps: int = 1000, fps: int = 30
 ) -> Path | None:
@@ -225,7 +234,7 @@ def record_video(
     import imageio.v2 as imageio
 
     try:
-        env = gym.make(env_id, render_mode="rgb_array", width=320, height=240)
+        env = rendering_env(env_id)
     except Exception as error:  # no GL backend, missing assets: the run goes on without video
         log.warning(
             "video skipped: cannot create a rendering %s (%s); set MUJOCO_GL=egl or osmesa",

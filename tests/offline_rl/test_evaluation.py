@@ -23,7 +23,7 @@ EPISODE_STEPS = 4
 START = 3  # the Discrete actions' first value, as Discrete(2, start=3)
 
 
-class SignEnv(gym.Env[dict[str, np.ndarray], np.int64]):
+class SignEnv(gym.Env[Any, Any]):
     """Dict observations {"b": [z], "a": [x, y]} (keys out of the file's order on purpose) and
     Discrete(2, start=3) actions: reward 1 for action 3 + (x > 0); four steps an episode, a success
     (`info["is_success"]`) when every step was rewarded. `report_success=False` omits it."""
@@ -60,8 +60,10 @@ class SignEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
 @pytest.fixture(scope="module", autouse=True)
 def sign_envs() -> Iterator[None]:
-    gym.register("SignTest-v0", entry_point=SignEnv)
-    gym.register("SignTestNoSuccess-v0", entry_point=SignEnv, kwargs={"report_success": False})
+    gym.register("SignTest-v0", entry_point=f"{__name__}:SignEnv")
+    gym.register(
+        "SignTestNoSuccess-v0", entry_point=f"{__name__}:SignEnv", kwargs={"report_success": False}
+    )
     yield
     for env_id in ("SignTest-v0", "SignTestNoSuccess-v0"):
         del gym.registry[env_id]
