@@ -152,6 +152,13 @@ class EnsembleDiscreteCritic(nn.Module):
         return q.view(self.ensemble_size, *obs.shape[:-1], q.shape[-1])
 
 
+def q_of_actions(q: Tensor, actions: Tensor) -> Tensor:
+    """The values (E, S, B) of the actions taken, from every action's values `q` (E, S, B, n)
+    and the actions' indices (S, B) (float32 in a batch: exact integers)."""
+    index = actions.long().expand(q.shape[:-1]).unsqueeze(-1)
+    return q.gather(-1, index).squeeze(-1)
+
+
 def hard_update(target: nn.Module, source: nn.Module) -> None:
     """target <- source, every parameter copied (DQN's periodic target network update)."""
     with torch.no_grad():

@@ -26,7 +26,13 @@ from torch import Tensor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import DiscreteCQLConfig
 from offline_rl.algos.discrete_bc import action_mismatch
-from offline_rl.networks import EnsembleDiscreteCritic, grad_norm, hard_update, make_adam
+from offline_rl.networks import (
+    EnsembleDiscreteCritic,
+    grad_norm,
+    hard_update,
+    make_adam,
+    q_of_actions,
+)
 from transitions.loader import Batch
 
 
@@ -54,20 +60,15 @@ class DiscreteCQL:
     def td_target(self, batch: Batch) -> Tensor:
         """r + gamma (1 - d) Q'(s', a'), a' greedy in the online critics: (S, B)."""
         next_actions = self.critic(batch.next_observations).mean(0).argmax(-1)
-        next_q = self.critic_target(batch.next_observations)
-        chosen = next_q.gather(-1, next_actions.expand(next_q.shape[:-1]).unsqueeze(-1))
-        return (
-            batch.rewards
-            + self.config.discount * (1.0 - batch.dones) * chosen.squeeze(-1).min(0).values
-        )
+        next_q = q_of_actions(self.critic_target(batch.next_observations), next_actions)
+        return batch.rewards + self.config.discount * (1.0 - batch.dones) * next_q.min(0).values
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         self.step += 1
         target = self.td_target(batch)
         q_all = self.critic(batch.observations).float()  # (E, S, B, n); fp32 under autocast
-        index = batch.actions.long().expand(q_all.shape[:-1]).unsqueeze(-1)
-        q_data = q_all.gather(-1, index).squeeze(-1)  # (E, S, B)
+        q_data = q_of_actions(q_all, batch.actions)  # (E, S, B)
         td_loss = F.smooth_l1_loss(q_data, target.expand_as(q_data), reduction="none")
         td_loss = td_loss.mean(-1).sum(0)  # per seed, summed over its critics
         gap = (torch.logsumexp(q_all, dim=-1) - q_data).mean(-1).sum(0)
@@ -89,8 +90,7 @@ class DiscreteCQL:
     @torch.no_grad()
     def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
         q_all = self.critic(batch.observations)
-        index = batch.actions.long().expand(q_all.shape[:-1]).unsqueeze(-1)
-        q_data = q_all.gather(-1, index).squeeze(-1)
+        q_data = q_of_actions(q_all, batch.actions)
         return {
             "td_error": (q_data - self.td_target(batch)).square().mean((0, 2)),
             "action_mismatch": action_mismatch(q_all.mean(0), batch.actions),
