@@ -126,6 +126,19 @@ class DiscreteCQLConfig(AlgoConfig):
     hidden: tuple[int, ...] = (256, 256)
 
 
+class DiscreteIQLConfig(AlgoConfig):
+    DISCRETE_ACTIONS: ClassVar[bool] = True
+    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "value_lr")
+    actor_lr: float | None = Field(default=None, gt=0, le=1)
+    critic_lr: float | None = Field(default=None, gt=0, le=1)
+    value_lr: float | None = Field(default=None, gt=0, le=1)
+    expectile: float = Field(default=0.7, gt=0, lt=1)
+    beta: float = Field(default=3.0, gt=0)
+    discount: float = Field(default=0.99, gt=0, le=1)
+    tau: float = Field(default=0.005, gt=0, le=1)
+    hidden: tuple[int, ...] = (256, 256)
+
+
 # `train.algo` names one of these (the registry of classes, offline_rl/algos/registry.py, has the
 # same names).
 ALGO_CONFIGS: dict[str, type[AlgoConfig]] = {
@@ -137,4 +150,5 @@ ALGO_CONFIGS: dict[str, type[AlgoConfig]] = {
     "rebrac": ReBRACConfig,
     "discrete_bc": DiscreteBCConfig,
     "discrete_cql": DiscreteCQLConfig,
+    "discrete_iql": DiscreteIQLConfig,
 }

@@ -15,7 +15,7 @@ import torch
 from gymnasium import spaces
 
 from offline_rl.agent import load_agents, save_agents
-from offline_rl.algos.registry import ALGORITHMS, make_algorithm
+from offline_rl.algos.registry import ALGORITHMS, algorithm_names, make_algorithm
 from offline_rl.evaluation import AgentPolicy, batch_of_one, evaluate_policy
 from tests.offline_rl.algos.discrete_data import discrete_meta
 
@@ -135,7 +135,7 @@ def test_success_rate_averages_the_episodes_and_is_absent_where_the_env_has_none
     assert not any("success" in key for key in result.to_metrics())
 
 
-@pytest.mark.parametrize("name", ["discrete_bc", "discrete_cql"])
+@pytest.mark.parametrize("name", algorithm_names(discrete_actions=True))
 def test_a_saved_discrete_agent_acts_in_the_env_after_loading(name: str, tmp_path: Path) -> None:
     meta = sign_meta()
     _, config_model = ALGORITHMS[name]

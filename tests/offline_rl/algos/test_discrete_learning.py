@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from offline_rl.algos.registry import ALGORITHMS, make_algorithm
+from offline_rl.algos.registry import ALGORITHMS, algorithm_names, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.speed import Precision, accelerate
@@ -105,7 +105,7 @@ def test_random_policy_returns_what_the_margin_assumes() -> None:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("name", ["discrete_bc", "discrete_cql"])
+@pytest.mark.parametrize("name", algorithm_names(discrete_actions=True))
 def test_beats_random_policy_on_cartpole(
     name: str, precision: Precision, cartpole_transitions: Transitions
 ) -> None:
