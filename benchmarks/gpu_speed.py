@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.algorithms import our_algorithm
 from core.atomic import write_json
-from offline_rl.algos.registry import ALGORITHMS
+from offline_rl.algos.registry import algorithm_names
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.config import LoopConfig
 from offline_rl.cuda_graph import GraphedTrainStep
@@ -184,7 +184,7 @@ def time_d3rlpy(name: str, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--transitions", type=Path, required=True)
-    parser.add_argument("--algos", nargs="+", default=sorted(ALGORITHMS))
+    parser.add_argument("--algos", nargs="+", default=algorithm_names(discrete_actions=False))
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per row")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--loop", nargs="*", default=["td3_bc", "iql"], help="algos run by train()")

@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from benchmarks.common import RESULTS, medium_dataset, our_algorithm
 from core.atomic import write_json
-from offline_rl.algos.registry import ALGORITHMS
+from offline_rl.algos.registry import algorithm_names
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.speed import accelerate
 from transitions.loader import load_transitions
@@ -41,7 +41,7 @@ def category(name: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--algo", default="td3_bc", choices=sorted(ALGORITHMS))
+    parser.add_argument("--algo", default="td3_bc", choices=algorithm_names(discrete_actions=False))
     parser.add_argument("--transitions", type=Path)
     parser.add_argument("--dataset-steps", type=int, default=50_000)
     parser.add_argument("--steps", type=int, default=200)

@@ -53,7 +53,7 @@ from benchmarks.matmul_bound import matmul_seconds_per_step
 from benchmarks.plain_sac import train_plain_sac
 from benchmarks.sac_learning import run_ours
 from core.atomic import write_json
-from offline_rl.algos.registry import ALGORITHMS
+from offline_rl.algos.registry import ALGORITHMS, algorithm_names
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.speed import Precision, accelerate
 from transitions.loader import Transitions, load_transitions
@@ -207,7 +207,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, help="timings per training row, ours and d3rlpy in turn"
     )
-    parser.add_argument("--algos", nargs="*", default=sorted(ALGORITHMS))
+    parser.add_argument("--algos", nargs="*", default=algorithm_names(discrete_actions=False))
     parser.add_argument("--no-d3rlpy", action="store_true", help="skip d3rlpy's rows")
     parser.add_argument(
         "--compile", nargs="*", default=["td3_bc"], help="algos also timed compiled"

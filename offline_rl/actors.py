@@ -1,4 +1,4 @@
-"""The actors: deterministic (tanh) and the two Gaussian policies, which share one interface
+"""The actors: deterministic (tanh), categorical (discrete actions) and the two Gaussian policies, which share one interface
 (`GaussianPolicy`: `distribution(obs)` returns a `PolicyDistribution`, and `sample`, `sample_n`,
 `log_prob` and `forward` go through it). Like every network here they hold one member per training
 seed (networks.py), and their random draws come from a `SeedNoise`, each seed's from its own
@@ -34,6 +34,23 @@ class DeterministicActor(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:
         return torch.tanh(self.net(obs))
+
+
+class CategoricalActor(nn.Module):
+    """pi(.|s) over n discrete actions as logits, (S, B, n); `forward` gives the most likely
+    action's index, (S, B) int64 (discrete BC)."""
+
+    def __init__(
+        self, obs_dim: int, num_actions: int, hidden: tuple[int, ...] = (256, 256), seeds: int = 1
+    ) -> None:
+        super().__init__()
+        self.net = ensemble_mlp(obs_dim, num_actions, hidden, seeds)
+
+    def logits(self, obs: Tensor) -> Tensor:
+        return self.net(obs)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs).argmax(-1)
 
 
 class PolicyDistribution:

@@ -129,6 +129,42 @@ class EnsembleCritic(nn.Module):
         return q.view(members, obs.shape[0], *obs.shape[1:-1])
 
 
+class EnsembleDiscreteCritic(nn.Module):
+    """Q_1..Q_E(s, .) over n discrete actions for each of S seeds: one pass gives every action's
+    value, (E, S, B, n); members are stored member-major like EnsembleCritic's."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hidden: tuple[int, ...] = (256, 256),
+        ensemble_size: int = 1,
+        seeds: int = 1,
+    ) -> None:
+        super().__init__()
+        self.ensemble_size, self.seeds = ensemble_size, seeds
+        self.net = ensemble_mlp(obs_dim, num_actions, hidden, ensemble_size * seeds)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """Every action's Q-value, (E, S, B, n), for observations (S, B, obs_dim)."""
+        x = obs.unsqueeze(0).expand(self.ensemble_size, *obs.shape).flatten(0, 1)
+        q = self.net(x)
+        return q.view(self.ensemble_size, *obs.shape[:-1], q.shape[-1])
+
+
+def q_of_actions(q: Tensor, actions: Tensor) -> Tensor:
+    """The values (E, S, B) of the actions taken, from every action's values `q` (E, S, B, n)
+    and the actions' indices (S, B) (float32 in a batch: exact integers)."""
+    index = actions.long().expand(q.shape[:-1]).unsqueeze(-1)
+    return q.gather(-1, index).squeeze(-1)
+
+
+def hard_update(target: nn.Module, source: nn.Module) -> None:
+    """target <- source, every parameter copied (DQN's periodic target network update)."""
+    with torch.no_grad():
+        torch._foreach_copy_(list(target.parameters()), list(source.parameters()))
+
+
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging target <- (1 - tau) target + tau source, with one fused foreach call."""
     with torch.no_grad():

@@ -61,14 +61,18 @@ def main() -> None:
         write_json(EVALUATE_METRICS, summary)
     finally:
         logger.finish()
+    score = summary.get("evaluate/normalized_score_mean")
+    success = summary.get("evaluate/success_rate")
     log.info(
-        "%s on %s, %d seed(s): return %.1f, normalised score %.1f (%s reference)",
+        "%s on %s, %d seed(s): return %.1f%s%s",
         agent.algo_name,
         meta.env_id,
         len(agent.seeds),
         summary["evaluate/return_mean"],
-        summary.get("evaluate/normalized_score_mean", float("nan")),
-        meta.ref_score_source,
+        ""
+        if score is None
+        else f", normalised score {score:.1f} ({meta.ref_score_source} reference)",
+        "" if success is None else f", success rate {success:.2f}",
     )
 
 

@@ -15,7 +15,7 @@ from core.atomic import write_json
 from core.devices import resolve_device
 from core.resume import fingerprint
 from offline_rl.agent import save_agents
-from offline_rl.algos.registry import make_algorithm
+from offline_rl.algos.registry import check_action_space, make_algorithm
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.profiling import Profiler
 from offline_rl.storage import choose_storage, open_buffer
@@ -23,7 +23,7 @@ from offline_rl.tracking import seeds_summary
 from offline_rl.trainer import PerSeed, train
 from pipelines.checks import check_training_data
 from pipelines.loggers import make_seeds_logger_factory
-from pipelines.params import TrainConfig, load_params, train_configs
+from pipelines.params import PARAMS_FILE, TrainConfig, load_params, train_configs
 from pipelines.paths import (
     AGENTS,
     PROFILE_METRICS,
@@ -48,6 +48,7 @@ def main() -> None:
     device = resolve_device(config.device)
     path = transitions_path(config.dataset)
     meta = read_meta(path)
+    check_action_space(config.algo, meta, path, key=f"{PARAMS_FILE}: train.algo")
     seeds = config.seeds
     # A disk buffer's thread stops, and its mapping closes, when the process exits.
     buffer = open_buffer(path, choose_storage(config.storage, meta, device), device, seeds)

@@ -17,6 +17,8 @@ class AlgoConfig(StrictModel):
     'use the top-level `lr` from params.yaml' (so `dvc exp run -S lr=...` reaches them)."""
 
     LR_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # Which actions the algorithm takes: Box (a vector in [-1, 1]) or Discrete (an index).
+    DISCRETE_ACTIONS: ClassVar[bool] = False
 
     def with_default_lr(self, lr: float) -> AlgoConfig:
         unset = {name: lr for name in self.LR_FIELDS if getattr(self, name) is None}
@@ -105,6 +107,38 @@ class ReBRACConfig(AlgoConfig):
     hidden: tuple[int, ...] = (256, 256, 256)
 
 
+class DiscreteBCConfig(AlgoConfig):
+    DISCRETE_ACTIONS: ClassVar[bool] = True
+    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr",)
+    actor_lr: float | None = Field(default=None, gt=0, le=1)
+    beta: float = Field(default=0.5, ge=0)  # weight of the logits' L2 penalty
+    hidden: tuple[int, ...] = (256, 256)
+
+
+class DiscreteCQLConfig(AlgoConfig):
+    DISCRETE_ACTIONS: ClassVar[bool] = True
+    LR_FIELDS: ClassVar[tuple[str, ...]] = ("critic_lr",)
+    critic_lr: float | None = Field(default=6.25e-5, gt=0, le=1)
+    discount: float = Field(default=0.99, gt=0, le=1)
+    cql_alpha: float = Field(default=1.0, ge=0)
+    target_update_interval: int = Field(default=8000, ge=1)
+    n_critics: int = Field(default=1, ge=1)
+    hidden: tuple[int, ...] = (256, 256)
+
+
+class DiscreteIQLConfig(AlgoConfig):
+    DISCRETE_ACTIONS: ClassVar[bool] = True
+    LR_FIELDS: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "value_lr")
+    actor_lr: float | None = Field(default=None, gt=0, le=1)
+    critic_lr: float | None = Field(default=None, gt=0, le=1)
+    value_lr: float | None = Field(default=None, gt=0, le=1)
+    expectile: float = Field(default=0.7, gt=0, lt=1)
+    beta: float = Field(default=3.0, gt=0)
+    discount: float = Field(default=0.99, gt=0, le=1)
+    tau: float = Field(default=0.005, gt=0, le=1)
+    hidden: tuple[int, ...] = (256, 256)
+
+
 # `train.algo` names one of these (the registry of classes, offline_rl/algos/registry.py, has the
 # same names).
 ALGO_CONFIGS: dict[str, type[AlgoConfig]] = {
@@ -114,4 +148,7 @@ ALGO_CONFIGS: dict[str, type[AlgoConfig]] = {
     "cql": CQLConfig,
     "awac": AWACConfig,
     "rebrac": ReBRACConfig,
+    "discrete_bc": DiscreteBCConfig,
+    "discrete_cql": DiscreteCQLConfig,
+    "discrete_iql": DiscreteIQLConfig,
 }

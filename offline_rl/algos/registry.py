@@ -8,15 +8,20 @@ from typing import Any
 
 import torch
 
+from core.config import ConfigError
 from offline_rl.algos.awac import AWAC
 from offline_rl.algos.base import Algorithm
 from offline_rl.algos.bc import BC
 from offline_rl.algos.config import ALGO_CONFIGS, AlgoConfig
 from offline_rl.algos.cql import CQL
+from offline_rl.algos.discrete_bc import DiscreteBC
+from offline_rl.algos.discrete_cql import DiscreteCQL
+from offline_rl.algos.discrete_iql import DiscreteIQL
 from offline_rl.algos.iql import IQL
 from offline_rl.algos.rebrac import ReBRAC
 from offline_rl.algos.td3_bc import TD3BC
 from offline_rl.seeds import INIT, load_networks_state, networks_state, stack_networks, stream_seed
+from transitions.metadata import TransitionsMeta
 
 CLASSES: dict[str, type[Any]] = {
     "bc": BC,
@@ -25,6 +30,9 @@ CLASSES: dict[str, type[Any]] = {
     "cql": CQL,
     "awac": AWAC,
     "rebrac": ReBRAC,
+    "discrete_bc": DiscreteBC,
+    "discrete_cql": DiscreteCQL,
+    "discrete_iql": DiscreteIQL,
 }
 ALGORITHMS: dict[str, tuple[type[Any], type[AlgoConfig]]] = {
     name: (cls, ALGO_CONFIGS[name]) for name, cls in CLASSES.items()
@@ -53,3 +61,28 @@ def make_algorithm(
     algo: Algorithm = cls(obs_dim, act_dim, config, device, list(seeds))
     load_networks_state(algo, stack_networks(singles))
     return algo
+
+
+def algorithm_names(discrete_actions: bool) -> list[str]:
+    """The registered algorithms that take Discrete actions (True) or Box actions (False)."""
+    return sorted(
+        name
+        for name, (_, model) in ALGORITHMS.items()
+        if discrete_actions == model.DISCRETE_ACTIONS
+    )
+
+
+def check_action_space(
+    name: str, meta: TransitionsMeta, path: object, key: str = "train.algo"
+) -> None:
+    """Fail in one line, naming `key`, the file and its action space, when algorithm `name` cannot
+    act in the file's action space (a Box algorithm on Discrete actions or the other way round)."""
+    _, model = ALGORITHMS[name]
+    if meta.discrete_actions == model.DISCRETE_ACTIONS:
+        return
+    space = f"Discrete({meta.num_actions})" if meta.discrete_actions else f"Box({meta.act_dim},)"
+    kind = "Discrete" if model.DISCRETE_ACTIONS else "Box"
+    raise ConfigError(
+        f"{key}: {name} needs {kind} actions, but {path} holds {space} actions; choose one of "
+        f"{algorithm_names(meta.discrete_actions)}"
+    )

@@ -11,22 +11,26 @@ from typing import Any
 import pytest
 import torch
 
-from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.side_stream import set_concurrency
 from offline_rl.speed import accelerate
 from offline_rl.trainer import random_generators
-from tests.offline_rl.algos.test_contract import build, params_of
+from tests.offline_rl.algos.discrete_data import discrete_buffer
+from tests.offline_rl.algos.test_contract import NAMES, build, discrete, params_of
 from tests.offline_rl.test_trainer import run
 
-NAMES = sorted(ALGORITHMS)
 CUDA = torch.device("cuda")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 # Every branch within a few steps: TD3+BC's and ReBRAC's delayed actor, CQL's BC warm-up ending,
-# IQL's learning-rate cosine reaching zero.
+# IQL's learning-rate cosine reaching zero; discrete CQL's target copy (every 4: test_contract).
 BRANCHES = {"policy_freq": 2, "bc_steps": 3, "actor_lr_cosine_steps": 8}
-GRAPH_KEYS = {"td3_bc": 2, "rebrac": 2, "cql": 2}  # graphs captured in 12 steps; others 1
+GRAPH_KEYS = {
+    "td3_bc": 2,
+    "rebrac": 2,
+    "cql": 2,
+    "discrete_cql": 2,
+}  # graphs captured in 12 steps; others 1
 
 
 def synthetic_buffer(
@@ -55,7 +59,11 @@ def train_steps(
         name, seeds=[3, 4], overrides=BRANCHES, device=CUDA
     )  # two seeds: their streams too
     set_concurrency(algo, concurrent)
-    buffer = synthetic_buffer(CUDA, seeds=(3, 4))
+    buffer = (
+        discrete_buffer((3, 4), CUDA, rows=4096)
+        if discrete(name)
+        else synthetic_buffer(CUDA, seeds=(3, 4))
+    )
     update = accelerate(algo, device=CUDA, **switches)
     step = (
         GraphedTrainStep(

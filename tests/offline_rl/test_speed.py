@@ -11,7 +11,7 @@ import torch
 
 from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.speed import accelerate, networks_of
-from tests.offline_rl.algos.test_contract import buffer_for, build, params_of
+from tests.offline_rl.algos.test_contract import buffer_for, build, data_for, params_of
 from tests.offline_rl.host_syncs import detect_host_syncs
 
 NAMES = sorted(ALGORITHMS)
@@ -21,7 +21,7 @@ SWITCHES: dict[str, dict[str, Any]] = {"bf16": {"precision": "bf16"}, "compile":
 def run_updates(name: str, path: Path, steps: int, seed: int = 7, **switches: Any) -> Any:
     algo = build(name, seed=seed)
     torch.manual_seed(seed)
-    buffer = buffer_for(path, seed=seed)
+    buffer = data_for(name, path, seed=seed)
     update = accelerate(algo, **switches)
     metrics = {}
     for _ in range(steps):
@@ -41,7 +41,7 @@ def test_bf16_contract(name: str, random_transitions: Path) -> None:
     assert all(torch.equal(after[k], again[k]) for k in after), "bf16 runs must be reproducible"
     restored = build(name, seed=123)
     restored.load_state_dict(algo.state_dict())
-    obs = buffer_for(random_transitions).sample(16).observations
+    obs = data_for(name, random_transitions).sample(16).observations
     assert torch.equal(algo.act(obs), restored.act(obs))
 
 
@@ -57,7 +57,7 @@ def test_compile_contract_matches_eager(name: str, random_transitions: Path) -> 
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
     restored = build(name, seed=123)
     restored.load_state_dict(compiled.state_dict())
-    obs = buffer_for(random_transitions).sample(16).observations
+    obs = data_for(name, random_transitions).sample(16).observations
     torch.testing.assert_close(compiled.act(obs), restored.act(obs))
 
 
@@ -92,7 +92,7 @@ def test_update_never_synchronises_with_the_device(
     name: str, switch: str, random_transitions: Path
 ) -> None:
     algo = build(name)
-    buffer = buffer_for(random_transitions)
+    buffer = data_for(name, random_transitions)
     switches = SWITCHES[switch] if switch == "bf16" else {}  # compile is traced, not dispatched
     update = accelerate(algo, **switches)
     with detect_host_syncs() as calls:

@@ -14,7 +14,8 @@ from offline_rl.config import LoopConfig
 from offline_rl.disk_buffer import DiskReplayBuffer
 from offline_rl.tracking import SeedsLogger
 from offline_rl.trainer import TrainingDiverged, train
-from tests.offline_rl.algos.test_contract import build, params_of
+from tests.offline_rl.algos.discrete_data import discrete_buffer
+from tests.offline_rl.algos.test_contract import build, discrete, params_of
 from transitions.loader import load_transitions
 
 
@@ -79,11 +80,14 @@ def run(
 def test_resume_after_interruption_matches_uninterrupted(
     name: str, random_transitions: Path, tmp_path: Path
 ) -> None:
-    straight = run(name, random_transitions, tmp_path / "a", steps=30)
+    data: Path | Callable[[], ReplayBuffer] = (
+        discrete_buffer if discrete(name) else random_transitions
+    )
+    straight = run(name, data, tmp_path / "a", steps=30)
     with pytest.raises(Interrupt):
-        run(name, random_transitions, tmp_path / "b", steps=30, stop_after_eval=20)
+        run(name, data, tmp_path / "b", steps=30, stop_after_eval=20)
     assert load_checkpoint(tmp_path / "b" / "ckpt.pt")["step"] == 10
-    resumed = run(name, random_transitions, tmp_path / "b", steps=30)
+    resumed = run(name, data, tmp_path / "b", steps=30)
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
     rows = (tmp_path / "b" / "losses.csv").read_text().splitlines()

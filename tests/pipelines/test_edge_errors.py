@@ -166,6 +166,21 @@ def test_transitions_of_another_env_are_refused(
     assert files_under(with_transitions) == ["data/transitions/medium.h5", "params.yaml"]
 
 
+def test_an_algorithm_of_the_other_action_kind_is_one_line_before_loading(
+    run_entry: RunStage, with_transitions: Path
+) -> None:
+    """A Discrete-action algorithm on a file of Box actions (and the other way round: unit tests
+    in tests/offline_rl/algos/test_registry.py) is refused naming train.algo, the file and its
+    actions, before the rows are loaded."""
+    result = run_entry("train", {"train.algo": "discrete_bc"})
+    assert result.code == 2
+    assert result.line.startswith(
+        f"error: params.yaml: train.algo: discrete_bc needs Discrete actions, but {TRANSITIONS} "
+        "holds Box(3,) actions; choose one of ['awac', 'bc', "
+    )
+    assert files_under(with_transitions) == ["data/transitions/medium.h5", "params.yaml"]
+
+
 def test_the_real_train_entry_refuses_a_huge_batch(with_transitions: Path) -> None:
     """As a process, the way DVC runs it: exit 2, one line, in seconds, no memory blow-up."""
     (with_transitions / "params.yaml").write_text(

@@ -13,10 +13,13 @@ from offline_rl.algos.base import Algorithm
 from offline_rl.algos.registry import ALGORITHMS, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.seeds import networks_state, unstack_networks
+from tests.offline_rl.algos.discrete_data import discrete_buffer
 from transitions.loader import load_transitions
 
 NAMES = sorted(ALGORITHMS)
-SMALL = {"hidden": (32, 32)}
+# Small networks; discrete CQL copies its target critics every few updates, so that the copy is
+# among the updates every test runs.
+SMALL: dict[str, Any] = {"hidden": (32, 32), "target_update_interval": 4}
 
 
 def build(
@@ -40,6 +43,20 @@ def buffer_for(path: Path, seed: int = 0, seeds: Sequence[int] | None = None) ->
     return ReplayBuffer.from_transitions(load_transitions(path), seeds=seeds or [seed])
 
 
+def discrete(name: str) -> bool:
+    return ALGORITHMS[name][1].DISCRETE_ACTIONS
+
+
+def data_for(
+    name: str, path: Path, seed: int = 0, seeds: Sequence[int] | None = None
+) -> ReplayBuffer:
+    """Rows `name` takes: the Box file at `path` (11-wide observations, 3 actions) or, for an
+    algorithm of Discrete actions, random rows of the same width with Discrete(3) actions."""
+    if discrete(name):
+        return discrete_buffer(seeds or [seed])
+    return buffer_for(path, seed, seeds)
+
+
 def params_of(algo: Algorithm) -> dict[str, torch.Tensor]:
     flat: dict[str, torch.Tensor] = {}
 
@@ -59,7 +76,7 @@ def test_update_gives_finite_losses_and_changes_parameters(
     name: str, random_transitions: Path
 ) -> None:
     algo = build(name)
-    buffer = buffer_for(random_transitions)
+    buffer = data_for(name, random_transitions)
     before = params_of(algo)
     for _ in range(4):  # delayed actor updates (TD3) need a few steps
         metrics = algo.update(buffer.sample(64))
@@ -72,14 +89,19 @@ def test_update_gives_finite_losses_and_changes_parameters(
 @pytest.mark.parametrize("name", NAMES)
 def test_save_load_gives_identical_actions(name: str, random_transitions: Path) -> None:
     algo = build(name)
-    buffer = buffer_for(random_transitions)
+    buffer = data_for(name, random_transitions)
     for _ in range(3):
         algo.update(buffer.sample(64))
     restored = build(name, seed=123)
     restored.load_state_dict(algo.state_dict())
     obs = buffer.sample(16).observations
     assert torch.equal(algo.act(obs), restored.act(obs))
-    assert algo.act(obs).abs().max() <= 1.0
+    if discrete(name):  # indices of the 3 actions
+        actions = algo.act(obs)
+        assert actions.dtype == torch.int64 and actions.shape == obs.shape[:-1]
+        assert actions.min() >= 0 and actions.max() < 3
+    else:
+        assert algo.act(obs).abs().max() <= 1.0
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -88,7 +110,7 @@ def test_same_seed_same_parameters(name: str, random_transitions: Path) -> None:
         algo = build(name, seed=7)
         torch.manual_seed(123)  # the global RNG plays no part: it differs between the runs
         torch.rand(int(torch.randint(1, 9, ())))
-        buffer = buffer_for(random_transitions, seed=7)
+        buffer = data_for(name, random_transitions, seed=7)
         for _ in range(5):
             algo.update(buffer.sample(64))
         return params_of(algo)
@@ -108,7 +130,7 @@ def test_seed_k_of_a_multi_seed_run_is_the_single_seed_run_k(
 
     def run(run_seeds: list[int]) -> tuple[Algorithm, list[dict[str, torch.Tensor]]]:
         algo = build(name, seeds=run_seeds)
-        buffer = buffer_for(random_transitions, seeds=run_seeds)
+        buffer = data_for(name, random_transitions, seeds=run_seeds)
         return algo, [dict(algo.update(buffer.sample(64))) for _ in range(6)]
 
     multi, multi_losses = run(seeds)
@@ -137,10 +159,10 @@ def test_validation_losses_are_finite_per_seed_and_learn_nothing(
     name: str, random_transitions: Path
 ) -> None:
     algo = build(name, seeds=[0, 1])
-    buffer = buffer_for(random_transitions, seeds=[0, 1])
+    buffer = data_for(name, random_transitions, seeds=[0, 1])
     before = params_of(algo)
     losses = algo.validation_losses(buffer.sample(32))
-    assert "action_mse" in losses
+    assert ("action_mismatch" if discrete(name) else "action_mse") in losses
     assert all(v.shape == (2,) and torch.isfinite(v).all() for v in losses.values())
     after = params_of(algo)
     assert all(torch.equal(before[k], after[k]) for k in before)

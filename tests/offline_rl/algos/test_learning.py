@@ -23,7 +23,7 @@ from datagen.collection.reference import d4rl_reference
 from datagen.collection.rollouts import rollout_episodes
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.preprocess import preprocess
-from offline_rl.algos.registry import ALGORITHMS, make_algorithm
+from offline_rl.algos.registry import ALGORITHMS, algorithm_names, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, PolicyFn, evaluate_policy
 from offline_rl.speed import Precision, accelerate
@@ -98,7 +98,7 @@ def random_score(behaviour_transitions: Path) -> float:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@pytest.mark.parametrize("name", algorithm_names(discrete_actions=False))
 def test_beats_random_policy(
     name: str, precision: Precision, behaviour_transitions: Path, random_score: float
 ) -> None:
