@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -69,9 +69,11 @@ def load_policy(
     return SACPolicy(checkpoint, deterministic, device, seed)  # names the checkpoint otherwise
 
 
-class SACPolicy:
-    """A behaviour checkpoint; stochastic by default, as D4RL's datasets sample their policies,
-    drawing from its own random stream (`seed`), so a collection repeats exactly."""
+class CheckpointPolicy:
+    """What every saved behaviour policy shares: its checkpoint read and checked to be of this
+    class's `algo`, named, and restored by `_restore`, any gap in it named with the file."""
+
+    algo: ClassVar[str]
 
     def __init__(
         self,
@@ -80,30 +82,38 @@ class SACPolicy:
         device: str = "cpu",
         seed: int = 0,
     ) -> None:
-        payload = load_checkpoint(checkpoint, expect={"algo": "sac"})
+        payload = load_checkpoint(checkpoint, expect={"algo": self.algo})
         self.name = Path(checkpoint).stem
         self.checkpoint = str(checkpoint)
         self.eval_return = float(payload.get("eval_return_mean", float("nan")))
         self.device = torch.device(device)
+        self.deterministic = deterministic
         try:
-            agent = SAC(
-                payload["obs_dim"],
-                payload["act_dim"],
-                SACConfig(**payload["config"]),
-                self.device,
-                seed=seed,
-            )
-            agent.actor.load_state_dict(upgrade_actor_state(payload["actor"]))
-            self.low = np.asarray(payload["action_low"], dtype=np.float32)
-            self.high = np.asarray(payload["action_high"], dtype=np.float32)
             self.layout = checkpoint_layout(payload)
+            self._restore(payload, seed)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointError(
-                f"{checkpoint}: not a whole SAC behaviour checkpoint ({type(error).__name__}: "
+                f"{checkpoint}: not a whole {self.algo.upper()} behaviour checkpoint "
+                f"({type(error).__name__}: "
                 f"{str(error).splitlines()[0][:200] if str(error) else ''})"
             ) from None
-        self.agent = agent
-        self.deterministic = deterministic
+
+    def _restore(self, payload: dict[str, Any], seed: int) -> None:
+        raise NotImplementedError
+
+
+class SACPolicy(CheckpointPolicy):
+    """A SAC behaviour checkpoint; stochastic by default, as D4RL's datasets sample their
+    policies, drawing from its own random stream (`seed`), so a collection repeats exactly."""
+
+    algo = "sac"
+
+    def _restore(self, payload: dict[str, Any], seed: int) -> None:
+        config = SACConfig(**payload["config"])
+        self.agent = SAC(payload["obs_dim"], payload["act_dim"], config, self.device, seed=seed)
+        self.agent.actor.load_state_dict(upgrade_actor_state(payload["actor"]))
+        self.low = np.asarray(payload["action_low"], dtype=np.float32)
+        self.high = np.asarray(payload["action_high"], dtype=np.float32)
 
     def __call__(self, obs: Any) -> np.ndarray:
         flat = self.layout.flatten(obs) if self.layout.keys else obs
@@ -112,38 +122,21 @@ class SACPolicy:
         return np.asarray(self.low + (unit + 1.0) * 0.5 * (self.high - self.low), dtype=np.float32)
 
 
-class DQNPolicy:
+class DQNPolicy(CheckpointPolicy):
     """A DQN behaviour checkpoint. Stochastic by default, as D4RL sampled its SAC policies rather
     than taking their means: epsilon-greedy with the checkpoint's `final_epsilon`, the way the
     policy acted at the end of its training; greedy with `deterministic`. Its draws come from its
     own generator (`seed`), one uniform and one action per observation on every call, so a
     collection repeats exactly."""
 
-    def __init__(
-        self,
-        checkpoint: str | Path,
-        deterministic: bool = False,
-        device: str = "cpu",
-        seed: int = 0,
-    ) -> None:
-        payload = load_checkpoint(checkpoint, expect={"algo": "dqn"})
-        self.name = Path(checkpoint).stem
-        self.checkpoint = str(checkpoint)
-        self.eval_return = float(payload.get("eval_return_mean", float("nan")))
-        self.device = torch.device(device)
-        try:
-            config = DQNConfig(**payload["config"])
-            self.n, self.start = int(payload["num_actions"]), int(payload["action_start"])
-            self.agent = DQN(payload["obs_dim"], self.n, config, self.device)
-            self.agent.q.load_state_dict(payload["q"])
-            self.layout = checkpoint_layout(payload)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise CheckpointError(
-                f"{checkpoint}: not a whole DQN behaviour checkpoint ({type(error).__name__}: "
-                f"{str(error).splitlines()[0][:200] if str(error) else ''})"
-            ) from None
-        self.epsilon = 0.0 if deterministic else config.final_epsilon
-        self.deterministic = deterministic
+    algo = "dqn"
+
+    def _restore(self, payload: dict[str, Any], seed: int) -> None:
+        config = DQNConfig(**payload["config"])
+        self.n, self.start = int(payload["num_actions"]), int(payload["action_start"])
+        self.agent = DQN(payload["obs_dim"], self.n, config, self.device)
+        self.agent.q.load_state_dict(payload["q"])
+        self.epsilon = 0.0 if self.deterministic else config.final_epsilon
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, obs: Any) -> np.ndarray:
