@@ -46,12 +46,16 @@ class DQN:
         self.optimizer = make_adam(self.q, config.lr)
         self.step = 0  # gradient steps taken: when to refresh the target network
 
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> Tensor:
+        """r + gamma (1 - d) Q'(s', a'), a' greedy in the online network (Double DQN): (1, B)."""
+        next_action = self.q(batch.next_observations).argmax(-1, keepdim=True)
+        next_q = self.q_target(batch.next_observations).gather(-1, next_action)[..., 0]
+        return batch.rewards + self.config.discount * (1.0 - batch.dones) * next_q
+
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One Double DQN step on a batch of (1, B, ...) rows; actions are float indices."""
-        with torch.no_grad():
-            next_action = self.q(batch.next_observations).argmax(-1, keepdim=True)
-            next_q = self.q_target(batch.next_observations).gather(-1, next_action)[..., 0]
-            target = batch.rewards + self.config.discount * (1.0 - batch.dones) * next_q
+        target = self.td_target(batch)
         q_all = self.q(batch.observations)
         q = q_all.gather(-1, batch.actions.long()[..., None])[..., 0]
         loss = F.smooth_l1_loss(q, target, reduction="none").mean(-1)
@@ -72,11 +76,8 @@ class DQN:
     @torch.no_grad()
     def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
         """The Double DQN TD error on held-out rows, without learning."""
-        next_action = self.q(batch.next_observations).argmax(-1, keepdim=True)
-        next_q = self.q_target(batch.next_observations).gather(-1, next_action)[..., 0]
-        target = batch.rewards + self.config.discount * (1.0 - batch.dones) * next_q
         q = self.q(batch.observations).gather(-1, batch.actions.long()[..., None])[..., 0]
-        return {"td_error": (q - target).square().mean(-1)}
+        return {"td_error": (q - self.td_target(batch)).square().mean(-1)}
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
