@@ -48,6 +48,8 @@ def workdir(tmp_path: Path, entries: list[dict[str, Any]], attempts: int = 3) ->
     params["download"].update(datasets=entries, attempts=attempts, backoff_s=0.01, timeout_s=5)
     params["preprocess"]["datasets"] = [DATASET_ID]
     params["train"]["dataset"] = DATASET_ID
+    # the served file holds 36 rows, and train refuses a batch larger than its data
+    params["train"]["batch_size"] = 16
     work = tmp_path / "work"
     work.mkdir()
     (work / "params.yaml").write_text(yaml.safe_dump(params))

@@ -89,7 +89,7 @@ def test_queued_grid_is_listed_and_keeps_its_wandb_runs(grid: Path) -> None:
     groups = {r.group for r in runs if r.job_type == "train"}
     assert {"workspace", "algo-bc", "algo-td3bc"} <= groups  # under DVC_ROOT, not the temp copy
     train = next(r for r in runs if r.group == "algo-bc" and r.job_type == "train")
-    assert train.name == "algo-bc-train" and "algo:bc" in train.tags
+    assert train.name == "algo-bc-train-seed0" and "algo:bc" in train.tags  # a run per seed
     assert len(train.config["transitions_md5"]) == 32
 
 
@@ -99,8 +99,8 @@ def test_report_gathers_the_grid(grid: Path) -> None:
     # The baseline commit (td3_bc, lr 1e-3) and both experiments; td3_bc seed 0 twice, the
     # newer (the experiment) wins.
     snapshot = json.loads((grid / "reports/experiments.json").read_text())
-    names = [r["name"] for r in snapshot["runs"]]
-    assert len(names) == 3 and {"algo-bc", "algo-td3bc"} <= set(names)
+    names = [r["name"] for r in snapshot["runs"]]  # a row per experiment and training seed
+    assert len(names) == 3 and {"algo-bc/seed0", "algo-td3bc/seed0"} <= set(names)
     assert all(r["curve"] for r in snapshot["runs"])
     with (grid / "reports/results.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -108,7 +108,7 @@ def test_report_gathers_the_grid(grid: Path) -> None:
         ("bc", "hopper/medium-v0", "0"),
         ("td3_bc", "hopper/medium-v0", "0"),
     ]
-    td3bc = next(r for r in snapshot["runs"] if r["name"] == "algo-td3bc")
+    td3bc = next(r for r in snapshot["runs"] if r["name"] == "algo-td3bc/seed0")
     assert float(rows[1]["final_mean"]) == pytest.approx(td3bc["final_score"], abs=1e-4)
     assert (grid / "reports/curves.png").stat().st_size > 1000
     assert "up to date" in sh(["dvc", "status"], grid)
