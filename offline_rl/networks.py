@@ -152,11 +152,12 @@ class EnsembleDiscreteCritic(nn.Module):
         return q.view(self.ensemble_size, *obs.shape[:-1], q.shape[-1])
 
 
-def q_of_actions(q: Tensor, actions: Tensor) -> Tensor:
-    """The values (E, S, B) of the actions taken, from every action's values `q` (E, S, B, n)
-    and the actions' indices (S, B) (float32 in a batch: exact integers)."""
-    index = actions.long().expand(q.shape[:-1]).unsqueeze(-1)
-    return q.gather(-1, index).squeeze(-1)
+def values_at(values: Tensor, actions: Tensor) -> Tensor:
+    """The taken actions' entries (..., B) of per-action values (..., B, n) (Q-values of a
+    critic ensemble (E, S, B, n), a policy's log-probabilities (S, B, n)), the actions given as
+    indices (S, B) (float32 in a batch: exact integers)."""
+    index = actions.long().expand(values.shape[:-1]).unsqueeze(-1)
+    return values.gather(-1, index).squeeze(-1)
 
 
 def hard_update(target: nn.Module, source: nn.Module) -> None:

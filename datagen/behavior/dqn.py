@@ -20,7 +20,7 @@ from torch import Tensor
 
 from datagen.behavior.config import DQNConfig
 from offline_rl.algos.base import load_parts, parts_state
-from offline_rl.networks import ensemble_mlp, grad_norm, make_adam
+from offline_rl.networks import ensemble_mlp, grad_norm, make_adam, values_at
 from offline_rl.seeds import INIT, stream_seed
 from transitions.loader import Batch
 
@@ -49,15 +49,15 @@ class DQN:
     @torch.no_grad()
     def td_target(self, batch: Batch) -> Tensor:
         """r + gamma (1 - d) Q'(s', a'), a' greedy in the online network (Double DQN): (1, B)."""
-        next_action = self.q(batch.next_observations).argmax(-1, keepdim=True)
-        next_q = self.q_target(batch.next_observations).gather(-1, next_action)[..., 0]
+        next_action = self.q(batch.next_observations).argmax(-1)
+        next_q = values_at(self.q_target(batch.next_observations), next_action)
         return batch.rewards + self.config.discount * (1.0 - batch.dones) * next_q
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One Double DQN step on a batch of (1, B, ...) rows; actions are float indices."""
         target = self.td_target(batch)
         q_all = self.q(batch.observations)
-        q = q_all.gather(-1, batch.actions.long()[..., None])[..., 0]
+        q = values_at(q_all, batch.actions)
         loss = F.smooth_l1_loss(q, target, reduction="none").mean(-1)
         self.optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
@@ -76,7 +76,7 @@ class DQN:
     @torch.no_grad()
     def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
         """The Double DQN TD error on held-out rows, without learning."""
-        q = self.q(batch.observations).gather(-1, batch.actions.long()[..., None])[..., 0]
+        q = values_at(self.q(batch.observations), batch.actions)
         return {"td_error": (q - self.td_target(batch)).square().mean(-1)}
 
     @torch.no_grad()

@@ -17,7 +17,7 @@ from torch import Tensor
 from offline_rl.actors import CategoricalActor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import DiscreteBCConfig
-from offline_rl.networks import grad_norm, make_adam
+from offline_rl.networks import grad_norm, make_adam, values_at
 from transitions.loader import Batch
 
 
@@ -40,8 +40,7 @@ class DiscreteBC:
     def losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Per-seed loss (S,) and the logits (S, B, n)."""
         logits = self.actor.logits(batch.observations).float()  # fp32 softmax under autocast
-        log_probs = logits.log_softmax(-1)
-        nll = -log_probs.gather(-1, batch.actions.long().unsqueeze(-1)).squeeze(-1)
+        nll = -values_at(logits.log_softmax(-1), batch.actions)
         return nll.mean(-1) + self.config.beta * logits.square().mean((1, 2)), logits
 
     def update(self, batch: Batch) -> dict[str, Tensor]:

@@ -31,7 +31,7 @@ from offline_rl.networks import (
     grad_norm,
     hard_update,
     make_adam,
-    q_of_actions,
+    values_at,
 )
 from transitions.loader import Batch
 
@@ -60,7 +60,7 @@ class DiscreteCQL:
     def td_target(self, batch: Batch) -> Tensor:
         """r + gamma (1 - d) Q'(s', a'), a' greedy in the online critics: (S, B)."""
         next_actions = self.critic(batch.next_observations).mean(0).argmax(-1)
-        next_q = q_of_actions(self.critic_target(batch.next_observations), next_actions)
+        next_q = values_at(self.critic_target(batch.next_observations), next_actions)
         return batch.rewards + self.config.discount * (1.0 - batch.dones) * next_q.min(0).values
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
@@ -68,7 +68,7 @@ class DiscreteCQL:
         self.step += 1
         target = self.td_target(batch)
         q_all = self.critic(batch.observations).float()  # (E, S, B, n); fp32 under autocast
-        q_data = q_of_actions(q_all, batch.actions)  # (E, S, B)
+        q_data = values_at(q_all, batch.actions)  # (E, S, B)
         td_loss = F.smooth_l1_loss(q_data, target.expand_as(q_data), reduction="none")
         td_loss = td_loss.mean(-1).sum(0)  # per seed, summed over its critics
         gap = (torch.logsumexp(q_all, dim=-1) - q_data).mean(-1).sum(0)
@@ -90,7 +90,7 @@ class DiscreteCQL:
     @torch.no_grad()
     def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
         q_all = self.critic(batch.observations)
-        q_data = q_of_actions(q_all, batch.actions)
+        q_data = values_at(q_all, batch.actions)
         return {
             "td_error": (q_data - self.td_target(batch)).square().mean((0, 2)),
             "action_mismatch": action_mismatch(q_all.mean(0), batch.actions),

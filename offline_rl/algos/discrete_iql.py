@@ -32,8 +32,8 @@ from offline_rl.networks import (
     EnsembleDiscreteCritic,
     ensemble_mlp,
     make_adam,
-    q_of_actions,
     soft_update,
+    values_at,
 )
 from transitions.loader import Batch
 
@@ -86,7 +86,7 @@ class DiscreteIQL:
         cfg = self.config
         with torch.no_grad():
             q_target = self.q_target(batch)
-            target_q = q_of_actions(self.critic_target(batch.observations), batch.actions)
+            target_q = values_at(self.critic_target(batch.observations), batch.actions)
             target_q = target_q.min(0).values
         v = self.v(batch.observations)
         diff = target_q - v
@@ -95,7 +95,7 @@ class DiscreteIQL:
         value_loss.sum().backward()  # per-seed losses: each seed's gradient is its own
         self.value_opt.step()
 
-        q = q_of_actions(self.critic(batch.observations), batch.actions)
+        q = values_at(self.critic(batch.observations), batch.actions)
         critic_loss = (q - q_target).square().mean(-1).sum(0)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.sum().backward()
@@ -105,7 +105,7 @@ class DiscreteIQL:
         advantage = diff.detach()
         exp_adv = torch.exp(cfg.beta * advantage).clamp(max=EXP_ADV_MAX)
         log_probs = self.actor.logits(batch.observations).float().log_softmax(-1)
-        log_pi = log_probs.gather(-1, batch.actions.long().unsqueeze(-1)).squeeze(-1)
+        log_pi = values_at(log_probs, batch.actions)
         actor_loss = -(exp_adv * log_pi).mean(-1)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.sum().backward()
@@ -120,8 +120,8 @@ class DiscreteIQL:
 
     @torch.no_grad()
     def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
-        q = q_of_actions(self.critic(batch.observations), batch.actions)
-        target_q = q_of_actions(self.critic_target(batch.observations), batch.actions)
+        q = values_at(self.critic(batch.observations), batch.actions)
+        target_q = values_at(self.critic_target(batch.observations), batch.actions)
         diff = target_q.min(0).values - self.v(batch.observations)
         return {
             "td_error": (q - self.q_target(batch)).square().mean((0, 2)),
