@@ -51,7 +51,11 @@ def run(
     resume: bool = True,
     kill_at: int | None = None,
     config: BehaviorConfig = CONFIG,
+    env_id: str = "Hopper-v5",
+    seed: int = 3,
 ) -> Path:
+    """The behaviour stage's loop into `workdir`, its logger raising `Killed` at `kill_at`."""
+
     def factory(run_id: str | None) -> RunLogger:
         logger = KillingLogger.files_only(
             {k: workdir / f"{k}.csv" for k in ("train", "losses", "eval")}, run_id=run_id
@@ -61,9 +65,9 @@ def run(
 
     out = workdir / "behavior"
     train_behavior(
-        "Hopper-v5",
+        env_id,
         config,
-        3,
+        seed,
         out,
         factory,
         progress=False,

@@ -18,10 +18,9 @@ from core.checkpoint import load_checkpoint
 from datagen.behavior.config import BehaviorConfig, DQNConfig
 from datagen.behavior.dqn import DQN
 from datagen.behavior.run import behavior_fingerprint
-from datagen.behavior.train import train_behavior
 from offline_rl.buffer import ReplayBuffer
-from offline_rl.tracking import RunLogger
-from tests.datagen.test_behavior_resume import Killed, KillingLogger, assert_same_outputs
+from tests.datagen.test_behavior_resume import Killed, assert_same_outputs
+from tests.datagen.test_behavior_resume import run as run_behavior
 
 ENV_ID = "CartPole-v1"
 RANDOM_RETURN = 22.0  # CartPole-v1's mean return under uniform random actions (about 22)
@@ -40,18 +39,7 @@ TINY = BehaviorConfig(
 def run(
     workdir: Path, config: BehaviorConfig = TINY, kill_at: int | None = None, seed: int = 3
 ) -> Path:
-    def factory(run_id: str | None) -> RunLogger:
-        logger = KillingLogger.files_only(
-            {k: workdir / f"{k}.csv" for k in ("train", "losses", "eval")}, run_id=run_id
-        )
-        logger.kill_at = kill_at
-        return logger
-
-    out = workdir / "behavior"
-    train_behavior(
-        ENV_ID, config, seed, out, factory, progress=False, resume_path=workdir / "resume.pt"
-    )
-    return out
+    return run_behavior(workdir, kill_at=kill_at, config=config, env_id=ENV_ID, seed=seed)
 
 
 @pytest.mark.slow  # 12,000 steps of DQN: about 20 s of CPU, a minute or two at nice 19
