@@ -32,12 +32,7 @@ class LoadedAgent:
     seeds: tuple[int, ...]
 
     def policy(self) -> AgentPolicy:
-        return AgentPolicy(
-            lambda obs: self.algo.act(obs, deterministic=True),
-            self.meta,
-            self.device,
-            seeds=len(self.seeds),
-        )
+        return AgentPolicy.of(self.algo, self.meta, self.device, seeds=len(self.seeds))
 
 
 def agent_path(folder: Path, seed: int) -> Path:

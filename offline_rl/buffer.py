@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -161,6 +161,13 @@ class ReplayBuffer:
             for g in self.generators
         ]
         return self._gather(torch.stack(idx).remainder_(self.filled))
+
+    def in_order(self, seeds: int, chunk: int) -> Iterator[tuple[Batch, int]]:
+        """Every filled row once, in order, `chunk` at a time, the same rows for each of `seeds`
+        seeds: (batch (seeds, n, ...), n). Validation losses average over them."""
+        for start in range(0, self.size, chunk):
+            part = self.rows[start : min(start + chunk, self.size)]
+            yield Batch(*row_fields(part.expand(seeds, -1, -1), self._shapes)), part.shape[0]
 
     def _gather(self, idx: Tensor) -> Batch:
         # One index_select for all seeds: faster than rows[idx] on CPU (no advanced-indexing setup).

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from offline_rl.algos.base import Algorithm
 from offline_rl.speed import UpdateFn
-from transitions.loader import Batch
+from offline_rl.windows import TrainBatch
 
 Metrics = dict[str, Tensor]
 
@@ -46,7 +46,7 @@ class GraphedTrainStep:
     def __init__(
         self,
         algo: Algorithm,
-        sample: Callable[[], Batch],
+        sample: Callable[[], TrainBatch],
         update: UpdateFn,
         generators: Sequence[torch.Generator] = (),
     ) -> None:

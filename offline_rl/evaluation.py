@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -22,13 +22,24 @@ PolicyFn = Callable[[Any], np.ndarray]
 SUCCESS_KEYS = ("success", "is_success")  # where envs report success in `info`, in this order
 
 
+@runtime_checkable
+class Episodic(Protocol):
+    """A policy that carries history across an episode's steps (a sequence model's window):
+    told when episodes start and, after every step, its rewards and which episodes ended."""
+
+    def start(self, envs: int) -> None: ...
+
+    def observe(self, rewards: np.ndarray, dones: np.ndarray) -> None: ...
+
+
 class AgentPolicy:
     """Wraps an algorithm for the env: flattens Dict observations into the file's vector
     (`meta.observations`), normalises them like its training data and turns the algorithm's
     actions into the env's: Box actions in [-1, 1] mapped back to the env's bounds, Discrete
     indices shifted by the space's start (int64). Batched over the algorithm's S seeds too:
     obs (S * n, obs_dim), seed-major (seed k's environments are rows k*n..k*n+n-1), goes to the
-    algorithm as (S, n, obs_dim); actions come back as (S * n, act_dim), or (S * n,) indices."""
+    algorithm as (S, n, obs_dim); actions come back as (S * n, act_dim), or (S * n,) indices.
+    An `act` that is `Episodic` (offline_rl/context.py) is told of episode starts and rewards."""
 
     def __init__(
         self,
@@ -48,6 +59,25 @@ class AgentPolicy:
         self.action_start = meta.action_start
         self.low = np.asarray(meta.action_low, dtype=np.float32)
         self.high = np.asarray(meta.action_high, dtype=np.float32)
+
+    @classmethod
+    def of(
+        cls, algo: Any, meta: TransitionsMeta, device: torch.device, seeds: int = 1
+    ) -> AgentPolicy:
+        """The algorithm's deterministic policy; a sequence model (one with `context_actor`) acts
+        from its history through the ContextActor it makes for this data."""
+        make_context = getattr(algo, "context_actor", None)
+        if make_context is not None:
+            return cls(make_context(meta, device), meta, device, seeds)
+        return cls(lambda obs: algo.act(obs, deterministic=True), meta, device, seeds)
+
+    def start(self, envs: int) -> None:
+        if isinstance(self.act, Episodic):
+            self.act.start(envs)
+
+    def observe(self, rewards: np.ndarray, dones: np.ndarray) -> None:
+        if isinstance(self.act, Episodic):
+            self.act.observe(rewards, dones)
 
     def __call__(self, obs: Any) -> np.ndarray:
         obs = self.layout.flatten(obs)
@@ -144,6 +174,8 @@ def rollouts(
         try:
             seeds = [next_seed + i for i in range(n)] * copies
             obs, _ = envs.reset(seed=seeds)  # type: ignore[arg-type]
+            if isinstance(policy, Episodic):
+                policy.start(n * copies)
             next_seed += n
             totals = np.zeros(n * copies)
             steps = np.zeros(n * copies, dtype=np.int64)
@@ -151,6 +183,8 @@ def rollouts(
             success: list[float | None] = [None] * (n * copies)
             while active.any():
                 obs, reward, terminated, truncated, infos = envs.step(policy(obs))
+                if isinstance(policy, Episodic):
+                    policy.observe(reward, terminated | truncated)
                 totals += reward * active
                 steps += active
                 # The info of the step that ends an episode is its last (autoreset comes next step)
@@ -244,9 +278,13 @@ def record_video(
         return None
     try:
         obs, _ = env.reset(seed=seed)
+        if isinstance(policy, Episodic):
+            policy.start(1)
         frames = [env.render()]
         for _ in range(max_steps):
-            obs, _, terminated, truncated, _ = env.step(policy(batch_of_one(obs))[0])
+            obs, reward, terminated, truncated, _ = env.step(policy(batch_of_one(obs))[0])
+            if isinstance(policy, Episodic):
+                policy.observe(np.array([reward]), np.array([terminated or truncated]))
             frames.append(env.render())
             if terminated or truncated:
                 break

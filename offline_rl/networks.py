@@ -198,6 +198,18 @@ def grad_norm(module: nn.Module, seeds: int) -> Tensor:
     return torch.stack(squares).sum(0).sqrt().detach()
 
 
+def clip_grad_norm_per_seed(module: nn.Module, seeds: int, max_norm: float) -> Tensor:
+    """torch's clip_grad_norm_ for each seed alone: a seed's gradients are scaled by
+    max_norm / (norm + 1e-6) where their global L2 norm exceeds max_norm. Returns the norms
+    before clipping, (S,), without a host sync."""
+    norms = grad_norm(module, seeds)
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0).view(1, seeds, 1)
+    for p in module.parameters():
+        if p.grad is not None:
+            p.grad.view(-1, seeds, p.grad[0].numel()).mul_(scale)
+    return norms
+
+
 def per_seed(x: Tensor) -> Tensor:
     """(S, ...) -> (S, N): each seed's values in one row, for statistics per seed."""
     return x.reshape(x.shape[0], -1)

@@ -20,12 +20,12 @@ from torch import Tensor, nn
 
 from core.checkpoint import rng_state, set_rng_state
 from offline_rl.algos.base import Algorithm
-from transitions.loader import Batch
+from offline_rl.windows import TrainBatch
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "bf16"]
-UpdateFn = Callable[[Batch], dict[str, Tensor]]
+UpdateFn = Callable[[TrainBatch], dict[str, Tensor]]
 
 
 def networks_of(algo: Algorithm) -> list[nn.Module]:
@@ -54,7 +54,7 @@ class AcceleratedUpdate:
         self.compiled = bool(self.modules)
         self._first_call_pending = self.compiled
 
-    def _run(self, batch: Batch) -> dict[str, Tensor]:
+    def _run(self, batch: TrainBatch) -> dict[str, Tensor]:
         with torch.autocast(
             self.device_type,
             dtype=torch.bfloat16,
@@ -66,7 +66,7 @@ class AcceleratedUpdate:
         ):
             return self.algo.update(batch)
 
-    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+    def __call__(self, batch: TrainBatch) -> dict[str, Tensor]:
         if not self._first_call_pending:
             return self._run(batch)
         self._first_call_pending = False

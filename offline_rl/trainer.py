@@ -25,7 +25,8 @@ from offline_rl.disk_buffer import DiskReplayBuffer
 from offline_rl.profiling import Profiler
 from offline_rl.speed import accelerate
 from offline_rl.tracking import SeedsLogger
-from transitions.loader import Batch, Transitions, row_fields
+from offline_rl.windows import WindowBuffer
+from transitions.loader import Transitions
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,14 @@ class TrainingDiverged(PipelineError, RuntimeError):
 PerSeed = list[dict[str, float]]  # one dict of metrics per seed, in the run's seed order
 EvalFn = Callable[[int], PerSeed]
 LoggerFactory = Callable[[list[str | None] | None], SeedsLogger]
+# Where batches come from: rows (in memory or memory-mapped) or, for sequence models, windows.
+Sampler = ReplayBuffer | DiskReplayBuffer | WindowBuffer
 
 
 def train(
     algo: Algorithm,
     algo_name: str,
-    buffer: ReplayBuffer | DiskReplayBuffer,
+    buffer: Sampler,
     loop: LoopConfig,
     checkpoint_path: Path,
     run_fingerprint: str,
@@ -140,24 +143,25 @@ def validation_losses(
     algo: Algorithm, data: Transitions, chunk: int = 8192
 ) -> dict[str, list[float]]:
     """The algorithm's validation losses averaged over every held-out row (no sampling noise),
-    per seed: the same rows go to every seed's networks."""
-    buffer = ReplayBuffer.from_transitions(data)
-    seeds, rows = algo.seeds, len(data)
+    per seed: the same rows go to every seed's networks, as rows or, for a sequence model (one
+    with a `context`), as the window ending at each row."""
+    context = getattr(algo, "context", None)
+    held_out = (
+        ReplayBuffer.from_transitions(data) if context is None else WindowBuffer(data, context)
+    )
     totals: dict[str, Tensor] = {}
-    for start in range(0, rows, chunk):
-        part = buffer.rows[start : start + chunk]
-        batch = Batch(*row_fields(part.unsqueeze(0).expand(seeds, -1, -1), buffer.shapes))
-        for name, value in algo.validation_losses(batch).items():
-            totals[name] = totals.get(name, 0.0) + value * part.shape[0]
-    return {name: (total / rows).tolist() for name, total in totals.items()}
+    for batch, rows in held_out.in_order(algo.seeds, chunk):
+        for name, value in algo.validation_losses(batch).items():  # type: ignore[arg-type]
+            totals[name] = totals.get(name, 0.0) + value * rows
+    return {name: (total / len(data)).tolist() for name, total in totals.items()}
 
 
 def _loop(
     algo: Algorithm,
-    update: Callable[[Batch], dict[str, torch.Tensor]],
+    update: Callable[[Any], dict[str, torch.Tensor]],
     graphed: GraphedTrainStep | None,
     algo_name: str,
-    buffer: ReplayBuffer | DiskReplayBuffer,
+    buffer: Sampler,
     loop: LoopConfig,
     checkpoint_path: Path,
     run_fingerprint: str,

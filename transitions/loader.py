@@ -63,6 +63,9 @@ class Transitions:
     # The dataset's action at the next step of the same episode (ReBRAC's critic penalty); at an
     # episode's last step, where there is none, the step's own action stands in.
     next_actions: Tensor | None = None
+    # Index of each row's episode (int64; rows of an episode are contiguous and in order): the
+    # window sampler of sequence models (offline_rl/windows.py) reads episode boundaries from it.
+    episode_ids: Tensor | None = None
     # (rows, width) tensor whose column blocks are observations, actions, rewards,
     # next_observations, dones and next_actions, in that order (`packed_rows`), so that a batch
     # is one gather; None where those fields are separate tensors.
@@ -241,7 +244,9 @@ def load_transitions(
     returns_to_go = transform_returns_to_go(raw.pop("returns_to_go"), episode_ids, meta)
     data = apply_transforms(raw, meta, returns_to_go)
     next_actions = shift_within_episodes(data.actions, episode_ids, out=views[-1])
-    return dataclasses.replace(data, next_actions=next_actions, packed=packed)
+    return dataclasses.replace(
+        data, next_actions=next_actions, episode_ids=episode_ids, packed=packed
+    )
 
 
 def shift_within_episodes(

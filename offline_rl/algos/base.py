@@ -8,8 +8,6 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from transitions.loader import Batch
-
 
 def parts_state(owner: object, parts: tuple[str, ...]) -> dict[str, Any]:
     """An algorithm's state_dict: each named attribute's state (networks and optimisers through
@@ -74,9 +72,11 @@ class Algorithm(Protocol):
         seeds: Sequence[int],
     ) -> None: ...
 
-    def update(self, batch: Batch) -> dict[str, Tensor]: ...
+    # The algorithm's own kind of batch: rows (transitions.loader.Batch) or, for a sequence model
+    # (one with a `context`), windows (offline_rl/windows.py's WindowBatch).
+    def update(self, batch: Any) -> dict[str, Tensor]: ...
 
-    def validation_losses(self, batch: Batch) -> dict[str, Tensor]: ...
+    def validation_losses(self, batch: Any) -> dict[str, Tensor]: ...
 
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor: ...
 

@@ -19,6 +19,8 @@ class AlgoConfig(StrictModel):
     LR_FIELDS: ClassVar[tuple[str, ...]] = ()
     # Which actions the algorithm takes: Box (a vector in [-1, 1]) or Discrete (an index).
     DISCRETE_ACTIONS: ClassVar[bool] = False
+    # Sequence models train on windows of consecutive steps (offline_rl/windows.py), not on rows.
+    SEQUENCE: ClassVar[bool] = False
 
     def with_default_lr(self, lr: float) -> AlgoConfig:
         unset = {name: lr for name in self.LR_FIELDS if getattr(self, name) is None}
@@ -139,6 +141,28 @@ class DiscreteIQLConfig(AlgoConfig):
     hidden: tuple[int, ...] = (256, 256)
 
 
+class DTConfig(AlgoConfig):
+    LR_FIELDS: ClassVar[tuple[str, ...]] = ("learning_rate",)
+    # A sequence model: it trains on windows of `context` steps and acts from its history.
+    SEQUENCE: ClassVar[bool] = True
+    learning_rate: float | None = Field(default=1e-4, gt=0, le=1)
+    context: int = Field(default=20, ge=1)
+    layers: int = Field(default=3, ge=1)
+    heads: int = Field(default=1, ge=1)
+    width: int = Field(default=128, ge=1)  # the embedding's
+    embedding_dropout: float = Field(default=0.1, ge=0, lt=1)
+    attention_dropout: float = Field(default=0.1, ge=0, lt=1)
+    residual_dropout: float = Field(default=0.1, ge=0, lt=1)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    warmup_steps: int = Field(default=10_000, ge=0)
+    clip_grad: float = Field(default=0.25, gt=0)
+    max_timestep: int = Field(default=1000, ge=1)  # timestep embeddings; later steps share the last
+    return_scale: float = Field(default=0.001, gt=0)  # returns-to-go as the model sees them
+    # The return the policy is asked for at evaluation, in the environment's units; null: the
+    # Decision Transformer paper's for Hopper, HalfCheetah and Walker2d (offline_rl/algos/dt.py).
+    target_return: float | None = None
+
+
 # `train.algo` names one of these (the registry of classes, offline_rl/algos/registry.py, has the
 # same names).
 ALGO_CONFIGS: dict[str, type[AlgoConfig]] = {
@@ -151,4 +175,5 @@ ALGO_CONFIGS: dict[str, type[AlgoConfig]] = {
     "discrete_bc": DiscreteBCConfig,
     "discrete_cql": DiscreteCQLConfig,
     "discrete_iql": DiscreteIQLConfig,
+    "dt": DTConfig,
 }

@@ -17,6 +17,7 @@ from offline_rl.algos.cql import CQL
 from offline_rl.algos.discrete_bc import DiscreteBC
 from offline_rl.algos.discrete_cql import DiscreteCQL
 from offline_rl.algos.discrete_iql import DiscreteIQL
+from offline_rl.algos.dt import DecisionTransformer
 from offline_rl.algos.iql import IQL
 from offline_rl.algos.rebrac import ReBRAC
 from offline_rl.algos.td3_bc import TD3BC
@@ -33,6 +34,7 @@ CLASSES: dict[str, type[Any]] = {
     "discrete_bc": DiscreteBC,
     "discrete_cql": DiscreteCQL,
     "discrete_iql": DiscreteIQL,
+    "dt": DecisionTransformer,
 }
 ALGORITHMS: dict[str, tuple[type[Any], type[AlgoConfig]]] = {
     name: (cls, ALGO_CONFIGS[name]) for name, cls in CLASSES.items()

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks import ab_speed
-from offline_rl.algos.registry import algorithm_names
+from tests.offline_rl.algos.test_contract import ROW_BOX_NAMES
 
 
-@pytest.mark.parametrize("algo", algorithm_names(discrete_actions=False))
+@pytest.mark.parametrize("algo", ROW_BOX_NAMES)
 def test_worker_times_every_algorithm(algo: str) -> None:
     assert ab_speed.worker(algo, "fp32", steps=2, warmup=1, threads=1) > 0
 

@@ -14,9 +14,9 @@ import torch
 
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.preprocess import preprocess
-from offline_rl.algos.registry import algorithm_names
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.disk_buffer import DiskReplayBuffer
+from tests.offline_rl.algos.test_contract import ROW_BOX_NAMES
 from tests.offline_rl.test_trainer import Interrupt, run
 from transitions.loader import Batch, load_transitions
 from transitions.metadata import TransitionsFileError
@@ -130,7 +130,7 @@ def test_close_stops_the_threads(transformed: Path) -> None:
     assert set(threading.enumerate()) - before == set()
 
 
-@pytest.mark.parametrize("name", algorithm_names(discrete_actions=False))
+@pytest.mark.parametrize("name", ROW_BOX_NAMES)
 def test_every_algorithm_trains_from_disk_as_from_memory(
     name: str, transformed: Path, tmp_path: Path
 ) -> None:

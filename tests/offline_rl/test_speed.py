@@ -11,7 +11,13 @@ import torch
 
 from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.speed import accelerate, networks_of
-from tests.offline_rl.algos.test_contract import buffer_for, build, data_for, params_of
+from tests.offline_rl.algos.test_contract import (
+    acting_input,
+    buffer_for,
+    build,
+    data_for,
+    params_of,
+)
 from tests.offline_rl.host_syncs import detect_host_syncs
 
 NAMES = sorted(ALGORITHMS)
@@ -41,7 +47,7 @@ def test_bf16_contract(name: str, random_transitions: Path) -> None:
     assert all(torch.equal(after[k], again[k]) for k in after), "bf16 runs must be reproducible"
     restored = build(name, seed=123)
     restored.load_state_dict(algo.state_dict())
-    obs = data_for(name, random_transitions).sample(16).observations
+    obs = acting_input(name, data_for(name, random_transitions).sample(16))
     assert torch.equal(algo.act(obs), restored.act(obs))
 
 
@@ -57,7 +63,7 @@ def test_compile_contract_matches_eager(name: str, random_transitions: Path) -> 
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
     restored = build(name, seed=123)
     restored.load_state_dict(compiled.state_dict())
-    obs = data_for(name, random_transitions).sample(16).observations
+    obs = acting_input(name, data_for(name, random_transitions).sample(16))
     torch.testing.assert_close(compiled.act(obs), restored.act(obs))
 
 

@@ -15,7 +15,7 @@ from offline_rl.disk_buffer import DiskReplayBuffer
 from offline_rl.tracking import SeedsLogger
 from offline_rl.trainer import TrainingDiverged, train
 from tests.offline_rl.algos.discrete_data import discrete_buffer
-from tests.offline_rl.algos.test_contract import build, discrete, params_of
+from tests.offline_rl.algos.test_contract import build, data_for, discrete, params_of
 from transitions.loader import load_transitions
 
 
@@ -36,11 +36,7 @@ def run(
 ) -> dict[str, torch.Tensor]:
     """Train `name` on a transitions file (or a buffer made by `source`); returns its weights."""
     algo = build(name, device=device, seeds=seeds)
-    buffer: ReplayBuffer | DiskReplayBuffer
-    if isinstance(source, Path):
-        buffer = ReplayBuffer.from_transitions(load_transitions(source), seeds=seeds)
-    else:
-        buffer = source()
+    buffer = data_for(name, source, seeds=seeds) if isinstance(source, Path) else source()
     loop = LoopConfig(
         steps=steps,
         batch_size=32,

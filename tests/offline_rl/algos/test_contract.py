@@ -10,16 +10,22 @@ import pytest
 import torch
 
 from offline_rl.algos.base import Algorithm
-from offline_rl.algos.registry import ALGORITHMS, make_algorithm
+from offline_rl.algos.registry import ALGORITHMS, algorithm_names, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.seeds import networks_state, unstack_networks
+from offline_rl.windows import WindowBuffer
 from tests.offline_rl.algos.discrete_data import discrete_buffer
 from transitions.loader import load_transitions
 
 NAMES = sorted(ALGORITHMS)
 # Small networks; discrete CQL copies its target critics every few updates, so that the copy is
 # among the updates every test runs.
-SMALL: dict[str, Any] = {"hidden": (32, 32), "target_update_interval": 4}
+# The Decision Transformer: one narrow layer over windows of 4 steps.
+SMALL: dict[str, Any] = {
+    "hidden": (32, 32),
+    "target_update_interval": 4,
+    **{"width": 32, "layers": 1, "context": 4},
+}
 
 
 def build(
@@ -47,14 +53,30 @@ def discrete(name: str) -> bool:
     return ALGORITHMS[name][1].DISCRETE_ACTIONS
 
 
+def sequence(name: str) -> bool:
+    return ALGORITHMS[name][1].SEQUENCE
+
+
+# The algorithms of Box actions that train on rows (every one but the sequence models).
+ROW_BOX_NAMES = [name for name in algorithm_names(discrete_actions=False) if not sequence(name)]
+
+
 def data_for(
     name: str, path: Path, seed: int = 0, seeds: Sequence[int] | None = None
-) -> ReplayBuffer:
-    """Rows `name` takes: the Box file at `path` (11-wide observations, 3 actions) or, for an
-    algorithm of Discrete actions, random rows of the same width with Discrete(3) actions."""
+) -> ReplayBuffer | WindowBuffer:
+    """Batches `name` takes: rows of the Box file at `path` (11-wide observations, 3 actions),
+    windows of them for a sequence model or, for an algorithm of Discrete actions, random rows of
+    the same width with Discrete(3) actions."""
     if discrete(name):
         return discrete_buffer(seeds or [seed])
+    if sequence(name):
+        return WindowBuffer(load_transitions(path), SMALL["context"], seeds or [seed])
     return buffer_for(path, seed, seeds)
+
+
+def acting_input(name: str, batch: Any) -> Any:
+    """What `act` takes: observations, or the windows of a sequence model."""
+    return batch if sequence(name) else batch.observations
 
 
 def params_of(algo: Algorithm) -> dict[str, torch.Tensor]:
@@ -94,11 +116,12 @@ def test_save_load_gives_identical_actions(name: str, random_transitions: Path) 
         algo.update(buffer.sample(64))
     restored = build(name, seed=123)
     restored.load_state_dict(algo.state_dict())
-    obs = buffer.sample(16).observations
+    batch = buffer.sample(16)
+    obs = acting_input(name, batch)
     assert torch.equal(algo.act(obs), restored.act(obs))
     if discrete(name):  # indices of the 3 actions
         actions = algo.act(obs)
-        assert actions.dtype == torch.int64 and actions.shape == obs.shape[:-1]
+        assert actions.dtype == torch.int64 and actions.shape == batch.observations.shape[:-1]
         assert actions.min() >= 0 and actions.max() < 3
     else:
         assert algo.act(obs).abs().max() <= 1.0

@@ -27,8 +27,9 @@ from offline_rl.algos.registry import ALGORITHMS, algorithm_names, make_algorith
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, PolicyFn, evaluate_policy
 from offline_rl.speed import Precision, accelerate
+from offline_rl.windows import WindowBuffer
 from pipelines.params import Globals
-from transitions.loader import load_transitions
+from transitions.loader import Transitions, load_transitions
 from transitions.metadata import TransitionsMeta
 
 pytestmark = pytest.mark.slow
@@ -45,10 +46,28 @@ MARGIN = 5.0  # normalised points above random; the behaviour data sits about 11
 
 # Small networks and a short budget. CQL's actor rate follows `lr` here: CORL's 3e-5 is meant for
 # a million updates. IQL's cosine decay spans this run, as CORL's spans its run.
+# The Decision Transformer: two 64-wide layers over windows of 10 steps, warmed up over a tenth of
+# the run at the top-level rate (the paper's 1e-4 over 10,000 warm-up steps is for 100,000 updates).
 OVERRIDES: dict[str, dict[str, Any]] = {
     "cql": {"actor_lr": None},
     "iql": {"actor_lr_cosine_steps": UPDATES},
+    "dt": {"width": 64, "layers": 2, "context": 10, "warmup_steps": 150, "learning_rate": None},
 }
+
+
+def small_config(name: str) -> Any:
+    _, config_model = ALGORITHMS[name]
+    fields = {"hidden": (64, 64), **OVERRIDES.get(name, {})}
+    known = {k: v for k, v in fields.items() if k in config_model.model_fields}
+    return config_model.model_validate(known).with_default_lr(LR)
+
+
+def batches(name: str, data: Transitions, seeds: list[int]) -> ReplayBuffer | WindowBuffer:
+    """Rows, or windows for a sequence model."""
+    context = getattr(small_config(name), "context", None)
+    if context is None:
+        return ReplayBuffer.from_transitions(data, seeds=seeds)
+    return WindowBuffer(data, context, seeds)
 
 
 @pytest.fixture(autouse=True)
@@ -104,18 +123,16 @@ def test_beats_random_policy(
 ) -> None:
     torch.manual_seed(0)
     data = load_transitions(behaviour_transitions)
-    _, config_model = ALGORITHMS[name]
-    fields = {"hidden": (64, 64), **OVERRIDES.get(name, {})}
-    config = config_model.model_validate(fields).with_default_lr(LR)
     device = torch.device("cpu")
+    config = small_config(name)
     algo = make_algorithm(name, data.meta.obs_dim, data.meta.act_dim, config, device)
-    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
+    buffer = batches(name, data, [0])
     update = accelerate(algo, precision=precision)
     for _ in range(UPDATES):
         metrics = update(buffer.sample(BATCH_SIZE))
     assert all(torch.isfinite(v).all() for v in metrics.values()), metrics
 
-    policy = AgentPolicy(lambda obs: algo.act(obs, deterministic=True), data.meta, device)
+    policy = AgentPolicy.of(algo, data.meta, device)
     score = normalised_score(policy, data.meta)
     print(f"\n{name} {precision}: normalised score {score:.1f} (random {random_score:.1f})")
     assert score > random_score + MARGIN, f"{name} {precision}: {score:.1f} vs {random_score:.1f}"
@@ -128,9 +145,7 @@ def test_every_seed_of_a_multi_seed_run_beats_the_random_policy(
     """Three seeds trained together (one process, stacked networks), each evaluated on the same
     episodes in one vector environment, each above random by the margin."""
     data = load_transitions(behaviour_transitions)
-    _, config_model = ALGORITHMS[name]
-    fields = {"hidden": (64, 64), **OVERRIDES.get(name, {})}
-    config = config_model.model_validate(fields).with_default_lr(LR)
+    config = small_config(name)
     seeds = [0, 1, 2]
     algo = make_algorithm(name, data.meta.obs_dim, data.meta.act_dim, config, "cpu", seeds)
     buffer = ReplayBuffer.from_transitions(data, seeds=seeds)

@@ -10,7 +10,7 @@ from offline_rl.algos.registry import ALGORITHMS, algorithm_names, check_action_
 from tests.offline_rl.algos.discrete_data import discrete_meta
 from transitions.metadata import TransitionsMeta
 
-BOX = ["awac", "bc", "cql", "iql", "rebrac", "td3_bc"]
+BOX = ["awac", "bc", "cql", "dt", "iql", "rebrac", "td3_bc"]
 DISCRETE = ["discrete_bc", "discrete_cql", "discrete_iql"]
 
 
