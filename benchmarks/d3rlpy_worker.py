@@ -19,6 +19,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 HIDDEN = [256, 256]
+DT_CONTEXT = 20
 
 
 def make_algo(name: str, batch_size: int, lr: float, device: str = "cpu:0") -> Any:
@@ -73,6 +74,26 @@ def make_algo(name: str, batch_size: int, lr: float, device: str = "cpu:0") -> A
             n_critics=2,
             **common,
         )
+    elif name == "dt":
+        # The paper's settings, as ours: context 20, 3 layers, 1 head, 128 wide (d3rlpy embeds
+        # states with its encoder, here one 128-unit layer), GELU, dropout 0.1, AdamW (lr 1e-4,
+        # weight decay 1e-4) warmed up over 10,000 steps, gradients clipped at 0.25.
+        optim = d3rlpy.optimizers.AdamWFactory(
+            weight_decay=1e-4,
+            clip_grad_norm=0.25,
+            lr_scheduler_factory=d3rlpy.optimizers.WarmupSchedulerFactory(warmup_steps=10_000),
+        )
+        config = d3rlpy.algos.DecisionTransformerConfig(
+            batch_size=batch_size,
+            learning_rate=1e-4,
+            context_size=DT_CONTEXT,
+            max_timestep=1000,
+            num_heads=1,
+            num_layers=3,
+            encoder_factory=d3rlpy.models.VectorEncoderFactory(hidden_units=[128]),
+            activation_type="gelu",
+            optim_factory=optim,
+        )
     else:
         raise SystemExit(f"d3rlpy worker: unknown algorithm {name!r}")
     return config.create(device=device)
@@ -91,19 +112,29 @@ def load_dataset(path: Path) -> Any:
 
 
 def speed(algo: Any, dataset: Any, batch_size: int, warmup: int, steps: int) -> dict[str, float]:
-    """The loop `fit` runs (sample a batch, update), without its logging, timed after warm-up."""
+    """The loop `fit` runs (sample a batch, update), without its logging, timed after warm-up:
+    batches of transitions, or of partial trajectories for the Decision Transformer."""
+    if isinstance(algo, d3rlpy.algos.DecisionTransformer):
+
+        def sample() -> Any:
+            return dataset.sample_trajectory_batch(batch_size, length=DT_CONTEXT)
+    else:
+
+        def sample() -> Any:
+            return dataset.sample_transition_batch(batch_size)
+
     for _ in range(warmup):
-        algo.update(dataset.sample_transition_batch(batch_size))
+        algo.update(sample())
     synchronize()
     start = time.perf_counter()
     for _ in range(steps):
-        algo.update(dataset.sample_transition_batch(batch_size))
+        algo.update(sample())
     synchronize()
     elapsed = time.perf_counter() - start
     counted = 4  # an even number covers delayed actor updates (TD3+BC updates the actor every 2)
     with FlopCounterMode(display=False) as counter:
         for _ in range(counted):
-            algo.update(dataset.sample_transition_batch(batch_size))
+            algo.update(sample())
     return {
         "steps_per_s": steps / elapsed,
         "seconds": elapsed,

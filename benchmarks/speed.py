@@ -4,7 +4,8 @@ against a plain eager SAC, in one run.
 Every comparison runs in this one process tree on the same data, the same machine and with the same
 torch threads (2), one side right after the other, so both see the same background load; each
 training timing, ours as d3rlpy's, runs in a fresh process of its own. Training:
-batch 256, 256x256 MLPs, two critics; warm-up steps are excluded and a fixed number of steps is
+batch 256, 256x256 MLPs, two critics (the Decision Transformer: the paper's 64 windows of 20 steps,
+3 layers 128 wide); warm-up steps are excluded and a fixed number of steps is
 timed. For every training row the hardware bound is FLOPs per gradient step (FlopCounterMode over
 4 updates, so delayed actor updates count at their rate) divided by this machine's measured matmul
 throughput at the layers' shape (256x256 by 256x256), in fp32 and in bf16; and, tighter, the
@@ -39,6 +40,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import collection_throughput as collection
+from benchmarks.algorithms import batch_size, batches_for
 from benchmarks.common import (
     ENV_ID,
     RESULTS,
@@ -54,11 +56,10 @@ from benchmarks.plain_sac import train_plain_sac
 from benchmarks.sac_learning import run_ours
 from core.atomic import write_json
 from offline_rl.algos.registry import ALGORITHMS, algorithm_names
-from offline_rl.buffer import ReplayBuffer
 from offline_rl.speed import Precision, accelerate
 from transitions.loader import Transitions, load_transitions
 
-D3RLPY_ALGOS = ("bc", "td3_bc", "iql", "cql", "awac")
+D3RLPY_ALGOS = ("bc", "td3_bc", "iql", "cql", "awac", "dt")
 FLOP_UPDATES = 4
 
 
@@ -87,20 +88,21 @@ def time_ours(
 ) -> dict[str, float]:
     """Gradient steps/s of `seeds` seeds trained together (each step updates every seed)."""
     algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, seeds=seeds)
-    buffer = ReplayBuffer.from_transitions(data, seeds=list(range(seeds)))
+    buffer = batches_for(algo, data, seeds)
+    batch = batch_size(name)
     update = accelerate(algo, compile=compile, precision=precision)
     start = time.perf_counter()
     for _ in range(warmup):
-        update(buffer.sample(256))
+        update(buffer.sample(batch))
     warmup_s = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
-        update(buffer.sample(256))
+        update(buffer.sample(batch))
     elapsed = time.perf_counter() - start
     with FlopCounterMode(display=False) as counter:
         for _ in range(FLOP_UPDATES):
-            update(buffer.sample(256))
-    matmul_s = matmul_seconds_per_step(lambda: update(buffer.sample(256)), FLOP_UPDATES)
+            update(buffer.sample(batch))
+    matmul_s = matmul_seconds_per_step(lambda: update(buffer.sample(batch)), FLOP_UPDATES)
     return {
         "steps_per_s": steps / elapsed,
         "matmul_seconds_per_step": matmul_s,
@@ -298,7 +300,7 @@ def main() -> None:
                 out = args.workdir / f"speed-d3rlpy-{name}.json"
                 refs.append(run_d3rlpy(
                     "speed", exported, name, out, steps=args.steps, warmup=args.warmup,
-                    threads=args.threads,
+                    threads=args.threads, batch_size=batch_size(name),
                 ))  # fmt: skip
             bf16.append(time_ours_fresh(name, *run_args, "bf16"))
         ref = median_run(refs) if refs else None

@@ -10,6 +10,7 @@ derived from (seed, purpose) with numpy's SeedSequence, so they never overlap ac
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,6 +53,22 @@ class SeedNoise:
                 for g in self.generators
             ]
         )
+
+    def keep_mask(
+        self, shape: Sequence[int], p: float, dtype: torch.dtype = torch.float32
+    ) -> Tensor:
+        """Inverted dropout's multiplier (S, *shape): 1 / (1 - p) where kept, 0 where dropped,
+        one seed's slice from its own stream. Each element compares 16 random bits with p, four
+        elements to one 64-bit draw: a third of the time of torch's bernoulli_ on CPU, which
+        draws per element (measured: docs/performance.md); p is rounded to a multiple of 2^-16."""
+        count = math.prod(shape)
+        threshold = -(2**15) + round(p * 2**16)  # P(16 random bits as int16 < threshold) = p
+        mask = torch.empty((len(self.generators), *shape), device=self.device, dtype=dtype)
+        for part, generator in zip(mask, self.generators, strict=True):
+            words = torch.empty((count + 3) // 4, dtype=torch.int64, device=self.device)
+            words.random_(-(2**63), 2**63 - 1, generator=generator)
+            part.copy_(words.view(torch.int16)[:count].view(part.shape) >= threshold)
+        return mask.mul_(1.0 / (1.0 - p))
 
     def state_dict(self) -> dict[str, Any]:
         return {"generators": [g.get_state() for g in self.generators]}

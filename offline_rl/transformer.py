@@ -27,8 +27,7 @@ def dropout(x: Tensor, p: float, noise: SeedNoise | None) -> Tensor:
     `noise` (acting, validation) or at p = 0."""
     if noise is None or p == 0.0:
         return x
-    keep = noise.rand(x.shape[1:], dtype=x.dtype) >= p
-    return x * keep / (1.0 - p)
+    return x * noise.keep_mask(x.shape[1:], p, x.dtype)
 
 
 class EnsembleEmbedding(nn.Module):
