@@ -7,14 +7,14 @@ evaluation) rather than bare steps.
     python -m benchmarks.gpu_speed --transitions medium.h5 \
         --d3rlpy-data medium.d3rlpy.npz --d3rlpy-path <folder with d3rlpy and its packages>
 
-Batch 256, 256x256 MLPs, two critics, the same settings as benchmarks/speed.py. Each row runs for
-`--seconds` after its warm-up (which includes capture), synchronising with the device every 500
-steps, and reports whether its losses stayed finite. For the algorithms that run independent parts
-of their update concurrently on a side stream (offline_rl/side_stream.py), a `graph fp32 serial` row
-runs the same graphs with those parts in sequence. Only torch, h5py and the project are imported:
-the GPU machine needs no MuJoCo. `--seeds 5` adds, per algorithm, the graphed step and the loop
-with five training seeds at once (a step updates every seed: seed-steps/s = steps/s x 5). Prints
-a table and writes JSON.
+Batch 256, 256x256 MLPs, two critics (dt: 64 windows of 20 steps), the same settings as
+benchmarks/speed.py. Each row runs for `--seconds` after its warm-up (which includes capture),
+synchronising with the device every 500 steps, and reports whether its losses stayed finite. For the
+algorithms that run independent parts of their update concurrently on a side stream
+(offline_rl/side_stream.py), a `graph fp32 serial` row runs the same graphs with those parts in
+sequence. Only torch, h5py and the project are imported: the GPU machine needs no MuJoCo. `--seeds
+5` adds, per algorithm, the graphed step and the loop with five training seeds at once (a step
+updates every seed: seed-steps/s = steps/s x 5). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -35,10 +35,9 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.algorithms import our_algorithm
+from benchmarks.algorithms import batch_size, batches_for, our_algorithm
 from core.atomic import write_json
 from offline_rl.algos.registry import algorithm_names
-from offline_rl.buffer import ReplayBuffer
 from offline_rl.config import LoopConfig
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.side_stream import set_concurrency, side_streams_of
@@ -49,7 +48,6 @@ from transitions.loader import Transitions, load_transitions
 
 WORKER = Path(__file__).resolve().parent / "d3rlpy_worker.py"
 D3RLPY_ALGOS = ("bc", "td3_bc", "iql", "cql", "awac")
-BATCH = 256
 SYNC_EVERY = 500
 CUDA = torch.device("cuda")
 
@@ -88,17 +86,18 @@ def time_ours(
         name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA, seeds=seeds
     )
     set_concurrency(algo, concurrent)
-    buffer = ReplayBuffer.from_transitions(data, seeds=list(range(seeds)))
+    buffer = batches_for(algo, data, seeds)
+    batch = batch_size(name)
     update = accelerate(algo, compile=compile, precision=precision, device=CUDA)
     runner = None
     if graphed:
         runner = GraphedTrainStep(
             algo,
-            lambda: buffer.sample(BATCH),
+            lambda: buffer.sample(batch),
             update,
             [*buffer.generators, *random_generators(algo)],
         )
-    return time_steps(runner or (lambda: update(buffer.sample(BATCH))), args.warmup, args.seconds)
+    return time_steps(runner or (lambda: update(buffer.sample(batch))), args.warmup, args.seconds)
 
 
 def has_side_streams(name: str) -> bool:
@@ -108,10 +107,10 @@ def has_side_streams(name: str) -> bool:
 
 def flops_per_step(name: str, data: Transitions) -> float:
     algo = our_algorithm(name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA)
-    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
+    buffer = batches_for(algo, data)
     with FlopCounterMode(display=False) as counter:
         for _ in range(4):  # covers the delayed actor updates of TD3+BC and ReBRAC
-            algo.update(buffer.sample(BATCH))
+            algo.update(buffer.sample(batch_size(name)))
     return counter.get_total_flops() / 4
 
 
@@ -128,10 +127,10 @@ def time_loop(
     algo = our_algorithm(
         name, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0, device=CUDA, seeds=seeds
     )
-    buffer = ReplayBuffer.from_transitions(data, seeds=list(range(seeds)))
+    buffer = batches_for(algo, data, seeds)
     loop = LoopConfig(
         steps=steps,
-        batch_size=BATCH,
+        batch_size=batch_size(name),
         log_interval=1000,
         eval_interval=steps,
         checkpoint_interval=steps,

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from benchmarks.algorithms import batch_size, batches_for
 from benchmarks.common import RESULTS, medium_dataset, our_algorithm
 from core.atomic import write_json
 from offline_rl.algos.registry import algorithm_names
-from offline_rl.buffer import ReplayBuffer
 from offline_rl.speed import accelerate
 from transitions.loader import load_transitions
 
@@ -57,16 +57,16 @@ def main() -> None:
     transitions = args.transitions or medium_dataset(args.workdir, args.dataset_steps)[1]
     data = load_transitions(transitions)
     algo = our_algorithm(args.algo, data.meta.obs_dim, data.meta.act_dim, 3e-4, seed=0)
-    buffer = ReplayBuffer.from_transitions(data, seeds=[0])
+    buffer = batches_for(algo, data)
     update = accelerate(algo, compile=args.compile, precision=args.precision)
     for _ in range(args.warmup):
-        update(buffer.sample(256))
+        update(buffer.sample(batch_size(args.algo)))
 
     start = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.steps):
             with record_function("sample"):
-                batch = buffer.sample(256)
+                batch = buffer.sample(batch_size(args.algo))
             with record_function("update"):
                 update(batch)
     wall_us = (time.perf_counter() - start) * 1e6

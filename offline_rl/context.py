@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from offline_rl.windows import WindowBatch
+from transitions.loader import WindowBatch
 
 
 class ContextActor:

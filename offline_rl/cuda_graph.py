@@ -31,7 +31,7 @@ from torch import Tensor
 
 from offline_rl.algos.base import Algorithm
 from offline_rl.speed import UpdateFn
-from offline_rl.windows import TrainBatch
+from transitions.loader import TrainBatch
 
 Metrics = dict[str, Tensor]
 

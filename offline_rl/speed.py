@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from core.checkpoint import rng_state, set_rng_state
 from offline_rl.algos.base import Algorithm
-from offline_rl.windows import TrainBatch
+from transitions.loader import TrainBatch
 
 log = logging.getLogger(__name__)
 

@@ -14,30 +14,13 @@ those at episode ends.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from offline_rl.seeds import SAMPLER, generators
-from transitions.loader import Batch, Transitions, packed_rows, row_fields
-
-
-@dataclass(frozen=True)
-class WindowBatch:
-    """Windows of `context` steps with any leading dimensions: (S, B, K, ...) from the sampler (one
-    batch per training seed), (S, n, K, ...) from an evaluation's histories."""
-
-    observations: Tensor  # (..., K, obs_dim)
-    actions: Tensor  # (..., K, act_dim), in [-1, 1]
-    returns_to_go: Tensor  # (..., K), the file's (transformed) returns-to-go
-    timesteps: Tensor  # (..., K) int64: the step's index in its episode (0 on padding)
-    mask: Tensor  # (..., K) bool: True on the episode's steps, False on padding
-
-
-# What a training step takes: a batch of rows or, for a sequence model, of windows.
-TrainBatch = Batch | WindowBatch
+from transitions.loader import Transitions, WindowBatch, packed_rows, row_fields
 
 
 def episode_starts(episode_ids: Tensor) -> Tensor:

@@ -48,6 +48,23 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class WindowBatch:
+    """Windows of `context` consecutive steps of an episode with any leading dimensions, what
+    sequence models train on (offline_rl/windows.py samples them): (S, B, K, ...) from the
+    sampler (one batch per training seed), (S, n, K, ...) from an evaluation's histories."""
+
+    observations: Tensor  # (..., K, obs_dim)
+    actions: Tensor  # (..., K, act_dim), in [-1, 1]
+    returns_to_go: Tensor  # (..., K), the file's (transformed) returns-to-go
+    timesteps: Tensor  # (..., K) int64: the step's index in its episode (0 on padding)
+    mask: Tensor  # (..., K) bool: True on the episode's steps, False on padding
+
+
+# What a training step takes: a batch of rows or, for a sequence model, of windows.
+TrainBatch = Batch | WindowBatch
+
+
+@dataclass(frozen=True)
 class Transitions:
     """Rows of a dataset as tensors on one device, transforms already applied: Box actions in
     [-1, 1], Discrete actions as float indices 0..n-1."""

@@ -27,7 +27,7 @@ from offline_rl.context import ContextActor
 from offline_rl.networks import EnsembleLayerNorm, EnsembleLinear, clip_grad_norm_per_seed
 from offline_rl.seeds import SeedNoise
 from offline_rl.transformer import EnsembleCausalTransformer, EnsembleEmbedding, dropout, gpt_init
-from offline_rl.windows import WindowBatch
+from transitions.loader import WindowBatch
 from transitions.metadata import TransitionsMeta
 
 # The Decision Transformer paper's target returns (its first, higher one), by environment family.

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from offline_rl.context import ContextActor
-from offline_rl.windows import WindowBatch, WindowBuffer
+from offline_rl.windows import WindowBuffer
 from tests.offline_rl.test_windows import ACT_DIM, transitions
+from transitions.loader import WindowBatch
 
 
 @pytest.mark.parametrize("context", [1, 4, 9])

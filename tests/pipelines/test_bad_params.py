@@ -71,7 +71,7 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         [
             "train.algo = 'td3bc'",
             "did you mean 'td3_bc'?",
-            "allowed: awac, bc, cql, discrete_bc, discrete_cql, discrete_iql, iql, rebrac, td3_bc",
+            "allowed: awac, bc, cql, discrete_bc, discrete_cql, discrete_iql, dt, iql, rebrac, td3_bc",
         ],
     ),
     (
