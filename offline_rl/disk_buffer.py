@@ -21,6 +21,7 @@ drawn, not the generators' own; stopping the thread (a new batch size, `set_samp
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import threading
 import weakref
@@ -36,8 +37,8 @@ import torch
 from torch import Tensor
 
 from offline_rl.seeds import SAMPLER, generators
-from transitions.loader import Batch, Transforms, row_fields
-from transitions.mapped import MappedRows
+from transitions.loader import Batch, TrainBatch, Transforms, WindowBatch, row_fields
+from transitions.mapped import MappedRows, MappedWindows
 from transitions.metadata import Split
 
 POLL_S = 0.05  # how often a blocked queue call looks whether the other side stopped
@@ -47,14 +48,15 @@ POLL_S = 0.05  # how often a blocked queue call looks whether the other side sto
 class _Ready:
     """A batch on the device and the sampler states right after its indices were drawn."""
 
-    batch: Batch
+    batch: TrainBatch
     states: list[Tensor]
     ready: torch.cuda.Event | None  # on CUDA: recorded on the producer's stream after the batch
 
 
 class DiskReplayBuffer:
     """The sampling side of `ReplayBuffer` (`sample`, `sampler_state`, `set_sampler_state`,
-    `device`, `size`) over rows that stay in the file."""
+    `device`, `size`) over rows that stay in the file; with `context`, that of `WindowBuffer`
+    (offline_rl/windows.py): the same windows of `context` steps, for sequence models."""
 
     def __init__(
         self,
@@ -64,10 +66,14 @@ class DiskReplayBuffer:
         split: Split = "train",
         prefetch: int = 4,
         gathers: int = 8,  # cold rows: 8 gathers read ~2.7x as fast as 1 (docs/performance.md)
+        context: int | None = None,
     ) -> None:
         if prefetch < 1 or gathers < 1:
             raise ValueError(f"prefetch {prefetch} and gathers {gathers}: at least 1 each")
+        if context is not None and context < 1:
+            raise ValueError(f"a window holds at least one step, not {context}")
         self.mapped = MappedRows(path, split)
+        self.context = context
         self.meta = self.mapped.meta
         self.size = self.mapped.size
         self.device = torch.device(device)
@@ -84,8 +90,9 @@ class DiskReplayBuffer:
     def shapes(self) -> list[tuple[int, ...]]:
         return self.mapped.shapes
 
-    def sample(self, batch_size: int) -> Batch:
-        """The next batch: (S, batch_size, ...) fields, seed k's rows from seed k's generator."""
+    def sample(self, batch_size: int) -> TrainBatch:
+        """The next batch: (S, batch_size, ...) fields, seed k's rows (or windows) from seed k's
+        generator."""
         if self._producer is None or self._producer.batch_size != batch_size:
             self._stop()
             self._producer = _Producer(
@@ -96,15 +103,19 @@ class DiskReplayBuffer:
                 batch_size,
                 self.prefetch,
                 self.gathers,
+                self.context,
             )
             self._running.append(self._producer)
         ready = self._producer.take()
         if ready.ready is not None:  # the batch was made on the producer's stream
             stream = torch.cuda.current_stream(self.device)
             stream.wait_event(ready.ready)
-            # The fields are views of one tensor made on the producer's stream: its memory must
-            # not be reused until this stream is done with it.
-            ready.batch.observations.record_stream(stream)
+            # The fields were made on the producer's stream: their memory must not be reused
+            # until this stream is done with it.
+            for field in dataclasses.fields(ready.batch):
+                value = getattr(ready.batch, field.name)
+                if isinstance(value, Tensor):
+                    value.record_stream(stream)
         self._consumed = ready.states
         return ready.batch
 
@@ -164,8 +175,10 @@ class _Producer:
         batch_size: int,
         prefetch: int,
         gathers: int,
+        context: int | None,
     ) -> None:
         self.mapped, self.generators, self.transforms = mapped, generators, transforms
+        self.context = context
         self.device, self.batch_size = device, batch_size
         self.queue: queue.Queue[_Ready | BaseException] = queue.Queue(prefetch)
         self.pool = ThreadPoolExecutor(gathers, thread_name_prefix="disk-gather")
@@ -197,11 +210,11 @@ class _Producer:
     def _run(self) -> None:
         try:
             with self._stream() as stream:
-                in_flight: deque[tuple[Future[np.ndarray], torch.Size, list[Tensor]]] = deque()
+                in_flight: deque[tuple[Future[Any], torch.Size, list[Tensor]]] = deque()
                 while not self.stopping.is_set():
                     while len(in_flight) < self.gathers:
                         indices, states = self._draw()
-                        gather = self.pool.submit(self.mapped.gather, indices.flatten().numpy())
+                        gather = self.pool.submit(self._gather, indices.flatten().numpy())
                         in_flight.append((gather, indices.shape, states))
                     gather, shape, states = in_flight.popleft()
                     batch = self._finish(gather.result(), shape)
@@ -233,8 +246,15 @@ class _Producer:
         )
         return indices.cpu(), [g.get_state() for g in self.generators]
 
-    def _finish(self, gathered: np.ndarray, shape: torch.Size) -> Batch:
+    def _gather(self, indices: np.ndarray) -> np.ndarray | MappedWindows:
+        if self.context is None:
+            return self.mapped.gather(indices)
+        return self.mapped.gather_windows(indices, self.context)
+
+    def _finish(self, gathered: np.ndarray | MappedWindows, shape: torch.Size) -> TrainBatch:
         """Gathered raw rows -> the batch on the device, the file's transforms applied."""
+        if isinstance(gathered, MappedWindows):
+            return self._finish_windows(gathered, shape)
         packed = torch.from_numpy(gathered).to(self.device).view(*shape, -1)
         observations, actions, rewards, next_observations, dones, next_actions = row_fields(
             packed, self.mapped.shapes
@@ -248,6 +268,25 @@ class _Producer:
             dones=dones,
             next_actions=t.actions_(next_actions),
         )
+
+    def _finish_windows(self, gathered: MappedWindows, shape: torch.Size) -> WindowBatch:
+        """WindowBuffer's windows: transformed rows, zeroed where they are padding."""
+
+        def device(array: np.ndarray) -> Tensor:
+            return torch.from_numpy(array).to(self.device).view(*shape, *array.shape[1:])
+
+        rows, mask = device(gathered.rows), device(gathered.mask)
+        meta, t = self.mapped.meta, self.transforms
+        observations, actions, returns_to_go = row_fields(
+            rows, [(meta.obs_dim,), (meta.act_dim,), ()]
+        )
+        t.observations_(observations)
+        t.actions_(actions)
+        t.returns_to_go_(returns_to_go, device(gathered.steps_left))
+        observations, actions, returns_to_go = row_fields(
+            rows * mask.unsqueeze(-1), [(meta.obs_dim,), (meta.act_dim,), ()]
+        )
+        return WindowBatch(observations, actions, returns_to_go, device(gathered.timesteps), mask)
 
     def _put(self, item: _Ready | BaseException) -> None:
         while not self.stopping.is_set():

@@ -16,6 +16,7 @@ import torch
 
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.disk_buffer import DiskReplayBuffer
+from offline_rl.windows import WindowBuffer
 from transitions.loader import load_transitions
 from transitions.metadata import TransitionsMeta
 
@@ -69,9 +70,17 @@ def choose_storage(
 
 
 def open_buffer(
-    path: Path, storage: Literal["memory", "disk"], device: torch.device, seeds: tuple[int, ...]
-) -> ReplayBuffer | DiskReplayBuffer:
-    """The training split's sampler in the chosen storage."""
+    path: Path,
+    storage: Literal["memory", "disk"],
+    device: torch.device,
+    seeds: tuple[int, ...],
+    context: int | None = None,
+) -> ReplayBuffer | DiskReplayBuffer | WindowBuffer:
+    """The training split's sampler in the chosen storage: of rows or, with `context` (a sequence
+    model's), of windows of that many steps; the same batches in either storage."""
     if storage == "disk":
-        return DiskReplayBuffer(path, device, seeds, split="train")
-    return ReplayBuffer.from_transitions(load_transitions(path, device, split="train"), seeds)
+        return DiskReplayBuffer(path, device, seeds, split="train", context=context)
+    data = load_transitions(path, device, split="train")
+    if context is not None:
+        return WindowBuffer(data, context, seeds)
+    return ReplayBuffer.from_transitions(data, seeds)

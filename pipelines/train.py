@@ -9,22 +9,18 @@ models/train/checkpoint.pt (a persisted DVC out) when it belongs to the same run
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from core.atomic import write_json
-from core.config import ConfigError
 from core.devices import resolve_device
 from core.resume import fingerprint
 from offline_rl.agent import save_agents
-from offline_rl.algos.base import Algorithm
 from offline_rl.algos.registry import check_action_space, make_algorithm
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.profiling import Profiler
 from offline_rl.storage import choose_storage, open_buffer
 from offline_rl.tracking import seeds_summary
-from offline_rl.trainer import PerSeed, Sampler, train
-from offline_rl.windows import WindowBuffer
+from offline_rl.trainer import PerSeed, train
 from pipelines.checks import check_training_data
 from pipelines.loggers import make_seeds_logger_factory
 from pipelines.params import PARAMS_FILE, TrainConfig, load_params, train_configs
@@ -40,7 +36,7 @@ from pipelines.paths import (
 )
 from pipelines.stage import progress_enabled, run_stage
 from transitions.loader import load_transitions
-from transitions.metadata import TransitionsMeta, read_meta
+from transitions.metadata import read_meta
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes reset from data seed + this
 
@@ -59,7 +55,10 @@ def main() -> None:
         load_transitions(path, device, split="validation") if meta.num_validation_episodes else None
     )
     algo = make_algorithm(config.algo, meta.obs_dim, meta.act_dim, algo_config, device, seeds)
-    buffer = training_batches(config, algo, meta, path, device)
+    # A sequence model (one with a `context`) samples windows of that many steps. A disk
+    # buffer's thread stops, and its mapping closes, when the process exits.
+    storage = choose_storage(config.storage, meta, device)
+    buffer = open_buffer(path, storage, device, seeds, getattr(algo, "context", None))
     run_config = {
         "algo_config": algo_config.model_dump(),
         "train_config": config.model_dump(),
@@ -122,24 +121,6 @@ def main() -> None:
         write_json(PROFILE_METRICS, profiler.summary())
     finally:
         logger.finish()
-
-
-def training_batches(
-    config: TrainConfig, algo: Algorithm, meta: TransitionsMeta, path: Path, device: Any
-) -> Sampler:
-    """Rows from the storage train.storage chooses or, for a sequence model (an algorithm with a
-    `context`), windows of that many steps from the training rows in memory."""
-    storage = choose_storage(config.storage, meta, device)
-    context: int | None = getattr(algo, "context", None)
-    if context is None:
-        # A disk buffer's thread stops, and its mapping closes, when the process exits.
-        return open_buffer(path, storage, device, config.seeds)
-    if storage == "disk":
-        raise ConfigError(
-            f"{PARAMS_FILE}: train.storage: {config.algo} samples windows from rows in memory; "
-            f"{path} needs disk storage ({config.storage!r}), which windows do not read yet"
-        )
-    return WindowBuffer(load_transitions(path, device, split="train"), context, config.seeds)
 
 
 def run_fingerprint(run_config: dict[str, Any], config: TrainConfig, seed: int) -> str:

@@ -183,6 +183,19 @@ class Transforms:
     def rewards_(self, rewards: Tensor) -> Tensor:
         return rewards.mul_(self.meta.reward_scale).add_(self.meta.reward_shift)
 
+    def returns_to_go_(self, returns_to_go: Tensor, steps_left: Tensor | None) -> Tensor:
+        """Returns-to-go of the transformed rewards a*r + b: a*rtg + b*(1 + g + ... + g^(n-1)),
+        n = `steps_left`, the steps from the row to its episode's end (the row's included; only
+        read where b is not 0)."""
+        returns_to_go.mul_(self.meta.reward_scale)
+        if self.meta.reward_shift != 0.0:
+            if steps_left is None:
+                raise ValueError("shifted rewards: the returns-to-go need each row's steps left")
+            n, discount = steps_left.double(), self.meta.return_to_go_discount
+            geometric = n if discount == 1.0 else (1 - discount**n) / (1 - discount)
+            returns_to_go.add_((self.meta.reward_shift * geometric).float())
+        return returns_to_go
+
 
 def apply_transforms(
     raw: dict[str, Tensor], meta: TransitionsMeta, returns_to_go: Tensor | None = None
@@ -203,17 +216,14 @@ def apply_transforms(
 def transform_returns_to_go(
     returns_to_go: Tensor, episode_ids: Tensor, meta: TransitionsMeta
 ) -> Tensor:
-    """Returns-to-go of the transformed rewards a*r + b: a*rtg + b*(1 + g + ... + g^(n-1)), n the
-    steps left in the episode (rows of one episode are contiguous and in order)."""
-    returns_to_go.mul_(meta.reward_scale)
-    if meta.reward_shift != 0.0 and len(episode_ids) > 0:
+    """The file's returns-to-go, transformed as its rewards (`Transforms.returns_to_go_`), for
+    whole episodes' rows (contiguous and in order)."""
+    steps_left = None
+    if meta.reward_shift != 0.0:
         _, counts = torch.unique_consecutive(episode_ids, return_counts=True)
         ends = torch.repeat_interleave(torch.cumsum(counts, 0), counts)
-        steps_left = (ends - torch.arange(len(episode_ids), device=ends.device)).double()
-        discount = meta.return_to_go_discount
-        geometric = steps_left if discount == 1.0 else (1 - discount**steps_left) / (1 - discount)
-        returns_to_go.add_((meta.reward_shift * geometric).float())
-    return returns_to_go
+        steps_left = ends - torch.arange(len(episode_ids), device=ends.device)
+    return Transforms.of(meta, returns_to_go.device).returns_to_go_(returns_to_go, steps_left)
 
 
 def load_transitions(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -28,8 +29,19 @@ from transitions.metadata import Split, TransitionsFileError, TransitionsMeta, r
 from transitions.schema import ROW_ARRAYS
 
 # What a batch reads: the row arrays, the episode of each row (the dataset's next action stays
-# inside its episode) and the validation flags (which rows belong to the split).
-MAPPED_ARRAYS = (*ROW_ARRAYS, "episode_ids", "validation")
+# inside its episode), the validation flags (which rows belong to the split) and, for the windows
+# of sequence models, the returns-to-go.
+MAPPED_ARRAYS = (*ROW_ARRAYS, "episode_ids", "validation", "returns_to_go")
+
+
+@dataclass(frozen=True)
+class MappedWindows:
+    """Windows gathered from the file before the transforms (`MappedRows.gather_windows`)."""
+
+    rows: np.ndarray  # (n, K, obs_dim + act_dim + 1) float32: observations, actions, returns-to-go
+    mask: np.ndarray  # (n, K) bool: the step belongs to the window's episode
+    timesteps: np.ndarray  # (n, K) int64: the step's index in its episode (0 on padding)
+    steps_left: np.ndarray  # (n, K) int64: steps to the episode's end, the step's own included
 
 
 class MappedRows:
@@ -54,6 +66,7 @@ class MappedRows:
         # Per-row shapes of the packed columns, next actions last, as load_transitions packs them.
         self.shapes: list[tuple[int, ...]] = [obs, act, (), obs, (), act]
         self._file_starts, self._split_starts, self.size = self._runs(split)
+        self._bounds: np.ndarray | None = None  # episode_bounds(), read on first use
         if self.size == 0:
             raise TransitionsFileError(f"{self.path}: the {split!r} split holds no transitions")
 
@@ -140,6 +153,47 @@ class MappedRows:
                 f"{self.path}: rows {bad[:5].tolist()} hold NaN or inf values; rerun preprocess"
             )
         return out
+
+    def episode_bounds(self) -> np.ndarray:
+        """The first file row of every episode, and the file's row count last ((E + 1,), int64):
+        read once, READ_ROWS episode ids at a time, so memory holds one entry per episode."""
+        if self._bounds is None:
+            ids, rows = self.arrays["episode_ids"], self.meta.size
+            firsts = [np.zeros(1, np.int64)]
+            for start in range(0, rows, READ_ROWS):
+                block = ids[max(start - 1, 0) : start + READ_ROWS]  # one row of overlap
+                changes = np.flatnonzero(block[1:] != block[:-1]) + 1 + max(start - 1, 0)
+                firsts.append(changes.astype(np.int64))
+            self._bounds = np.append(np.unique(np.concatenate(firsts)), rows)
+        return self._bounds
+
+    def gather_windows(self, ends: np.ndarray, context: int) -> MappedWindows:
+        """The windows of `context` split rows ending at split indices `ends` (n,): the raw
+        observations, actions and returns-to-go of each step ((n, K, width) float32, as packed
+        in `WindowBuffer`), whether the step belongs to the end row's episode (else padding,
+        whose values are any row's), its index in the episode and the steps left to the
+        episode's end (0 on padding)."""
+        steps = np.asarray(ends, dtype=np.int64)[:, None] + np.arange(1 - context, 1)
+        rows = self.file_rows(np.maximum(steps, 0))
+        bounds = self.episode_bounds()
+        episode = np.searchsorted(bounds, rows, side="right") - 1
+        # Whole episodes belong to one split, so a step is the end row's episode exactly where
+        # its file row is: file rows and split indices then differ by the same offset.
+        mask = (steps >= 0) & (episode == episode[:, -1:])
+        first, after = bounds[episode], bounds[episode + 1]
+        a = self.arrays
+        out = np.empty((*rows.shape, self.meta.obs_dim + self.meta.act_dim + 1), np.float32)
+        out[..., : self.meta.obs_dim] = a["observations"][rows]
+        out[..., self.meta.obs_dim : -1] = a["actions"][rows].reshape(*rows.shape, -1)
+        out[..., -1] = a["returns_to_go"][rows]
+        if not np.isfinite(out[mask]).all():
+            bad = np.unique(rows[mask][~np.isfinite(out[mask]).all(axis=-1)])
+            raise TransitionsFileError(
+                f"{self.path}: rows {bad[:5].tolist()} hold NaN or inf values; rerun preprocess"
+            )
+        return MappedWindows(
+            out, mask, np.where(mask, rows - first, 0), np.where(mask, after - rows, 0)
+        )
 
     def close(self) -> None:
         """Unmap the file; arrays gathered before stay valid (they are copies). A view of the

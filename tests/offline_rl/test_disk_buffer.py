@@ -18,7 +18,7 @@ from offline_rl.buffer import ReplayBuffer
 from offline_rl.disk_buffer import DiskReplayBuffer
 from tests.offline_rl.algos.test_contract import ROW_BOX_NAMES
 from tests.offline_rl.test_trainer import Interrupt, run
-from transitions.loader import Batch, load_transitions
+from transitions.loader import Batch, TrainBatch, load_transitions
 from transitions.metadata import TransitionsFileError
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "dones", "next_actions")
@@ -41,7 +41,7 @@ def memory_buffer(path: Path, seeds: tuple[int, ...], device: str = "cpu") -> Re
     return ReplayBuffer.from_transitions(load_transitions(path, device, split="train"), seeds)
 
 
-def assert_same(memory: Batch, disk: Batch, where: str) -> None:
+def assert_same(memory: Batch, disk: TrainBatch, where: str) -> None:
     for name in FIELDS:
         ours, theirs = getattr(disk, name), getattr(memory, name)
         assert ours.device == theirs.device, where

@@ -11,9 +11,8 @@ from core.checkpoint import load_checkpoint
 from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.config import LoopConfig
-from offline_rl.disk_buffer import DiskReplayBuffer
 from offline_rl.tracking import SeedsLogger
-from offline_rl.trainer import TrainingDiverged, train
+from offline_rl.trainer import Sampler, TrainingDiverged, train
 from tests.offline_rl.algos.discrete_data import discrete_buffer
 from tests.offline_rl.algos.test_contract import build, data_for, discrete, params_of
 from transitions.loader import load_transitions
@@ -25,7 +24,7 @@ class Interrupt(Exception):
 
 def run(
     name: str,
-    source: Path | Callable[[], ReplayBuffer | DiskReplayBuffer],
+    source: Path | Callable[[], Sampler],
     workdir: Path,
     steps: int,
     stop_after_eval: int | None = None,
