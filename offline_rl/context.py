@@ -77,12 +77,15 @@ class ContextActor:
 
     def observe(self, rewards: np.ndarray, dones: np.ndarray) -> None:
         """The rewards (S * n,) of the actions just taken and which episodes ended with them."""
+        if self.observations is None:
+            raise RuntimeError(
+                "ContextActor.observe before its first action (call start, then act)"
+            )
         shape = self.to_go.shape
         reward = torch.as_tensor(rewards, dtype=torch.float32, device=self.device).view(shape)
         done = torch.as_tensor(dones, dtype=torch.bool, device=self.device).view(shape)
         self.to_go = torch.where(done, self.target_return, self.to_go - reward * self.reward_scale)
         self.step = torch.where(done, 0, self.step + 1)
-        assert self.observations is not None, "observe() before the first action"
         fields = (self.observations, self.actions, self.returns_to_go, self.timesteps, self.mask)
         for field in fields:
             field[:, :, :-1] = field[:, :, 1:].clone()  # one step older
