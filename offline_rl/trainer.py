@@ -151,7 +151,7 @@ def validation_losses(
     )
     totals: dict[str, Tensor] = {}
     for batch, rows in held_out.in_order(algo.seeds, chunk):
-        for name, value in algo.validation_losses(batch).items():  # type: ignore[arg-type]
+        for name, value in algo.validation_losses(batch).items():
             totals[name] = totals.get(name, 0.0) + value * rows
     return {name: (total / len(data)).tolist() for name, total in totals.items()}
 
