@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from offline_rl.seeds import SAMPLER, generators
+from offline_rl.seeds import SAMPLER, generator_states, generators, set_generator_states
 from transitions.loader import Batch, Transitions, packed_rows, row_fields
 
 
@@ -71,13 +71,10 @@ class ReplayBuffer:
         self.generators = generators(seeds, SAMPLER, self.device)  # one per training seed
 
     def sampler_state(self) -> list[Tensor]:
-        return [g.get_state() for g in self.generators]
+        return generator_states(self.generators)
 
     def set_sampler_state(self, states: list[Any]) -> None:
-        if len(states) != len(self.generators):
-            raise ValueError(f"sampler state of {len(states)} seeds for {len(self.generators)}")
-        for generator, state in zip(self.generators, states, strict=True):
-            generator.set_state(state)
+        set_generator_states(self.generators, states, "sampler")
 
     @property
     def size(self) -> int:

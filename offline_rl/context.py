@@ -29,6 +29,7 @@ class ContextActor:
         act: Callable[[WindowBatch], Tensor],
         seeds: int,
         context: int,
+        obs_dim: int,
         act_dim: int,
         target_return: float,
         reward_scale: float,
@@ -36,31 +37,28 @@ class ContextActor:
         max_timestep: int | None = None,
     ) -> None:
         self.act = act
-        self.seeds, self.context, self.act_dim = seeds, context, act_dim
+        self.seeds, self.context = seeds, context
+        self.obs_dim, self.act_dim = obs_dim, act_dim
         self.target_return, self.reward_scale = target_return, reward_scale
         self.device = device
         self.max_timestep = max_timestep
-        self.to_go = torch.empty(0)
-        self.step = torch.empty(0)
+        self.start(seeds)  # one environment per seed until told otherwise
 
     def start(self, envs: int) -> None:
         """New episodes in `envs` environments (S * n, seed-major): empty windows."""
         if envs % self.seeds:
             raise ValueError(f"{envs} environments do not split over {self.seeds} seeds")
-        n, k, device = envs // self.seeds, self.context, self.device
-        self._shape = (self.seeds, n, k)
-        self.to_go = torch.full((self.seeds, n), self.target_return, device=device)
-        self.step = torch.zeros((self.seeds, n), dtype=torch.int64, device=device)
-        self.mask = torch.zeros(self._shape, dtype=torch.bool, device=device)
-        self.actions = torch.zeros((*self._shape, self.act_dim), device=device)
-        self.returns_to_go = torch.zeros(self._shape, device=device)
-        self.timesteps = torch.zeros(self._shape, dtype=torch.int64, device=device)
-        self.observations: Tensor | None = None
+        shape, device = (self.seeds, envs // self.seeds, self.context), self.device
+        self.to_go = torch.full(shape[:2], self.target_return, device=device)
+        self.step = torch.zeros(shape[:2], dtype=torch.int64, device=device)
+        self.mask = torch.zeros(shape, dtype=torch.bool, device=device)
+        self.observations = torch.zeros((*shape, self.obs_dim), device=device)
+        self.actions = torch.zeros((*shape, self.act_dim), device=device)
+        self.returns_to_go = torch.zeros(shape, device=device)
+        self.timesteps = torch.zeros(shape, dtype=torch.int64, device=device)
 
     def __call__(self, obs: Tensor) -> Tensor:
         """The actions (S, n, act_dim) at observations (S, n, obs_dim)."""
-        if self.observations is None:
-            self.observations = torch.zeros((*self._shape, obs.shape[-1]), device=self.device)
         self.observations[:, :, -1] = obs
         self.returns_to_go[:, :, -1] = self.to_go
         step = (
@@ -77,10 +75,6 @@ class ContextActor:
 
     def observe(self, rewards: np.ndarray, dones: np.ndarray) -> None:
         """The rewards (S * n,) of the actions just taken and which episodes ended with them."""
-        if self.observations is None:
-            raise RuntimeError(
-                "ContextActor.observe before its first action (call start, then act)"
-            )
         shape = self.to_go.shape
         reward = torch.as_tensor(rewards, dtype=torch.float32, device=self.device).view(shape)
         done = torch.as_tensor(dones, dtype=torch.bool, device=self.device).view(shape)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from offline_rl.seeds import SAMPLER, generators
+from offline_rl.seeds import SAMPLER, generator_states, generators, set_generator_states
 from transitions.loader import Batch, TrainBatch, Transforms, WindowBatch, row_fields
 from transitions.mapped import MappedRows, MappedWindows
 from transitions.metadata import Split
@@ -80,7 +80,7 @@ class DiskReplayBuffer:
         self.prefetch, self.gathers = prefetch, gathers
         self.generators = generators(seeds, SAMPLER, self.device)  # as ReplayBuffer's
         self._transforms = Transforms.of(self.meta, self.device)
-        self._consumed = [g.get_state() for g in self.generators]
+        self._consumed = generator_states(self.generators)
         self._producer: _Producer | None = None
         # The thread holds no reference to the buffer, so a buffer nobody closed still stops it.
         self._running: list[_Producer] = []
@@ -125,12 +125,9 @@ class DiskReplayBuffer:
         return [state.clone() for state in self._consumed]
 
     def set_sampler_state(self, states: list[Any]) -> None:
-        if len(states) != len(self.generators):
-            raise ValueError(f"sampler state of {len(states)} seeds for {len(self.generators)}")
         self._stop()
-        for generator, state in zip(self.generators, states, strict=True):
-            generator.set_state(state)
-        self._consumed = [g.get_state() for g in self.generators]
+        set_generator_states(self.generators, states, "sampler")
+        self._consumed = generator_states(self.generators)
 
     def close(self) -> None:
         self._stop()
@@ -149,8 +146,7 @@ class DiskReplayBuffer:
         self._producer.stop()
         self._running.remove(self._producer)
         self._producer = None
-        for generator, state in zip(self.generators, self._consumed, strict=True):
-            generator.set_state(state)
+        set_generator_states(self.generators, self._consumed, "sampler")
 
 
 def _stop_all(running: list[_Producer]) -> None:
@@ -244,7 +240,7 @@ class _Producer:
                 for g in self.generators
             ]
         )
-        return indices.cpu(), [g.get_state() for g in self.generators]
+        return indices.cpu(), generator_states(self.generators)
 
     def _gather(self, indices: np.ndarray) -> np.ndarray | MappedWindows:
         if self.context is None:

@@ -185,6 +185,15 @@ def make_adam(params: list[nn.Parameter] | nn.Module, lr: float | Tensor) -> tor
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 
+def keep_lr_tensor(optimizer: torch.optim.Optimizer, lr: Tensor) -> None:
+    """After `optimizer.load_state_dict`, which brings its own copy of the learning rate, take the
+    saved rate into `lr` and step with that device tensor again, the one a schedule writes in
+    place (also inside a CUDA graph)."""
+    group = optimizer.param_groups[0]
+    lr.copy_(group["lr"])
+    group["lr"] = lr
+
+
 def grad_norm(module: nn.Module, seeds: int) -> Tensor:
     """Each seed's global L2 norm of `module`'s gradients, (S,): read after backward() and
     returned with the losses, so the training loop syncs with the device only when it logs."""

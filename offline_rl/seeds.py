@@ -30,6 +30,19 @@ def generators(seeds: Sequence[int], purpose: int, device: torch.device) -> list
     return [torch.Generator(device=device).manual_seed(stream_seed(s, purpose)) for s in seeds]
 
 
+def generator_states(gens: Sequence[torch.Generator]) -> list[Tensor]:
+    return [g.get_state() for g in gens]
+
+
+def set_generator_states(gens: Sequence[torch.Generator], states: Sequence[Any], what: str) -> None:
+    """Each generator back to its saved state; as many states as generators, else a ValueError
+    naming `what` (a sampler's, a noise stream's)."""
+    if len(states) != len(gens):
+        raise ValueError(f"{what} state of {len(states)} seeds for {len(gens)}")
+    for generator, state in zip(gens, states, strict=True):
+        generator.set_state(state)
+
+
 class SeedNoise:
     """One random stream per seed on the training device: `randn(shape)` is (S, *shape), slice k
     drawn from seed k's stream, so a seed's draws do not depend on which other seeds run."""
@@ -71,14 +84,10 @@ class SeedNoise:
         return mask.mul_(1.0 / (1.0 - p))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generators": [g.get_state() for g in self.generators]}
+        return {"generators": generator_states(self.generators)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        states = state["generators"]
-        if len(states) != len(self.generators):
-            raise ValueError(f"noise state of {len(states)} seeds for {len(self.generators)}")
-        for generator, saved in zip(self.generators, states, strict=True):
-            generator.set_state(saved)
+        set_generator_states(self.generators, state["generators"], "noise")
 
 
 def stack_seed_tensors(tensors: Sequence[Tensor]) -> Tensor:

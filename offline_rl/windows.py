@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from offline_rl.seeds import SAMPLER, generators
+from offline_rl.seeds import SAMPLER, generator_states, generators, set_generator_states
 from transitions.loader import Transitions, WindowBatch, packed_rows, row_fields
 
 
@@ -60,13 +60,10 @@ class WindowBuffer:
         self._offsets = torch.arange(1 - context, 1, device=device)  # -(K-1) .. 0
 
     def sampler_state(self) -> list[Tensor]:
-        return [g.get_state() for g in self.generators]
+        return generator_states(self.generators)
 
     def set_sampler_state(self, states: list[Any]) -> None:
-        if len(states) != len(self.generators):
-            raise ValueError(f"sampler state of {len(states)} seeds for {len(self.generators)}")
-        for generator, state in zip(self.generators, states, strict=True):
-            generator.set_state(state)
+        set_generator_states(self.generators, states, "sampler")
 
     def sample(self, batch_size: int) -> WindowBatch:
         """`batch_size` windows per seed, their last steps uniform over all rows."""

@@ -24,7 +24,12 @@ from core.config import ConfigError
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import DTConfig
 from offline_rl.context import ContextActor
-from offline_rl.networks import EnsembleLayerNorm, EnsembleLinear, clip_grad_norm_per_seed
+from offline_rl.networks import (
+    EnsembleLayerNorm,
+    EnsembleLinear,
+    clip_grad_norm_per_seed,
+    keep_lr_tensor,
+)
 from offline_rl.seeds import SeedNoise
 from offline_rl.transformer import EnsembleCausalTransformer, EnsembleEmbedding, dropout, gpt_init
 from transitions.loader import WindowBatch
@@ -89,7 +94,7 @@ class DecisionTransformer:
     ) -> None:
         self.config, self.seeds = config, len(seeds)
         self.context = config.context  # what the window sampler and evaluation read
-        self.act_dim = act_dim
+        self.obs_dim, self.act_dim = obs_dim, act_dim
         self.model = DecisionTransformerNet(obs_dim, act_dim, config, self.seeds).to(device)
         # Update count and learning rate on the device: the warm-up advances in a CUDA graph too.
         self.updates = torch.zeros((), dtype=torch.int64, device=device)
@@ -139,6 +144,7 @@ class DecisionTransformer:
             self.act,
             self.seeds,
             self.context,
+            self.obs_dim,
             self.act_dim,
             target_return(self.config, meta) * units,
             units,
@@ -151,11 +157,7 @@ class DecisionTransformer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         load_parts(self, self.PARTS, state)
-        # The optimiser's loaded state brings its own copy of the learning rate: keep stepping
-        # with the device tensor that the warm-up writes.
-        group = self.model_opt.param_groups[0]
-        self.lr.copy_(group["lr"])
-        group["lr"] = self.lr
+        keep_lr_tensor(self.model_opt, self.lr)  # the warm-up's
 
 
 def target_return(config: DTConfig, meta: TransitionsMeta, key: str = "algos.dt") -> float:

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from offline_rl.actors import DeterministicActor, GaussianActor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import IQLConfig
-from offline_rl.networks import EnsembleCritic, ensemble_mlp, make_adam, soft_update
+from offline_rl.networks import EnsembleCritic, ensemble_mlp, keep_lr_tensor, make_adam, soft_update
 from offline_rl.seeds import SeedNoise
 from offline_rl.side_stream import SideStream
 from transitions.loader import Batch
@@ -178,8 +178,4 @@ class IQL:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         load_parts(self, self.PARTS, state)
-        # The optimiser's loaded state brings its own (host) copy of the learning rate: keep
-        # stepping with the device tensor that the schedule writes.
-        group = self.actor_opt.param_groups[0]
-        self.actor_lr.copy_(group["lr"])
-        group["lr"] = self.actor_lr
+        keep_lr_tensor(self.actor_opt, self.actor_lr)  # the cosine schedule's

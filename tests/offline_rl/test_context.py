@@ -9,7 +9,7 @@ import torch
 
 from offline_rl.context import ContextActor
 from offline_rl.windows import WindowBuffer
-from tests.offline_rl.test_windows import ACT_DIM, transitions
+from tests.offline_rl.test_windows import ACT_DIM, OBS_DIM, transitions
 from transitions.loader import WindowBatch
 
 
@@ -28,7 +28,7 @@ def test_the_acting_window_is_the_training_window(context: int) -> None:
     # One environment replays the episodes; the target is the episodes' return in the data.
     assert data.returns_to_go is not None
     target = float(data.returns_to_go[0])
-    actor = ContextActor(act, 1, context, ACT_DIM, target, 1.0, torch.device("cpu"))
+    actor = ContextActor(act, 1, context, OBS_DIM, ACT_DIM, target, 1.0, torch.device("cpu"))
     actor.start(1)
     for length in lengths:
         for step in range(length):
@@ -55,7 +55,7 @@ def test_windows_are_kept_per_environment_and_seed() -> None:
         calls.append(WindowBatch(*(t.clone() for t in vars(window).values())))
         return torch.zeros(2, 2, ACT_DIM)
 
-    actor = ContextActor(act, 2, 3, ACT_DIM, 10.0, 2.0, torch.device("cpu"), max_timestep=2)
+    actor = ContextActor(act, 2, 3, 3, ACT_DIM, 10.0, 2.0, torch.device("cpu"), max_timestep=2)
     actor.start(4)
     for _ in range(3):
         actor(torch.ones(2, 2, 3))

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offline_rl.windows import WindowBuffer, episode_starts
+from tests.offline_rl.algos.discrete_data import in_memory_meta
 from transitions.loader import Transitions
-from transitions.metadata import TransitionsMeta
 
 OBS_DIM, ACT_DIM = 3, 2
 
@@ -24,24 +24,7 @@ def transitions(lengths: list[int]) -> Transitions:
     step = torch.arange(rows) - torch.from_numpy(np.repeat(starts, lengths))
     observations = torch.stack([torch.arange(rows), episode_ids, step], dim=1).float()
     actions = torch.stack([torch.arange(rows).float() / rows, -step.float() / 1000], dim=1)
-    meta = TransitionsMeta(
-        env_id="Hopper-v5",
-        dataset_ids=("test",),
-        obs_dim=OBS_DIM,
-        act_dim=ACT_DIM,
-        action_low=(-1.0,) * ACT_DIM,
-        action_high=(1.0,) * ACT_DIM,
-        obs_mean=(0.0,) * OBS_DIM,
-        obs_std=(1.0,) * OBS_DIM,
-        normalize_observations=False,
-        reward_scale=1.0,
-        reward_shift=0.0,
-        ref_min_score=None,
-        ref_max_score=None,
-        ref_score_source="none",
-        size=rows,
-        num_episodes=len(lengths),
-    )
+    meta = in_memory_meta(OBS_DIM, ACT_DIM, rows, num_episodes=len(lengths))
     rewards = torch.full((rows,), 0.5)
     steps_left = torch.from_numpy(np.repeat(np.cumsum(lengths), lengths)) - torch.arange(rows)
     return Transitions(

@@ -4,12 +4,34 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from offline_rl.buffer import ReplayBuffer
 from transitions.loader import Transitions
 from transitions.metadata import TransitionsMeta
+
+
+def in_memory_meta(obs_dim: int, act_dim: int, rows: int, **fields: Any) -> TransitionsMeta:
+    """The header of rows built in memory: no transforms, no reference scores, one episode, Box
+    actions in [-1, 1]; `fields` set any of it otherwise."""
+    defaults: dict[str, Any] = {
+        "env_id": "Hopper-v5",
+        "dataset_ids": ("test/in-memory-v0",),
+        "action_low": (-1.0,) * act_dim,
+        "action_high": (1.0,) * act_dim,
+        "obs_mean": (0.0,) * obs_dim,
+        "obs_std": (1.0,) * obs_dim,
+        "normalize_observations": False,
+        "reward_scale": 1.0,
+        "reward_shift": 0.0,
+        "ref_min_score": None,
+        "ref_max_score": None,
+        "ref_score_source": "none",
+        "num_episodes": 1,
+    }
+    return TransitionsMeta(obs_dim=obs_dim, act_dim=act_dim, size=rows, **(defaults | fields))
 
 
 def discrete_meta(
@@ -22,27 +44,22 @@ def discrete_meta(
     obs_std: Sequence[float] | None = None,
     observation_keys: tuple[tuple[str, int], ...] = (),
 ) -> TransitionsMeta:
-    normalize = obs_mean is not None
-    return TransitionsMeta(
+    normalized: dict[str, Any] = {}
+    if obs_mean is not None:  # normalised observations, their std 1 where not given
+        std = (1.0,) * obs_dim if obs_std is None else tuple(obs_std)
+        normalized = {"obs_mean": tuple(obs_mean), "obs_std": std, "normalize_observations": True}
+    return in_memory_meta(
+        obs_dim,
+        num_actions,
+        rows,
         env_id=env_id,
         dataset_ids=("test/discrete-v0",),
-        obs_dim=obs_dim,
-        act_dim=num_actions,
         action_low=(),
         action_high=(),
-        obs_mean=tuple(obs_mean) if obs_mean is not None else (0.0,) * obs_dim,
-        obs_std=tuple(obs_std) if obs_std is not None else (1.0,) * obs_dim,
-        normalize_observations=normalize,
-        reward_scale=1.0,
-        reward_shift=0.0,
-        ref_min_score=None,
-        ref_max_score=None,
-        ref_score_source="none",
-        size=rows,
-        num_episodes=1,
         num_actions=num_actions,
         action_start=action_start,
         observation_keys=observation_keys,
+        **normalized,
     )
 
 
