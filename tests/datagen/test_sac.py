@@ -1,14 +1,20 @@
 """The behaviour SAC: one backward pass gives each network its own loss's gradient, and the
-growing buffer is sampled over the rows filled so far."""
+growing buffer is sampled over the rows filled so far, also by updates replayed from a CUDA graph
+(that test is skipped without CUDA)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import torch
 import torch.nn.functional as F
 
 from datagen.behavior.config import SACConfig
 from datagen.behavior.sac import SAC
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.cuda_graph import GraphedTrainStep
+from offline_rl.speed import Precision, accelerate
 from transitions.loader import Batch
 
 OBS, ACT = 5, 2
@@ -114,3 +120,51 @@ def test_sample_filled_draws_only_filled_rows_as_the_buffer_grows() -> None:
         rows = buffer.sample_filled(4096).observations[0, :, 0]
         assert rows.min() >= 0 and rows.max() <= size - 1
         assert len(rows.unique()) == min(size, 4096) or (size == 300 and len(rows.unique()) > 290)
+
+
+def online_updates(graphed: bool, precision: Precision, steps: int = 40) -> tuple[SAC, Any]:
+    """What the behaviour stage does on a GPU: a row added, then one update, `steps` times."""
+    cuda = torch.device("cuda")
+    torch.manual_seed(0)
+    agent = SAC(OBS, ACT, SACConfig(hidden=(64, 64)), cuda, seed=3)
+    buffer = ReplayBuffer(OBS, ACT, capacity=steps, device=cuda, seeds=[3])
+    update = accelerate(agent, False, precision, cuda)
+    step = (
+        GraphedTrainStep(
+            agent,
+            lambda: buffer.sample_filled(32),
+            update,
+            [*buffer.generators, *agent.noise.generators],
+        )
+        if graphed
+        else lambda: update(buffer.sample_filled(32))
+    )
+    rows = torch.Generator().manual_seed(2)
+    metrics: dict[str, torch.Tensor] = {}
+    for _ in range(steps):
+        buffer.add(
+            torch.randn(1, OBS, generator=rows).to(cuda),
+            (torch.rand(1, ACT, generator=rows) * 2 - 1).to(cuda),
+            torch.randn(1, generator=rows).to(cuda),
+            torch.randn(1, OBS, generator=rows).to(cuda),
+            (torch.rand(1, generator=rows) < 0.1).float().to(cuda),
+        )
+        metrics = step()
+    return agent, (step, metrics)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_graphed_updates_on_a_growing_buffer_do_what_eager_ones_do(precision: Precision) -> None:
+    # The graph is captured once, while the buffer holds 2 rows; its later replays must sample all
+    # the rows filled by then, as eager updates do.
+    eager, (_, eager_metrics) = online_updates(False, precision)
+    graphed, (step, graphed_metrics) = online_updates(True, precision)
+    assert step.captured == 1
+    for part in ("actor", "critic", "critic_target"):
+        want, got = getattr(eager, part).state_dict(), getattr(graphed, part).state_dict()
+        for key in want:  # same kernels and random numbers; only cuBLAS may pick other kernels
+            torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5, msg=key)
+    torch.testing.assert_close(graphed.log_alpha, eager.log_alpha, rtol=1e-4, atol=1e-6)
+    for key, value in eager_metrics.items():
+        torch.testing.assert_close(graphed_metrics[key], value, rtol=1e-3, atol=1e-4, msg=key)

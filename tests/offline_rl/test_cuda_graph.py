@@ -16,9 +16,11 @@ from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.side_stream import set_concurrency
 from offline_rl.speed import accelerate
 from offline_rl.trainer import random_generators
-from tests.offline_rl.algos.discrete_data import discrete_buffer
-from tests.offline_rl.algos.test_contract import NAMES, build, discrete, params_of
+from offline_rl.windows import WindowBuffer
+from tests.offline_rl.algos.discrete_data import discrete_buffer, in_memory_meta
+from tests.offline_rl.algos.test_contract import NAMES, SMALL, build, discrete, params_of, sequence
 from tests.offline_rl.test_trainer import run
+from transitions.loader import Transitions
 
 CUDA = torch.device("cuda")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -52,6 +54,36 @@ def synthetic_buffer(
     return buffer
 
 
+def synthetic_windows(
+    device: torch.device, size: int = 4096, seeds: tuple[int, ...] = (0,)
+) -> WindowBuffer:
+    """Random rows in episodes of 1 to 60 steps with their undiscounted returns-to-go, made on the
+    host, as windows of the contract tests' context for training `seeds`."""
+    g = torch.Generator().manual_seed(0)
+    obs_dim, act_dim = 11, 3
+    lengths = torch.randint(1, 61, (size,), generator=g)
+    episode_ids = torch.repeat_interleave(torch.arange(size), lengths)[:size]
+    rewards = torch.randn(size, generator=g)
+    returns_to_go = torch.empty(size)
+    for episode in episode_ids.unique():
+        rows = (episode_ids == episode).nonzero()[:, 0]
+        returns_to_go[rows] = rewards[rows].flip(0).cumsum(0).flip(0)
+    last = torch.ones(size, dtype=torch.bool)
+    last[:-1] = episode_ids[1:] != episode_ids[:-1]
+    observations = torch.randn(size, obs_dim, generator=g)
+    data = Transitions(
+        observations=observations.to(device),
+        actions=(torch.rand(size, act_dim, generator=g) * 2 - 1).to(device),
+        rewards=rewards.to(device),
+        next_observations=torch.randn(size, obs_dim, generator=g).to(device),
+        dones=last.float().to(device),
+        meta=in_memory_meta(obs_dim, act_dim, size, num_episodes=int(episode_ids[-1]) + 1),
+        returns_to_go=returns_to_go.to(device),
+        episode_ids=episode_ids.to(device),
+    )
+    return WindowBuffer(data, SMALL["context"], seeds)
+
+
 def train_steps(
     name: str, steps: int, graphed: bool, concurrent: bool = True, **switches: Any
 ) -> tuple[Any, dict[str, Any]]:
@@ -59,11 +91,13 @@ def train_steps(
         name, seeds=[3, 4], overrides=BRANCHES, device=CUDA
     )  # two seeds: their streams too
     set_concurrency(algo, concurrent)
-    buffer = (
-        discrete_buffer((3, 4), CUDA, rows=4096)
-        if discrete(name)
-        else synthetic_buffer(CUDA, seeds=(3, 4))
-    )
+    buffer: ReplayBuffer | WindowBuffer
+    if discrete(name):
+        buffer = discrete_buffer((3, 4), CUDA, rows=4096)
+    elif sequence(name):
+        buffer = synthetic_windows(CUDA, seeds=(3, 4))
+    else:
+        buffer = synthetic_buffer(CUDA, seeds=(3, 4))
     update = accelerate(algo, device=CUDA, **switches)
     step = (
         GraphedTrainStep(
