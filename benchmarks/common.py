@@ -1,10 +1,12 @@
-"""What both benchmarks share: a default dataset, its export for d3rlpy, and the d3rlpy worker call."""
+"""What the benchmarks share: a default dataset, random rows, the export for d3rlpy, and the d3rlpy
+worker call."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from datagen.collection.reference import d4rl_reference
 from datagen.collection.rollouts import rollout_episodes
 from datagen.preprocessing.config import PreprocessConfig
 from datagen.preprocessing.preprocess import preprocess
+from offline_rl.buffer import ReplayBuffer
 from transitions.loader import load_transitions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +57,40 @@ def medium_dataset(workdir: Path, steps: int, seed: int = 0) -> tuple[Path, Path
     if not transitions.exists():
         preprocess([(DATASET_ID, folder)], transitions, PreprocessConfig())
     return folder, transitions
+
+
+def random_buffer(
+    rows: int,
+    device: torch.device | str = "cpu",
+    seeds: Sequence[int] = (0,),
+    seed: int = 0,
+    terminal_fraction: float = 0.05,
+    with_next_actions: bool = False,
+) -> ReplayBuffer:
+    """Random rows of Hopper's shapes (11-wide observations, 3 actions in [-1, 1]) made on the
+    host, sampled for training `seeds`: data to time or check updates where no environment or
+    dataset is at hand (a GPU machine)."""
+    g = torch.Generator().manual_seed(seed)
+    obs_dim, act_dim = 11, 3
+    buffer = ReplayBuffer(
+        obs_dim,
+        act_dim,
+        rows,
+        torch.device(device),
+        seeds=seeds,
+        with_next_actions=with_next_actions,
+    )
+    fields = [
+        torch.randn(rows, obs_dim, generator=g),
+        torch.rand(rows, act_dim, generator=g) * 2 - 1,
+        torch.randn(rows, generator=g),
+        torch.randn(rows, obs_dim, generator=g),
+        (torch.rand(rows, generator=g) < terminal_fraction).float(),
+    ]
+    if with_next_actions:
+        fields.append(torch.rand(rows, act_dim, generator=g) * 2 - 1)
+    buffer.add(*fields)
+    return buffer
 
 
 def export_for_d3rlpy(transitions: Path, out: Path) -> Path:

@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from benchmarks.common import RESULTS, machine
+from benchmarks.common import RESULTS, machine, random_buffer
 from benchmarks.matmul_bound import matmul_seconds_per_step
 from benchmarks.plain_sac import PlainSAC
 from core.atomic import write_json
@@ -45,22 +45,10 @@ def seconds_per_call(call: Callable[[], Any], calls: int, warmup: int = 30) -> f
     return (time.perf_counter() - start) / calls
 
 
-def filled_buffer() -> ReplayBuffer:
-    g = torch.Generator().manual_seed(0)
-    buffer = ReplayBuffer(OBS, ACT, ROWS, CPU, seeds=[0])
-    buffer.add(
-        torch.randn(ROWS, OBS, generator=g),
-        torch.rand(ROWS, ACT, generator=g) * 2 - 1,
-        torch.randn(ROWS, generator=g),
-        torch.randn(ROWS, OBS, generator=g),
-        (torch.rand(ROWS, generator=g) < 0.01).float(),
-    )
-    return buffer
-
-
 def our_update(precision: Precision) -> tuple[SAC, Callable[[], Any]]:
     agent = SAC(OBS, ACT, SACConfig(), CPU)
-    update, buffer = accelerate(agent, False, precision, CPU), filled_buffer()
+    update = accelerate(agent, False, precision, CPU)
+    buffer = random_buffer(ROWS, CPU, terminal_fraction=0.01)
     return agent, lambda: update(buffer.sample_filled(BATCH))
 
 

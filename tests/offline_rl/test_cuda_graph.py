@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 
+from benchmarks.common import random_buffer
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.side_stream import set_concurrency
@@ -40,18 +41,7 @@ def synthetic_buffer(
 ) -> ReplayBuffer:
     """Random transitions made on the host (no environment needed on a GPU machine), sampled
     for training `seeds`."""
-    g = torch.Generator().manual_seed(seed)
-    obs_dim, act_dim = 11, 3
-    buffer = ReplayBuffer(obs_dim, act_dim, size, device, seeds=seeds, with_next_actions=True)
-    buffer.add(
-        torch.randn(size, obs_dim, generator=g),
-        torch.rand(size, act_dim, generator=g) * 2 - 1,
-        torch.randn(size, generator=g),
-        torch.randn(size, obs_dim, generator=g),
-        (torch.rand(size, generator=g) < 0.05).float(),
-        torch.rand(size, act_dim, generator=g) * 2 - 1,
-    )
-    return buffer
+    return random_buffer(size, device, seeds, seed, with_next_actions=True)
 
 
 def synthetic_windows(
