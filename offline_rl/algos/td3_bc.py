@@ -10,7 +10,7 @@ learning rate, 3e-4, is `-S lr=3e-4` (the rates left null follow the top-level `
 Deviation: the twin critics are one ensemble network evaluated in a single batched matmul; this
 changes the arithmetic order only, not the maths. On a GPU the TD target, the diagnostics and the
 critic's Polyak update run on a side stream beside the critic's and the actor's work
-(offline_rl/side_stream.py; on an H200 a graphed step ran 1.24x faster for it).
+(offline_rl/side_stream.py; on an H200 a graphed step ran 1.24-1.29x faster for it).
 """
 
 from __future__ import annotations
