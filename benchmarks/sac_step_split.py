@@ -2,9 +2,10 @@
 most: issue 28 asks 2x the plain SAC's environment steps/s.
 
 Times, on one thread, each part of a learning-phase step apart: the update alone (ours in fp32 and
-bf16, `datagen/behavior/sac.py`; the plain one of `benchmarks/plain_sac.py`, fed from NumPy as it
-is in training), the update's own matrix products each timed alone (`benchmarks/matmul_bound.py`),
-and the rest of a step (one action from the actor, one Hopper-v5 step, storing the transition).
+bf16, the behaviour stage's own `BehaviorRun.update_fn` on a full buffer; the plain one of
+`benchmarks/plain_sac.py`, fed from NumPy as it is in training), the update's own matrix products
+each timed alone (`benchmarks/matmul_bound.py`), and the rest of a step as the stage takes it
+(`BehaviorRun.act`, one Hopper-v5 step, `BehaviorRun.record`).
 The bound: if everything in our update but its matrix products cost nothing, a step would take
 matmuls + rest, against the plain step's update + rest.
 
@@ -19,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -27,12 +27,12 @@ from benchmarks.common import RESULTS, machine, random_buffer
 from benchmarks.matmul_bound import matmul_seconds_per_step
 from benchmarks.plain_sac import PlainSAC
 from core.atomic import write_json
-from datagen.behavior.config import SACConfig
-from datagen.behavior.sac import SAC
-from offline_rl.buffer import ReplayBuffer
-from offline_rl.speed import Precision, accelerate
+from datagen.behavior.config import BehaviorConfig
+from datagen.behavior.run import BehaviorRun
+from offline_rl.speed import Precision
 
-ENV_ID, OBS, ACT, ROWS, BATCH = "Hopper-v5", 11, 3, 100_000, 256
+ENV_ID, OBS, ACT, ROWS = "Hopper-v5", 11, 3, 100_000
+BATCH = BehaviorConfig().batch_size  # the stage's (256), which the plain SAC takes too
 CPU = torch.device("cpu")
 
 
@@ -45,11 +45,20 @@ def seconds_per_call(call: Callable[[], Any], calls: int, warmup: int = 30) -> f
     return (time.perf_counter() - start) / calls
 
 
-def our_update(precision: Precision) -> tuple[SAC, Callable[[], Any]]:
-    agent = SAC(OBS, ACT, SACConfig(), CPU)
-    update = accelerate(agent, False, precision, CPU)
-    buffer = random_buffer(ROWS, CPU, terminal_fraction=0.01)
-    return agent, lambda: update(buffer.sample_filled(BATCH))
+def behavior_run(precision: Precision, steps: int) -> BehaviorRun:
+    """The behaviour stage's learner for Hopper-v5 with a buffer of `steps` rows, acting from its
+    first step (no random warm-up)."""
+    config = BehaviorConfig(
+        steps=steps, random_steps=0, checkpoint_steps=(steps,), precision=precision
+    )
+    return BehaviorRun(ENV_ID, config, seed=0)
+
+
+def our_update(precision: Precision) -> Callable[[], Any]:
+    """The stage's update on a full buffer of random rows."""
+    run, rows = behavior_run(precision, ROWS), random_buffer(ROWS, CPU, terminal_fraction=0.01)
+    run.buffer.add(*(getattr(rows, name) for name in BehaviorRun.BUFFER_FIELDS))
+    return run.update_fn()
 
 
 def plain_update() -> Callable[[], None]:
@@ -65,19 +74,17 @@ def plain_update() -> Callable[[], None]:
     return step
 
 
-def rest_of_step(agent: SAC, calls: int) -> float:
+def rest_of_step(calls: int) -> float:
     """One stochastic action, one env step, the transition stored: what both learners pay."""
-    env, buffer = gym.make(ENV_ID), ReplayBuffer(OBS, ACT, calls + 100, CPU, seeds=[0])
-    obs, _ = env.reset(seed=0)
+    run = behavior_run("fp32", calls)
+    obs, _ = run.env.reset(seed=0)
 
     def step() -> None:
         nonlocal obs
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
-        action = agent.act(obs_t[None, None], deterministic=False)[0, 0].float().numpy()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        values = (obs, action, reward, next_obs, float(terminated))
-        buffer.add(*(torch.as_tensor(np.asarray(v, np.float32))[None] for v in values))
-        obs = env.reset()[0] if terminated or truncated else next_obs
+        unit = run.act(obs)
+        next_obs, reward, terminated, truncated, _ = run.env.step(run.env_action(unit))
+        run.record(obs, unit, reward, next_obs, terminated)
+        obs = run.env.reset()[0] if terminated or truncated else next_obs
 
     return seconds_per_call(step, calls, warmup=0)
 
@@ -89,13 +96,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     plain_s = seconds_per_call(plain_update(), args.steps)
+    rest_s = rest_of_step(args.steps)
     rows: dict[str, dict[str, float]] = {}
-    rest_s = 0.0
     for precision in ("fp32", "bf16"):
-        agent, update = our_update(precision)
+        update = our_update(precision)
         update_s = seconds_per_call(update, args.steps)
         matmul_s = matmul_seconds_per_step(update, 20)
-        rest_s = rest_of_step(agent, args.steps) if precision == "fp32" else rest_s
         rows[precision] = {
             "update_ms": 1e3 * update_s,
             "matmul_ms": 1e3 * matmul_s,

@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from datagen.behavior.config import SACConfig
+from datagen.behavior.config import BehaviorConfig, SACConfig
+from datagen.behavior.run import BehaviorRun
 from datagen.behavior.sac import SAC
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
-from offline_rl.speed import Precision, accelerate
+from offline_rl.speed import Precision
 from transitions.loader import Batch
 
 OBS, ACT = 5, 2
@@ -123,34 +124,41 @@ def test_sample_filled_draws_only_filled_rows_as_the_buffer_grows() -> None:
 
 
 def online_updates(graphed: bool, precision: Precision, steps: int = 40) -> tuple[SAC, Any]:
-    """What the behaviour stage does on a GPU: a row added, then one update, `steps` times."""
-    cuda = torch.device("cuda")
-    torch.manual_seed(0)
-    agent = SAC(OBS, ACT, SACConfig(hidden=(64, 64)), cuda, seed=3)
-    buffer = ReplayBuffer(OBS, ACT, capacity=steps, device=cuda, seeds=[3])
-    update = accelerate(agent, False, precision, cuda)
-    step = (
-        GraphedTrainStep(
-            agent,
-            lambda: buffer.sample_filled(32),
-            update,
-            [*buffer.generators, *agent.noise.generators],
-        )
-        if graphed
-        else lambda: update(buffer.sample_filled(32))
+    """The behaviour stage's learner on a GPU (Hopper-v5): a row added, then one update from its
+    own `update_fn`, `steps` times."""
+    config = BehaviorConfig(
+        steps=steps,
+        random_steps=0,
+        batch_size=32,
+        checkpoint_steps=(steps,),
+        device="cuda",
+        precision=precision,
+        cuda_graph=graphed,
+        sac=SACConfig(hidden=(64, 64)),
     )
+    torch.manual_seed(0)
+    run = BehaviorRun("Hopper-v5", config, seed=3)
+    step = run.update_fn()
+    assert isinstance(step, GraphedTrainStep) == graphed
+    obs_dim, act_dim = run.dims
     rows = torch.Generator().manual_seed(2)
     metrics: dict[str, torch.Tensor] = {}
     for _ in range(steps):
-        buffer.add(
-            torch.randn(1, OBS, generator=rows).to(cuda),
-            (torch.rand(1, ACT, generator=rows) * 2 - 1).to(cuda),
-            torch.randn(1, generator=rows).to(cuda),
-            torch.randn(1, OBS, generator=rows).to(cuda),
-            (torch.rand(1, generator=rows) < 0.1).float().to(cuda),
+        run.buffer.add(
+            *(
+                field.to(run.device)
+                for field in (
+                    torch.randn(1, obs_dim, generator=rows),
+                    torch.rand(1, act_dim, generator=rows) * 2 - 1,
+                    torch.randn(1, generator=rows),
+                    torch.randn(1, obs_dim, generator=rows),
+                    (torch.rand(1, generator=rows) < 0.1).float(),
+                )
+            )
         )
         metrics = step()
-    return agent, (step, metrics)
+    assert isinstance(run.agent, SAC)
+    return run.agent, (step, metrics)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
