@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
+from core.envs import make_env, make_vec_env
 from transitions.metadata import TransitionsMeta
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def rollouts(
     next_seed = seed
     while len(returns[0]) < episodes:
         n = min(num_envs, episodes - len(returns[0]))
-        envs = gym.make_vec(env_id, num_envs=n * copies, vectorization_mode="sync")
+        envs = make_vec_env(env_id, num_envs=n * copies, vectorization_mode="sync")
         try:
             seeds = [next_seed + i for i in range(n)] * copies
             obs, _ = envs.reset(seed=seeds)  # type: ignore[arg-type]
@@ -256,9 +257,9 @@ def rendering_env(env_id: str) -> gym.Env[Any, Any]:
     """`env_id` rendering 320x240 frames; envs without a frame size (classic control: CartPole)
     render at their own."""
     try:
-        return gym.make(env_id, render_mode="rgb_array", width=320, height=240)
+        return make_env(env_id, render_mode="rgb_array", width=320, height=240)
     except TypeError:
-        return gym.make(env_id, render_mode="rgb_array")
+        return make_env(env_id, render_mode="rgb_array")
 
 
 def record_video(

@@ -20,7 +20,9 @@ def known_env(env_id: str, key: str = "env") -> None:
     its spaces are ones the pipeline supports (`space_problem`)."""
     import gymnasium as gym
 
-    if env_id not in gym.registry:
+    from core.envs import env_registered
+
+    if not env_registered(env_id):
         mujoco = [
             k
             for k, spec in gym.registry.items()
@@ -37,12 +39,11 @@ def space_problem(env_id: str) -> str | None:
     """Why the code cannot work with `env_id`'s spaces (None when it can): transitions/spaces.py
     is the one owner of which spaces are supported (Box or Discrete actions, Box or Dict-of-Box
     observations); anything else fails here, naming the space, before any stage does work."""
-    import gymnasium as gym
-
+    from core.envs import make_env
     from transitions.spaces import SpaceError, action_layout, observation_layout
 
     try:
-        env = gym.make(env_id)
+        env = make_env(env_id)
     except Exception as error:  # a missing extra (box2d, ale-py) or a broken registration
         return f"cannot be created here ({type(error).__name__}: {error})"
     try:

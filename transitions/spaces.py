@@ -34,7 +34,13 @@ def space_dict(space: Any) -> dict[str, Any]:
         return dict(json.loads(space))
     from minari.serialization import serialize_space  # gymnasium spaces only come from envs
 
-    return dict(serialize_space(space, to_string=False))
+    try:
+        return dict(serialize_space(space, to_string=False))
+    except NotImplementedError:  # a space Minari cannot store (MiniGrid's MissionSpace...)
+        subspaces = getattr(space, "spaces", None)
+        if isinstance(subspaces, Mapping):  # a Dict holding one: name it, key by key
+            return {"type": "Dict", "subspaces": {k: space_dict(v) for k, v in subspaces.items()}}
+        return {"type": type(space).__name__}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import torch
 
 from core.checkpoint import rng_state, save_checkpoint, set_rng_state
 from core.devices import resolve_device
+from core.envs import make_env
 from core.resume import fingerprint
 from datagen.behavior.config import BehaviorConfig
 from datagen.behavior.dqn import DQN
@@ -65,7 +66,7 @@ class BehaviorRun:
     def __init__(self, env_id: str, config: BehaviorConfig, seed: int) -> None:
         self.env_id, self.config, self.seed = env_id, config, seed
         self.device = resolve_device(config.device)
-        self.env = gym.make(env_id)
+        self.env = make_env(env_id)
         self.action, self.observation = env_layouts(env_id)
         self.discrete = self.action.discrete
         self.algo = "DQN" if self.discrete else "SAC"

@@ -4,13 +4,12 @@ line naming the environment and the space."""
 
 from __future__ import annotations
 
-import gymnasium as gym
-
+from core.envs import make_env
 from transitions.spaces import ActionLayout, ObservationLayout, action_layout, observation_layout
 
 
 def env_layouts(env_id: str) -> tuple[ActionLayout, ObservationLayout]:
-    env = gym.make(env_id)
+    env = make_env(env_id)
     try:
         return (
             action_layout(env.action_space, f"{env_id} action space"),

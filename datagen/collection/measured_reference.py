@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from core.checkpoint import seed_everything
+from core.envs import make_env
 from datagen.behavior.policies import RandomPolicy, load_policy
 from datagen.collection.config import CollectConfig
 from datagen.collection.recipes import checkpoint_for
@@ -59,6 +59,6 @@ def reference_policy(
     """The `random` or a behaviour checkpoint's policy (`expert`, ...) whose returns a measured
     reference score is, and where it came from."""
     if policy == "random":
-        return RandomPolicy(gym.make(env_id).action_space, seed), "random"
+        return RandomPolicy(make_env(env_id).action_space, seed), "random"
     path, _ = checkpoint_for(policy, behavior_dir, config.medium_fraction)
     return load_policy(path, deterministic=config.deterministic_policy, seed=seed), str(path)

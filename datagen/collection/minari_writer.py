@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import minari
 import numpy as np
 from minari.data_collector import EpisodeBuffer
 from minari.dataset.minari_storage import MinariStorage
 
 from core.atomic import atomic_dir, remove_stale_siblings, write_json
+from core.envs import make_env
 from datagen.collection.reference import ReferenceScores
 from datagen.collection.rollouts import Episode
 
@@ -89,7 +89,7 @@ def write_dataset(
     """
     target = dataset_dir(Path(root).resolve(), info.dataset_id)  # Minari needs absolute paths
     remove_stale_siblings(target)
-    env = gym.make(info.env_id)
+    env = make_env(info.env_id)
     summary = WriteSummary()
     with atomic_dir(target) as tmp:
         data_path = tmp / "data"

@@ -18,6 +18,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from core.envs import make_vec_env
+
 BatchPolicy = Callable[[Any], np.ndarray]
 Observations = np.ndarray | dict[str, np.ndarray]  # (T + 1, d), or per key for a Dict space
 
@@ -96,7 +98,7 @@ def rollout_episodes(
     env_id: str, policy: BatchPolicy, total_steps: int, base_seed: int, num_envs: int = 8
 ) -> Iterator[Episode]:
     """Yield finished episodes until exactly `total_steps` steps have been yielded."""
-    envs = gym.make_vec(
+    envs = make_vec_env(
         env_id,
         num_envs=num_envs,
         vectorization_mode="sync",

@@ -22,12 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import h5py
 import numpy as np
 import torch
 
 from core.atomic import atomic_path
+from core.envs import make_env
 from datagen.behavior.policies import RandomPolicy, load_policy
 from datagen.collection.rollouts import BatchPolicy, Episode, rollout_episodes, row
 
@@ -82,7 +82,7 @@ def plan_shards(
 
 def _build_policy(job: ShardJob) -> BatchPolicy:
     if job.policy.kind == "random":
-        return RandomPolicy(gym.make(job.env_id).action_space, job.seed_base)
+        return RandomPolicy(make_env(job.env_id).action_space, job.seed_base)
     with tempfile.NamedTemporaryFile(suffix=".pt") as f:
         f.write(job.policy.checkpoint_bytes)
         f.flush()

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import minari
 
+from core.envs import env_registered, make_env
 from datagen.preprocessing.minari_reader import PreprocessError
 from transitions.spaces import (
     ActionLayout,
@@ -71,9 +71,9 @@ def check_metadata(
         raise PreprocessError(
             f"{meta_file}: dataset of {dataset_env}, but params say env {expected}"
         )
-    if expected not in gym.registry:
+    if not env_registered(expected):
         raise PreprocessError(f"{meta_file}: unknown environment {expected!r}")
-    env = gym.make(expected)
+    env = make_env(expected)
     try:
         env_spaces = Spaces(
             observation_layout(

@@ -26,6 +26,7 @@ import gymnasium as gym
 import h5py
 import numpy as np
 
+from core.envs import make_env
 from datagen.collection.config import env_family
 from datagen.collection.minari_writer import DatasetInfo, write_dataset
 from datagen.collection.reference import D4RL_REFERENCE_SCORES, ReferenceScores, d4rl_reference
@@ -91,7 +92,7 @@ def read_layout(path: Path) -> D4RLLayout:
 
 def check_spaces(path: Path, layout: D4RLLayout, env_id: str) -> None:
     try:
-        env = gym.make(env_id)
+        env = make_env(env_id)
     except gym.error.Error as error:
         raise SourceError(
             f"{path}: env {env_id!r} is not a gymnasium environment ({error})"
