@@ -34,7 +34,21 @@ class DQNConfig(StrictModel):
     epsilon_decay_steps: int = Field(default=5_000, ge=1)
 
 
+class WaypointConfig(StrictModel):
+    """The scripted maze controller (datagen/behavior/waypoint.py), `learner: waypoint`:
+    force = p_gain * (waypoint - position) - d_gain * velocity, clipped to the action bounds,
+    plus Gaussian noise whose scale falls linearly from noise_start to noise_end over the run."""
+
+    p_gain: float = Field(default=10.0, gt=0)
+    d_gain: float = Field(default=1.0, ge=0)
+    noise_start: float = Field(default=8.0, ge=0)
+    noise_end: float = Field(default=0.1, ge=0)
+
+
 class BehaviorConfig(StrictModel):
+    # auto: SAC for Box actions, DQN for Discrete; waypoint: the scripted maze controller (no
+    # learning; PointMaze), with its noise as the schedule a learner's progress would be
+    learner: Literal["auto", "waypoint"] = "auto"
     steps: int = Field(default=30_000, ge=1)
     random_steps: int = Field(default=5_000, ge=0)
     batch_size: int = Field(default=256, ge=1)
@@ -50,6 +64,7 @@ class BehaviorConfig(StrictModel):
     cuda_graph: bool = True  # on CUDA: replay each update from a CUDA graph (no effect on CPU)
     sac: SACConfig = SACConfig()  # Box actions
     dqn: DQNConfig = DQNConfig()  # Discrete actions
+    waypoint: WaypointConfig = WaypointConfig()  # learner: waypoint
 
     @model_validator(mode="after")
     def _checkpoints_within_budget(self) -> BehaviorConfig:

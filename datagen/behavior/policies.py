@@ -18,6 +18,7 @@ from core.checkpoint import CheckpointError, load_checkpoint
 from datagen.behavior.config import DQNConfig, SACConfig
 from datagen.behavior.dqn import DQN
 from datagen.behavior.sac import SAC
+from datagen.behavior.waypoint import WaypointPolicy
 from transitions.spaces import ObservationLayout, action_layout
 
 BatchPolicy = Callable[[Any], np.ndarray]
@@ -61,11 +62,14 @@ def checkpoint_layout(payload: dict[str, Any]) -> ObservationLayout:
 
 def load_policy(
     checkpoint: str | Path, deterministic: bool = False, device: str = "cpu", seed: int = 0
-) -> SACPolicy | DQNPolicy:
-    """The behaviour policy a checkpoint holds, by its `algo`: SAC or DQN."""
+) -> SACPolicy | DQNPolicy | WaypointPolicy:
+    """The behaviour policy a checkpoint holds, by its `algo`: SAC, DQN or the waypoint
+    controller."""
     algo = load_checkpoint(checkpoint).get("algo")
     if algo == "dqn":
         return DQNPolicy(checkpoint, deterministic, device, seed)
+    if algo == "waypoint":
+        return WaypointPolicy(checkpoint, deterministic, device, seed)
     return SACPolicy(checkpoint, deterministic, device, seed)  # names the checkpoint otherwise
 
 

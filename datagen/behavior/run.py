@@ -1,5 +1,6 @@
 """The behaviour learner and what a resume restores of it: SAC (Box actions) or Double DQN
-(Discrete actions), chosen by the env's action space; its replay buffer with the truncation flags,
+(Discrete actions), chosen by the env's action space, or the scripted maze controller
+(`learner: waypoint`, datagen/behavior/waypoint.py); its replay buffer with the truncation flags,
 the exploration RNG, the episode counter and the checkpoints taken so far.
 
 A Dict observation is learned from as the flat vector of all its keys
@@ -25,6 +26,12 @@ from datagen.behavior.dqn import DQN
 from datagen.behavior.policies import actor_checkpoint, dqn_checkpoint, load_policy
 from datagen.behavior.sac import SAC
 from datagen.behavior.spaces import env_layouts
+from datagen.behavior.waypoint import (
+    WaypointController,
+    noise_at,
+    noisy_action,
+    waypoint_checkpoint,
+)
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.evaluation import rollout_returns
@@ -45,14 +52,18 @@ def behavior_fingerprint(
     env_id: str, config: BehaviorConfig, seed: int, discrete: bool = False
 ) -> str:
     """What defines the run; `resume_every` only decides how often state is saved, and the
-    learner the action space does not use (`dqn` for Box actions, `sac` for Discrete) not at all."""
-    unused = "sac" if discrete else "dqn"
+    learners the run does not use (`dqn` for Box actions, `sac` for Discrete, both for the
+    waypoint controller, which only an `auto` run leaves out) not at all."""
+    if config.learner == "waypoint":
+        unused = {"sac", "dqn"}
+    else:  # `learner` and `waypoint` left out too: an auto run's fingerprint predates them
+        unused = {"sac" if discrete else "dqn", "learner", "waypoint"}
     return fingerprint(
         {
             "env_id": env_id,
             "seed": seed,
             "format": RESUME_FORMAT,
-            "config": config.model_dump(exclude={"resume_every", unused}),
+            "config": config.model_dump(exclude={"resume_every", *unused}),
         }
     )
 
@@ -69,11 +80,19 @@ class BehaviorRun:
         self.env = make_env(env_id)
         self.action, self.observation = env_layouts(env_id)
         self.discrete = self.action.discrete
-        self.algo = "DQN" if self.discrete else "SAC"
+        self.scripted = config.learner == "waypoint"
+        self.algo = "waypoint" if self.scripted else "DQN" if self.discrete else "SAC"
         self.space = self.env.action_space
         self.dims = (self.observation.obs_dim, self.action.act_dim)
-        self.agent: SAC | DQN
-        if self.discrete:
+        self.agent: SAC | DQN | None
+        self.controller: WaypointController | None = None
+        if self.scripted:
+            if self.discrete:
+                raise ValueError(f"behavior.learner waypoint: {env_id} has Discrete actions")
+            self.controller = WaypointController(env_id, config.waypoint)
+            self.agent = None
+            self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seeds=[seed])
+        elif self.discrete:
             self.agent = DQN(*self.dims, config.dqn, self.device, seed=seed)
             self.buffer = ReplayBuffer(
                 *self.dims, config.steps, self.device, seeds=[seed], action_shape=()
@@ -91,7 +110,8 @@ class BehaviorRun:
     def restore(self, state: dict[str, Any]) -> None:
         self.step = self.buffer.size = int(state["step"])
         self.episode_index = state["episode_index"]
-        self.agent.load_state_dict(state["agent"])
+        if self.agent is not None:
+            self.agent.load_state_dict(state["agent"])
         for name, tensor in state["buffer"].items():
             getattr(self.buffer, name)[: self.step] = tensor.to(self.device)
         self.truncations[: self.step] = state["truncations"]
@@ -107,7 +127,7 @@ class BehaviorRun:
             "finished": finished,
             "step": self.step,
             "episode_index": self.episode_index,
-            "agent": self.agent.state_dict(),
+            "agent": {} if self.agent is None else self.agent.state_dict(),
             "buffer": {
                 name: getattr(self.buffer, name)[: self.step].cpu().clone()
                 for name in self.BUFFER_FIELDS
@@ -123,11 +143,15 @@ class BehaviorRun:
     def act(self, obs: Any) -> Any:
         """An exploring action as the buffer stores it. Box: in [-1, 1] units, uniform during the
         random warm-up, then SAC's. Discrete: the action's index, uniform during the warm-up, then
-        epsilon-greedy on the linear schedule (behavior.dqn)."""
+        epsilon-greedy on the linear schedule (behavior.dqn). Waypoint: the controller with this
+        step's noise (behavior.waypoint), after the same uniform warm-up."""
         if self.discrete:
             return self._act_discrete(obs)
         if self.step < self.config.random_steps:
             return self.rng.uniform(-1.0, 1.0, self.dims[1]).astype(np.float32)
+        if self.controller is not None:
+            noise = noise_at(self.config.waypoint, self.step, self.config.steps)
+            return self._unit(noisy_action(self.controller(obs)[0], noise, self.rng))
         obs_t = torch.as_tensor(
             self.observation.flatten(obs), dtype=torch.float32, device=self.device
         )
@@ -146,7 +170,14 @@ class BehaviorRun:
         obs_t = torch.as_tensor(
             self.observation.flatten(obs), dtype=torch.float32, device=self.device
         )
+        assert isinstance(self.agent, DQN)
         return int(self.agent.act(obs_t[None, None])[0, 0])
+
+    def _unit(self, env_action: np.ndarray) -> np.ndarray:
+        """An env action in the buffer's [-1, 1] units of the Box (env_action's inverse)."""
+        assert isinstance(self.space, gym.spaces.Box)
+        low, high = self.space.low, self.space.high
+        return ((env_action - low) / (high - low) * 2.0 - 1.0).astype(np.float32)
 
     def env_action(self, stored: Any) -> Any:
         """The env's action for a stored one: Box units mapped to the bounds, an index + start."""
@@ -164,7 +195,10 @@ class BehaviorRun:
         self.step += 1
 
     def update_fn(self) -> Callable[[], dict[str, torch.Tensor]]:
-        """One gradient step on a fresh batch; from a CUDA graph where asked and possible."""
+        """One gradient step on a fresh batch; from a CUDA graph where asked and possible. The
+        waypoint controller learns nothing: its step is empty."""
+        if self.agent is None:
+            return lambda: {}
         update = accelerate(self.agent, False, self.config.precision, self.device)
         batch_size = self.config.batch_size
         # DQN's target refresh is a host-side count of steps: it runs eagerly.
@@ -178,11 +212,12 @@ class BehaviorRun:
         return lambda: update(self.buffer.sample_filled(batch_size))
 
     def evaluate_checkpoint(self, path: Path) -> list[float]:
-        """Save the policy at `path`, evaluate it greedily, and save it again with its returns."""
+        """Save the policy at `path`, evaluate it greedily, and save it again with its returns.
+        A waypoint checkpoint is evaluated with its noise: noise-free, all would be the same."""
         save_checkpoint(path, payload := self.policy_payload())
         returns, _ = rollout_returns(
             self.env_id,
-            load_policy(path, deterministic=True),
+            load_policy(path, deterministic=not self.scripted, seed=10_000 + self.seed),
             self.config.eval_episodes,
             seed=10_000 + self.seed,
         )
@@ -194,6 +229,9 @@ class BehaviorRun:
 
     def policy_payload(self) -> dict[str, Any]:
         """The checkpoint of this step's policy (weights copied: the live ones keep training)."""
+        if self.agent is None:
+            noise = noise_at(self.config.waypoint, self.step, self.config.steps)
+            return waypoint_checkpoint(self.env_id, self.config.waypoint, noise, self.step)
         if isinstance(self.agent, DQN):
             return dqn_checkpoint(
                 self.agent,

@@ -209,6 +209,7 @@ def _write_outputs(tmp: Path, run: BehaviorRun) -> None:
         tmp / "checkpoints.json",
         {
             "env_id": run.env_id,
+            "algo": run.algo,
             "seed": run.seed,
             "steps": run.step,
             "checkpoints": {f"step_{s}": r for s, r in sorted(run.result.checkpoints.items())},

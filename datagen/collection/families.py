@@ -17,7 +17,7 @@ from typing import Any
 from datagen.behavior.spaces import env_layouts
 from datagen.collection.backends import BackendConfig, collect_shards
 from datagen.collection.config import REPLAY, CollectConfig, DatasetRecipe
-from datagen.collection.recipes import checkpoint_for, dataset_seed_base
+from datagen.collection.recipes import behavior_algo, checkpoint_for, dataset_seed_base
 from datagen.collection.replay import replay_episodes, replay_size
 from datagen.collection.rollouts import Episode
 from datagen.collection.shards import PolicySpec, ShardJob, plan_shards, unpack
@@ -36,9 +36,13 @@ class DatasetPlan:
     replay_steps: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    learner: str | None = None  # the behaviour stage's learner, as checkpoints.json records it
+
     @property
     def algorithm_name(self) -> str:
-        learner = "DQN" if self.action.discrete else "SAC"
+        learner = self.learner or ("DQN" if self.action.discrete else "SAC")
+        if learner == "waypoint":
+            learner = "waypoint controller"
         return (
             "uniform random"
             if self.recipe.policy == "random"
@@ -52,6 +56,8 @@ def plan_dataset(
     recipe = config.datasets[kind]
     action, _ = env_layouts(env_id)
     plan = DatasetPlan(env_id, kind, recipe, action)
+    if recipe.policy != "random":
+        plan.learner = behavior_algo(behavior_dir)
     if recipe.policy in REPLAY:
         replay = behavior_dir / "replay.h5"
         size = replay_size(replay)

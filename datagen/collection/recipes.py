@@ -24,6 +24,14 @@ def checkpoint_returns(behavior_dir: Path) -> dict[str, float]:
         ) from None
 
 
+def behavior_algo(behavior_dir: Path) -> str | None:
+    """The behaviour learner that made the checkpoints (`SAC`, `DQN`, `waypoint`); None for an
+    index written before it was recorded."""
+    path = behavior_dir / "checkpoints.json"
+    algo = json.loads(path.read_text()).get("algo") if path.exists() else None
+    return None if algo is None else str(algo)
+
+
 def choose_checkpoint(
     policy: str, returns: dict[str, float], medium_fraction: float, source: Path
 ) -> str:
