@@ -100,3 +100,14 @@ def test_select_envs_names_the_namespaces() -> None:
     assert select_envs(envs, "walker2d") == {"walker2d": "Walker2d-v5"}
     with pytest.raises(ConfigError, match=r"collect.envs: unknown namespace 'waker2d'.*walker2d"):
         select_envs(envs, "waker2d")
+
+
+def test_the_pointmaze_preset_validates_over_the_default_params() -> None:
+    """params/pointmaze-umaze.yaml's sections replace params.yaml's (docs/datasets.md): valid,
+    the scripted behaviour on PointMaze, the agents reading the declared Dict keys."""
+    params = load_params(REPO / "params.yaml")
+    params.update(yaml.safe_load((REPO / "params/pointmaze-umaze.yaml").read_text()))
+    validate_params(params)
+    assert section(params, BehaviorConfig).learner == "waypoint"
+    assert section(params, CollectConfig).envs == {"pointmaze_umaze": "PointMaze_UMaze-v3"}
+    select_envs(section(params, CollectConfig).envs, None)  # gymnasium-robotics registers it
