@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -70,7 +71,7 @@ def test_noise_free_controller_reaches_the_goal() -> None:
     successes = []
     for episode in range(10):
         obs, _ = env.reset(seed=episode)
-        done, info = False, {}
+        done, info = False, dict[str, Any]()
         while not done:
             obs, _, terminated, truncated, info = env.step(controller(obs)[0])
             done = terminated or truncated
