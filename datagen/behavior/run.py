@@ -36,6 +36,7 @@ from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.evaluation import rollout_returns
 from offline_rl.speed import accelerate
+from transitions.spaces import SpaceError
 
 # Bumped when the learner's saved state changes shape, so older resume states are not loaded.
 RESUME_FORMAT = 3
@@ -88,7 +89,10 @@ class BehaviorRun:
         self.controller: WaypointController | None = None
         if self.scripted:
             if self.discrete:
-                raise ValueError(f"behavior.learner waypoint: {env_id} has Discrete actions")
+                raise SpaceError(
+                    f"{env_id}: behavior.learner waypoint steers with Box actions; "
+                    f"this env's are {self.action.num_actions} Discrete ones"
+                )
             self.controller = WaypointController(env_id, config.waypoint)
             self.agent = None
             self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seeds=[seed])

@@ -18,7 +18,7 @@ from core.checkpoint import save_checkpoint
 from core.envs import make_env
 from datagen.behavior.config import BehaviorConfig, WaypointConfig
 from datagen.behavior.policies import load_policy
-from datagen.behavior.run import behavior_fingerprint
+from datagen.behavior.run import BehaviorRun, behavior_fingerprint
 from datagen.behavior.waypoint import (
     MazePlan,
     WaypointController,
@@ -28,6 +28,7 @@ from datagen.behavior.waypoint import (
 )
 from tests.datagen.test_behavior_resume import Killed, assert_same_outputs
 from tests.datagen.test_behavior_resume import run as run_behavior
+from transitions.spaces import SpaceError
 
 ENV_ID = "PointMaze_UMaze-v3"
 TINY = BehaviorConfig(
@@ -136,3 +137,11 @@ def test_fingerprints() -> None:
         ENV_ID, scripted.model_copy(update={"waypoint": WaypointConfig(p_gain=3.0)}), 0
     )
     assert behavior_fingerprint(ENV_ID, scripted, 0) != behavior_fingerprint(ENV_ID, auto, 0)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "says"), [("Hopper-v5", "needs a maze"), ("CartPole-v1", "Discrete")]
+)
+def test_waypoint_learner_refuses_envs_it_cannot_steer(env_id: str, says: str) -> None:
+    with pytest.raises(SpaceError, match=f"{env_id}: behavior.learner waypoint .*{says}"):
+        BehaviorRun(env_id, TINY, seed=0)
