@@ -1,5 +1,5 @@
 """Behaviour policies as batched numpy callables: uniform random, saved SAC checkpoints (Box
-actions) and saved DQN checkpoints (Discrete actions). Each takes the env's observation batch as
+actions), saved DQN checkpoints (Discrete actions) and saved waypoint controllers (mazes). Each takes the env's observation batch as
 a vector env gives it (an array, or a dict of arrays for a Dict space, flattened here in the
 checkpoint's key order) and returns the env's own actions."""
 
@@ -15,10 +15,10 @@ import torch
 from torch import Tensor
 
 from core.checkpoint import CheckpointError, load_checkpoint
-from datagen.behavior.config import DQNConfig, SACConfig
+from datagen.behavior.config import DQNConfig, SACConfig, WaypointConfig
 from datagen.behavior.dqn import DQN
 from datagen.behavior.sac import SAC
-from datagen.behavior.waypoint import WaypointPolicy
+from datagen.behavior.waypoint import WaypointController, noisy_action
 from transitions.spaces import ObservationLayout, action_layout
 
 BatchPolicy = Callable[[Any], np.ndarray]
@@ -153,6 +153,22 @@ class DQNPolicy(CheckpointPolicy):
         return (greedy + self.start).astype(np.int64)
 
 
+class WaypointPolicy(CheckpointPolicy):
+    """A waypoint checkpoint: the maze controller plus its noise, drawn from its own generator
+    (`seed`), so a collection repeats exactly; `deterministic` drops the noise."""
+
+    algo = "waypoint"
+
+    def _restore(self, payload: dict[str, Any], seed: int) -> None:
+        config = WaypointConfig(**payload["config"])
+        self.controller = WaypointController(str(payload["env_id"]), config)
+        self.noise = 0.0 if self.deterministic else float(payload["noise"])
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        return noisy_action(self.controller(obs), self.noise, self.rng)
+
+
 def upgrade_actor_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """A behaviour actor saved before the networks gained their seed dimension (plain Linear
     trunk, separate mean and log-std heads) in today's layout: the same function, so checkpoints
@@ -214,6 +230,26 @@ def dqn_checkpoint(
         "action_start": action_start,
         "config": agent.config.model_dump(),
         "q": {k: v.detach().clone() for k, v in agent.q.state_dict().items()},
+        "eval_returns": [],
+        "eval_return_mean": float("nan"),
+    }
+
+
+def waypoint_checkpoint(
+    env_id: str,
+    config: WaypointConfig,
+    noise: float,
+    step: int,
+    observation: ObservationLayout,
+) -> dict[str, Any]:
+    """All a waypoint behaviour policy is: the env (its maze), the gains and this step's noise."""
+    return _keys(observation) | {
+        "algo": "waypoint",
+        "env_id": env_id,
+        "step": step,
+        "obs_dim": observation.obs_dim,
+        "config": config.model_dump(),
+        "noise": noise,
         "eval_returns": [],
         "eval_return_mean": float("nan"),
     }

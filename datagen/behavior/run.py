@@ -23,15 +23,15 @@ from core.envs import make_env
 from core.resume import fingerprint
 from datagen.behavior.config import BehaviorConfig
 from datagen.behavior.dqn import DQN
-from datagen.behavior.policies import actor_checkpoint, dqn_checkpoint, load_policy
-from datagen.behavior.sac import SAC
-from datagen.behavior.spaces import env_layouts
-from datagen.behavior.waypoint import (
-    WaypointController,
-    noise_at,
-    noisy_action,
+from datagen.behavior.policies import (
+    actor_checkpoint,
+    dqn_checkpoint,
+    load_policy,
     waypoint_checkpoint,
 )
+from datagen.behavior.sac import SAC
+from datagen.behavior.spaces import env_layouts
+from datagen.behavior.waypoint import WaypointController, noise_at, noisy_action
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.evaluation import rollout_returns
@@ -235,7 +235,9 @@ class BehaviorRun:
         """The checkpoint of this step's policy (weights copied: the live ones keep training)."""
         if self.agent is None:
             noise = noise_at(self.config.waypoint, self.step, self.config.steps)
-            return waypoint_checkpoint(self.env_id, self.config.waypoint, noise, self.step)
+            return waypoint_checkpoint(
+                self.env_id, self.config.waypoint, noise, self.step, self.observation
+            )
         if isinstance(self.agent, DQN):
             return dqn_checkpoint(
                 self.agent,

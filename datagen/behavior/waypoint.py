@@ -8,6 +8,7 @@ runs the controller with its noise falling linearly from `noise_start` to `noise
 and each checkpoint is the controller at that step's noise. A checkpoint's evaluated return is
 its noisy return, the way it acts when collecting: noise-free, every checkpoint would be the same.
 
+A waypoint checkpoint and its batched policy live with the others in datagen/behavior/policies.py.
 Observations are the env's Dict (`observation` = x, y, vx, vy; `desired_goal` = goal x, y), one
 or a vector env's batch; actions are the env's own (a force in [-1, 1]^2).
 """
@@ -15,12 +16,10 @@ or a vector env's batch; actions are the env's own (a force in [-1, 1]^2).
 from __future__ import annotations
 
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.checkpoint import CheckpointError, load_checkpoint
 from core.envs import make_env
 from datagen.behavior.config import WaypointConfig
 from transitions.spaces import SpaceError
@@ -108,52 +107,3 @@ def noise_at(config: WaypointConfig, step: int, steps: int) -> float:
 def noisy_action(clean: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
     """The controller's action with Gaussian noise of scale `noise`, kept within [-1, 1]."""
     return np.clip(clean + noise * rng.standard_normal(clean.shape), -1.0, 1.0).astype(np.float32)
-
-
-def waypoint_checkpoint(
-    env_id: str, config: WaypointConfig, noise: float, step: int
-) -> dict[str, Any]:
-    """All a waypoint behaviour policy is: the env (its maze), the gains and its noise."""
-    return {
-        "algo": "waypoint",
-        "env_id": env_id,
-        "step": step,
-        "config": config.model_dump(),
-        "noise": noise,
-        "eval_returns": [],
-        "eval_return_mean": float("nan"),
-    }
-
-
-class WaypointPolicy:
-    """A waypoint checkpoint as a batched behaviour policy: the controller plus its noise, drawn
-    from its own generator (`seed`), so a collection repeats exactly. `deterministic` drops the
-    noise."""
-
-    algo = "waypoint"
-
-    def __init__(
-        self,
-        checkpoint: str | Path,
-        deterministic: bool = False,
-        device: str = "cpu",
-        seed: int = 0,
-    ) -> None:
-        del device  # a numpy controller
-        payload = load_checkpoint(checkpoint, expect={"algo": self.algo})
-        self.name = Path(checkpoint).stem
-        self.checkpoint = str(checkpoint)
-        self.eval_return = float(payload.get("eval_return_mean", float("nan")))
-        try:
-            self.controller = WaypointController(
-                str(payload["env_id"]), WaypointConfig(**payload["config"])
-            )
-            self.noise = 0.0 if deterministic else float(payload["noise"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(
-                f"{checkpoint}: not a whole waypoint behaviour checkpoint ({error})"
-            ) from None
-        self.rng = np.random.default_rng(seed)
-
-    def __call__(self, obs: Any) -> np.ndarray:
-        return noisy_action(self.controller(obs), self.noise, self.rng)

@@ -17,15 +17,10 @@ import pytest
 from core.checkpoint import save_checkpoint
 from core.envs import make_env
 from datagen.behavior.config import BehaviorConfig, WaypointConfig
-from datagen.behavior.policies import load_policy
+from datagen.behavior.policies import WaypointPolicy, load_policy, waypoint_checkpoint
 from datagen.behavior.run import BehaviorRun, behavior_fingerprint
-from datagen.behavior.waypoint import (
-    MazePlan,
-    WaypointController,
-    WaypointPolicy,
-    noise_at,
-    waypoint_checkpoint,
-)
+from datagen.behavior.spaces import env_layouts
+from datagen.behavior.waypoint import MazePlan, WaypointController, noise_at
 from tests.datagen.test_behavior_resume import Killed, assert_same_outputs
 from tests.datagen.test_behavior_resume import run as run_behavior
 from transitions.spaces import SpaceError
@@ -85,7 +80,8 @@ def test_checkpoint_policy_repeats_under_a_seed_and_drops_its_noise_when_determi
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "step_10.pt"
-    save_checkpoint(path, waypoint_checkpoint(ENV_ID, WaypointConfig(), noise=1.0, step=10))
+    _, observation = env_layouts(ENV_ID)
+    save_checkpoint(path, waypoint_checkpoint(ENV_ID, WaypointConfig(), 1.0, 10, observation))
     env = make_env(ENV_ID)
     obs, _ = env.reset(seed=0)
     batch = {key: np.stack([value, value]) for key, value in obs.items()}

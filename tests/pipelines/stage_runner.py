@@ -13,6 +13,9 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -141,3 +144,14 @@ def file_hashes(root: Path, paths: list[str]) -> dict[str, str]:
         for path in files:
             hashes[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return hashes
+
+
+def copy_repo_with_changes(root: Path, changes: Mapping[str, Any]) -> Path:
+    """`copy_repo` at `root/repo` with the tiny params, each dotted key of `changes` set
+    (params_edit.with_changes), as its params.yaml."""
+    from tests.pipelines.params_edit import with_changes
+
+    params = root / "params.yaml"
+    params.write_text(yaml.safe_dump(with_changes(dict(changes)), sort_keys=False))
+    (root / "repo").mkdir()
+    return copy_repo(root / "repo", params)

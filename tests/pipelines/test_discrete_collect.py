@@ -18,10 +18,8 @@ import h5py
 import minari
 import numpy as np
 import pytest
-import yaml
 
-from tests.pipelines.params_edit import with_changes
-from tests.pipelines.stage_runner import copy_repo, sh
+from tests.pipelines.stage_runner import copy_repo_with_changes, sh
 
 pytestmark = pytest.mark.slow
 
@@ -52,11 +50,7 @@ SMALL: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cartpole")
-    params = root / "params.yaml"
-    params.write_text(yaml.safe_dump(with_changes(SMALL), sort_keys=False))
-    (root / "repo").mkdir()
-    repo = copy_repo(root / "repo", params)
+    repo = copy_repo_with_changes(tmp_path_factory.mktemp("cartpole"), SMALL)
     sh(["dvc", "repro", "collect"], repo, env={"WANDB_MODE": "disabled"})
     return repo
 

@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.pipelines.params_edit import with_changes
-from tests.pipelines.stage_runner import copy_repo, file_hashes, sh
+from tests.pipelines.stage_runner import copy_repo_with_changes, file_hashes, sh
 
 pytestmark = pytest.mark.slow
 
@@ -68,12 +67,7 @@ def outputs(namespace: str) -> list[str]:
 
 
 def make_repo(root: Path, envs: dict[str, str]) -> Path:
-    params = root / "params.yaml"
-    params.write_text(
-        yaml.safe_dump(with_changes({**SMALL, "collect.envs": envs}), sort_keys=False)
-    )
-    (root / "repo").mkdir()
-    return copy_repo(root / "repo", params)
+    return copy_repo_with_changes(root, {**SMALL, "collect.envs": envs})
 
 
 def set_envs(repo: Path, envs: dict[str, str]) -> None:

@@ -17,10 +17,8 @@ import h5py
 import minari
 import numpy as np
 import pytest
-import yaml
 
-from tests.pipelines.params_edit import with_changes
-from tests.pipelines.stage_runner import copy_repo, sh
+from tests.pipelines.stage_runner import copy_repo_with_changes, sh
 
 pytestmark = pytest.mark.slow
 
@@ -58,11 +56,7 @@ SMALL: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pointmaze")
-    params = root / "params.yaml"
-    params.write_text(yaml.safe_dump(with_changes(SMALL), sort_keys=False))
-    (root / "repo").mkdir()
-    repo = copy_repo(root / "repo", params)
+    repo = copy_repo_with_changes(tmp_path_factory.mktemp("pointmaze"), SMALL)
     sh(["dvc", "repro", "evaluate"], repo, env={"WANDB_MODE": "disabled"})
     return repo
 

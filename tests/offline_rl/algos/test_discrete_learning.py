@@ -11,10 +11,8 @@ AgentPolicy. Seconds of CPU each.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -24,7 +22,10 @@ from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.speed import Precision, accelerate
 from tests.offline_rl.algos.discrete_data import discrete_meta
+from tests.offline_rl.algos.scripted_data import roll_out
 from transitions.loader import Transitions
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 ENV_ID = "CartPole-v1"
 DATA_STEPS = 20_000
@@ -43,14 +44,6 @@ OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def lean_controller(obs: np.ndarray) -> int:
     """Push toward where the pole falls: right (1) when it leans or swings right."""
     return int(obs[2] + 0.5 * obs[3] > 0)
@@ -59,37 +52,15 @@ def lean_controller(obs: np.ndarray) -> int:
 @pytest.fixture(scope="module")
 def cartpole_transitions() -> Transitions:
     rng = np.random.default_rng(0)
-    env = gym.make(ENV_ID)
-    rows: dict[str, list[Any]] = {k: [] for k in ("obs", "act", "rew", "next", "done")}
-    episode = 0
-    while len(rows["obs"]) < DATA_STEPS:
-        obs, _ = env.reset(seed=episode)
-        episode += 1
-        done = False
-        while not done:
-            action = lean_controller(obs)
-            if rng.random() < RANDOM_ACTIONS:
-                action = int(rng.integers(2))
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            for key, value in zip(rows, (obs, action, reward, next_obs, terminated), strict=True):
-                rows[key].append(value)
-            obs, done = next_obs, terminated or truncated
-    env.close()
-    obs_all = np.asarray(rows["obs"], dtype=np.float32)
-    mean, std = obs_all.mean(0), obs_all.std(0) + 1e-3
 
-    def normalised(key: str) -> torch.Tensor:
-        return torch.as_tensor((np.asarray(rows[key], dtype=np.float32) - mean) / std)
+    def act(obs: np.ndarray) -> int:
+        action = lean_controller(obs)
+        return int(rng.integers(2)) if rng.random() < RANDOM_ACTIONS else action
 
-    meta = discrete_meta(4, 2, len(obs_all), ENV_ID, obs_mean=mean.tolist(), obs_std=std.tolist())
-    return Transitions(
-        observations=normalised("obs"),
-        actions=torch.as_tensor(rows["act"], dtype=torch.float32),
-        rewards=torch.as_tensor(rows["rew"], dtype=torch.float32),
-        next_observations=normalised("next"),
-        dones=torch.as_tensor(rows["done"], dtype=torch.float32),
-        meta=meta,
-    )
+    rollout = roll_out(ENV_ID, act, DATA_STEPS)
+    mean, std = rollout.obs_mean.tolist(), rollout.obs_std.tolist()
+    rows = len(rollout.observations)
+    return rollout.transitions(discrete_meta(4, 2, rows, ENV_ID, obs_mean=mean, obs_std=std))
 
 
 def mean_return(policy: Any, seeds: int = 1) -> list[float]:

@@ -9,7 +9,6 @@ well. Minutes of CPU in all, so marked slow: `pytest -m slow tests/offline_rl/al
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from pipelines.params import Globals
 from transitions.loader import Transitions, load_transitions
 from transitions.metadata import TransitionsMeta
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 ENV_ID = "Hopper-v5"
 BEHAVIOUR = Path(__file__).resolve().parents[2] / "fixtures" / "hopper_sac_behavior.pt"
@@ -68,15 +67,6 @@ def batches(name: str, data: Transitions, seeds: list[int]) -> ReplayBuffer | Wi
     if context is None:
         return ReplayBuffer.from_transitions(data, seeds=seeds)
     return WindowBuffer(data, context, seeds)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """64-wide layers gain nothing from intra-op threads; on a busy machine they only spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

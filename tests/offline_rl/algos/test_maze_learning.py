@@ -13,7 +13,6 @@ flattens the env's Dict observations in the file's key order. Seconds of CPU eac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,8 +27,11 @@ from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
 from offline_rl.speed import accelerate
 from tests.offline_rl.algos.discrete_data import in_memory_meta
+from tests.offline_rl.algos.scripted_data import roll_out
 from transitions.loader import Transitions
 from transitions.spaces import observation_layout
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 ENV_ID = "PointMaze_UMaze-v3"
 KEYS = ("observation", "desired_goal")
@@ -43,60 +45,27 @@ RANDOM_SUCCESS = 0.15  # uniform-random actions: 0.10 over these 20 episodes (me
 MARGIN = 0.4
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def maze_transitions() -> Transitions:
-    env = make_env(ENV_ID)
-    layout = observation_layout(env.observation_space, keys=KEYS)
+    layout = observation_layout(make_env(ENV_ID).observation_space, keys=KEYS)
     controller = WaypointController(ENV_ID, WaypointConfig())
     rng = np.random.default_rng(0)
-    rows: dict[str, list[Any]] = {k: [] for k in ("obs", "act", "rew", "next", "done")}
-    episodes = 0
-    while len(rows["obs"]) < DATA_STEPS:
-        obs, _ = env.reset(seed=episodes)
-        episodes += 1
-        done = False
-        while not done:
-            action = noisy_action(controller(obs), NOISE, rng)[0]
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            values = (layout.flatten(obs), action, reward, layout.flatten(next_obs), terminated)
-            for key, value in zip(rows, values, strict=True):
-                rows[key].append(value)
-            obs, done = next_obs, terminated or truncated
-    env.close()
-    obs_all = np.asarray(rows["obs"], dtype=np.float32)
-    mean, std = obs_all.mean(0), obs_all.std(0) + 1e-3
-
-    def normalised(key: str) -> torch.Tensor:
-        return torch.as_tensor((np.asarray(rows[key], dtype=np.float32) - mean) / std)
-
+    rollout = roll_out(
+        ENV_ID, lambda obs: noisy_action(controller(obs), NOISE, rng)[0], DATA_STEPS, layout.flatten
+    )
     meta = in_memory_meta(
         layout.obs_dim,
         2,
-        len(obs_all),
+        len(rollout.observations),
         env_id=ENV_ID,
         dataset_ids=("test/pointmaze-v0",),
-        obs_mean=tuple(mean.tolist()),
-        obs_std=tuple(std.tolist()),
+        obs_mean=tuple(rollout.obs_mean.tolist()),
+        obs_std=tuple(rollout.obs_std.tolist()),
         normalize_observations=True,
         observation_keys=layout.keys,
-        num_episodes=episodes,
+        num_episodes=rollout.episodes,
     )
-    return Transitions(
-        observations=normalised("obs"),
-        actions=torch.as_tensor(np.asarray(rows["act"]), dtype=torch.float32),
-        rewards=torch.as_tensor(rows["rew"], dtype=torch.float32),
-        next_observations=normalised("next"),
-        dones=torch.as_tensor(rows["done"], dtype=torch.float32),
-        meta=meta,
-    )
+    return rollout.transitions(meta)
 
 
 def success_rate(policy: Any) -> float:
