@@ -111,7 +111,9 @@ class TransitionsWriter:
         self.declared_rows = rows
         self.obs_stats = RunningStats()
         self.buffers: dict[str, np.ndarray] = {}
-        for key, (shape, dtype) in array_specs(observations.obs_dim, actions).items():
+        for key, (shape, dtype) in array_specs(
+            observations.obs_dim, actions, observations.dtype
+        ).items():
             if rows is None:
                 file.create_dataset(
                     key,
