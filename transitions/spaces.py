@@ -109,7 +109,9 @@ class ObservationLayout:
         if self.keys:
             if not isinstance(observation, Mapping):
                 raise SpaceError(f"expected a dict observation with keys {self.key_names}")
-            parts = [np.asarray(observation[key], dtype=self.dtype) for key, _ in self.keys]
+            parts: list[np.ndarray] = [
+                np.asarray(observation[key], dtype=self.dtype) for key, _ in self.keys
+            ]
         else:
             parts = [np.asarray(observation, dtype=self.dtype)]
         if self.image:
@@ -126,14 +128,10 @@ class ObservationLayout:
         if not self.keys:
             return rows
         bounds = np.cumsum([0] + [width for _, width in self.keys])
-        return {key: rows[..., a:b] for (key, _), a, b in zip(self.keys, bounds, bounds[1:])}
-
-    def project(self, observation: Any) -> Any:
-        """A Dict observation restricted to its declared keys (what the datasets store: MiniGrid's
-        `mission` is not among them); anything else as it is."""
-        if self.keys and isinstance(observation, Mapping):
-            return {key: observation[key] for key, _ in self.keys}
-        return observation
+        return {
+            key: rows[..., a:b]
+            for (key, _), a, b in zip(self.keys, bounds[:-1], bounds[1:], strict=True)
+        }
 
     @property
     def key_names(self) -> list[str]:

@@ -3,7 +3,9 @@
 the exploration RNG, the episode counter and the checkpoints taken so far.
 
 A Dict observation is learned from as the flat vector of all its keys
-(`transitions.spaces.ObservationLayout`); the replay file splits it back into its keys."""
+(`transitions.spaces.ObservationLayout`); the replay file splits it back into its keys. An image
+is learned from by the DQN's CNN encoder; the online buffer holds its pixel values as float32 (the
+behaviour run's buffer is small; the offline buffer keeps them uint8), the replay file uint8."""
 
 from __future__ import annotations
 
@@ -74,7 +76,7 @@ class BehaviorRun:
         self.dims = (self.observation.obs_dim, self.action.act_dim)
         self.agent: SAC | DQN
         if self.discrete:
-            self.agent = DQN(*self.dims, config.dqn, self.device, seed=seed)
+            self.agent = DQN(self.observation, self.dims[1], config.dqn, self.device, seed=seed)
             self.buffer = ReplayBuffer(
                 *self.dims, config.steps, self.device, seeds=[seed], action_shape=()
             )
