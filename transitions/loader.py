@@ -128,7 +128,7 @@ def read_rows(
     """Rows [start, end) of one array as float32 (bool flags become 0/1), or as `dtype` (an
     image's uint8), those where `keep` (a mask over the same rows) is True."""
     try:
-        host = np.asarray(file[key][start:end], dtype=dtype)
+        host: np.ndarray = np.asarray(file[key][start:end], dtype=dtype)
     except OSError as error:  # the header was intact but the data blocks are not
         raise TransitionsFileError(
             f"{path}: array '{key}' is unreadable ({error}); rerun preprocess"
