@@ -33,14 +33,23 @@ class ReplayBuffer:
         with_next_actions: bool = False,
         *,
         action_shape: tuple[int, ...] | None = None,
+        images: bool = False,
     ) -> None:
         # `action_shape` () keeps a Discrete action as one float column (its index); None: (act_dim,)
+        # `images`: observations are an image's obs_dim bytes, kept uint8 outside the packed rows
         action = (act_dim,) if action_shape is None else tuple(action_shape)
         shapes: list[tuple[int, ...]] = [(obs_dim,), action, (), (obs_dim,), ()]
         shapes += [action] if with_next_actions else []
+        pixels: tuple[Tensor, Tensor] | None = None
+        if images:
+            shapes = [action, (), ()] + ([action] if with_next_actions else [])
+            pixels = (
+                torch.zeros(capacity, obs_dim, dtype=torch.uint8, device=device),
+                torch.zeros(capacity, obs_dim, dtype=torch.uint8, device=device),
+            )
         rows, _ = packed_rows(capacity, shapes, torch.device(device))
         rows.zero_()
-        self._init(rows, shapes, size=0, seeds=seeds)
+        self._init(rows, shapes, size=0, seeds=seeds, images=pixels)
 
     @staticmethod
     def _split_images(

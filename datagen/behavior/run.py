@@ -4,8 +4,7 @@ the exploration RNG, the episode counter and the checkpoints taken so far.
 
 A Dict observation is learned from as the flat vector of all its keys
 (`transitions.spaces.ObservationLayout`); the replay file splits it back into its keys. An image
-is learned from by the DQN's CNN encoder; the online buffer holds its pixel values as float32 (the
-behaviour run's buffer is small; the offline buffer keeps them uint8), the replay file uint8."""
+is learned from by the DQN's CNN encoder; the buffer and the replay file keep its bytes uint8."""
 
 from __future__ import annotations
 
@@ -31,6 +30,7 @@ from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.evaluation import rollout_returns
 from offline_rl.speed import accelerate
+from transitions.spaces import SpaceError
 
 # Bumped when the learner's saved state changes shape, so older resume states are not loaded.
 RESUME_FORMAT = 3
@@ -78,9 +78,19 @@ class BehaviorRun:
         if self.discrete:
             self.agent = DQN(self.observation, self.dims[1], config.dqn, self.device, seed=seed)
             self.buffer = ReplayBuffer(
-                *self.dims, config.steps, self.device, seeds=[seed], action_shape=()
+                *self.dims,
+                config.steps,
+                self.device,
+                seeds=[seed],
+                action_shape=(),
+                images=self.observation.image is not None,
             )
         else:
+            if self.observation.image:
+                raise SpaceError(
+                    f"{env_id}: image observations {self.observation.image} with Box actions: "
+                    "the behaviour SAC has no image encoder (the DQN, for Discrete actions, has)"
+                )
             self.agent = SAC(*self.dims, config.sac, self.device, seed=seed)
             self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seeds=[seed])
         self.truncations = np.zeros(config.steps, dtype=bool)
@@ -158,11 +168,15 @@ class BehaviorRun:
         return self.space.low + (stored + 1.0) * 0.5 * (self.space.high - self.space.low)
 
     def record(self, obs: Any, unit: Any, reward: Any, next_obs: Any, terminated: bool) -> None:
-        flat = self.observation.flatten
-        values = (flat(obs), unit, reward, flat(next_obs), float(terminated))
-        self.buffer.add(
-            *(torch.as_tensor(np.asarray(v, np.float32), device=self.device)[None] for v in values)
-        )
+        flat = self.observation.flatten  # float32, or an image's uint8 bytes as the buffer keeps
+        values = [
+            flat(obs),
+            np.asarray(unit, np.float32),
+            np.asarray(reward, np.float32),
+            flat(next_obs),
+            np.asarray(terminated, np.float32),
+        ]
+        self.buffer.add(*(torch.as_tensor(v, device=self.device)[None] for v in values))
         self.step += 1
 
     def update_fn(self) -> Callable[[], dict[str, torch.Tensor]]:

@@ -18,7 +18,10 @@ import numpy as np
 import pytest
 import torch
 
+from core.checkpoint import load_checkpoint
 from core.envs import make_env
+from datagen.behavior.config import BehaviorConfig, DQNConfig
+from datagen.behavior.policies import load_policy
 from datagen.collection.minari_writer import DatasetInfo, dataset_dir, write_dataset
 from datagen.collection.rollouts import Episode
 from datagen.collection.validate import validate_dataset
@@ -30,9 +33,11 @@ from offline_rl.algos.registry import make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.evaluation import AgentPolicy, rollouts
 from tests.datagen.minari_spaces import _datasets_path
+from tests.datagen.test_behavior_resume import Killed, assert_same_outputs
+from tests.datagen.test_behavior_resume import run as run_behavior
 from transitions.loader import load_transitions
 from transitions.metadata import read_meta
-from transitions.spaces import action_layout, observation_layout
+from transitions.spaces import ObservationLayout, action_layout, observation_layout
 
 ENV_ID = "MiniGrid-Empty-Random-5x5-v0"  # random start cell and heading: BC must read the image
 DATASET = "minigrid/expert-v0"
@@ -146,3 +151,38 @@ def test_discrete_bc_on_the_expert_images_beats_random_by_far(
     bc_rate, random_rate = float(np.mean(bc.successes)), float(np.mean(uniform.successes))
     print(f"BC success {bc_rate:.2f}, uniform random {random_rate:.2f}")
     assert bc_rate >= 0.9 and bc_rate > random_rate + 0.3
+
+
+TINY_DQN = BehaviorConfig(
+    steps=300,
+    random_steps=100,
+    batch_size=16,
+    checkpoint_steps=(150, 300),
+    eval_episodes=1,
+    log_interval=50,
+    resume_every=50,
+    dqn=DQNConfig(hidden=(16,), target_update_interval=50, epsilon_decay_steps=100),
+)
+
+
+def test_behaviour_dqn_on_images_keeps_bytes_and_resumes_to_the_same_outputs(
+    tmp_path: Path,
+) -> None:
+    """The DQN learns from the image through its CNN; its buffer holds the bytes (uint8), the
+    replay file and checkpoints keep them, and a killed run resumes to identical outputs."""
+    straight = run_behavior(tmp_path / "a", config=TINY_DQN, env_id="MiniGrid-Empty-5x5-v0")
+    with h5py.File(straight / "replay.h5") as f:
+        images = f["observations/image"]
+        assert images.dtype == np.uint8 and images.shape == (300, 7, 7, 3)
+        assert set(f["observations"]) == {"image"}
+    checkpoint = load_checkpoint(straight / "step_300.pt")
+    assert ObservationLayout.from_json(checkpoint["observation_keys"]) == ObservationLayout(
+        147, (("image", 147),), (7, 7, 3)
+    )
+    assert load_policy(straight / "step_300.pt").layout.image == (7, 7, 3)
+    with pytest.raises(Killed):
+        run_behavior(tmp_path / "b", config=TINY_DQN, env_id="MiniGrid-Empty-5x5-v0", kill_at=200)
+    state = load_checkpoint(tmp_path / "b" / "resume.pt")
+    assert state["buffer"]["observations"].dtype == torch.uint8
+    resumed = run_behavior(tmp_path / "b", config=TINY_DQN, env_id="MiniGrid-Empty-5x5-v0")
+    assert_same_outputs(straight, resumed)

@@ -4,12 +4,18 @@ scaling done inside the network on the batch, and seeds that stack and split lik
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
 
+from core.config import ConfigError
 from offline_rl.actors import CategoricalActor
+from offline_rl.algos.registry import ALGORITHMS, image_algorithms, make_algorithm
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.networks import EnsembleImageEncoder, observation_mlp
 from offline_rl.seeds import seed_slice, stack_seed_tensors
+from offline_rl.storage import choose_storage
 from transitions.loader import Transitions
 from transitions.metadata import TransitionsMeta
 from transitions.spaces import ObservationLayout
@@ -112,3 +118,39 @@ def _meta_defaults(n: int) -> dict[str, object]:
         "size": n,
         "num_episodes": 1,
     }
+
+
+@pytest.mark.parametrize("name", image_algorithms())
+def test_every_image_algorithm_steps_on_uint8_batches_of_two_seeds(name: str) -> None:
+    _, model = ALGORITHMS[name]
+    config = model(hidden=(16,)).with_default_lr(1e-3)
+    algo = make_algorithm(name, MINIGRID, 7, config, "cpu", [0, 1])
+    n = 32
+    obs = torch.randint(0, 11, (n, 147), dtype=torch.uint8)
+    meta = TransitionsMeta.from_dict(
+        {"obs_dim": 147, "observation_keys": MINIGRID.keys, "observation_image": (7, 7, 3)}
+        | _meta_defaults(n)
+    )
+    data = Transitions(obs, torch.arange(n) % 7.0, torch.rand(n), obs, torch.zeros(n), meta)
+    batch = ReplayBuffer.from_transitions(
+        dataclasses.replace(data, next_actions=data.actions), seeds=[0, 1]
+    ).sample(8)
+    metrics = algo.update(batch)
+    assert all(torch.isfinite(v).all() for v in metrics.values())
+    assert algo.act(batch.observations).shape == (2, 8)
+
+
+def test_image_observations_are_refused_where_there_is_no_image_path() -> None:
+    assert image_algorithms() == ["discrete_bc", "discrete_cql", "discrete_iql"]
+    with pytest.raises(ConfigError, match=r"train.algo: bc does not take image observations"):
+        make_algorithm("bc", MINIGRID, 7, ALGORITHMS["bc"][1]().with_default_lr(1e-3), "cpu")
+    meta = TransitionsMeta.from_dict(
+        {"obs_dim": 147, "observation_keys": MINIGRID.keys, "observation_image": (7, 7, 3)}
+        | _meta_defaults(10)
+    )
+    cpu = torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"train.storage: disk: .* uint8 images"):
+        choose_storage("disk", meta, cpu, available=10**12)
+    assert choose_storage("auto", meta, cpu, available=10**12) == "memory"
+    with pytest.raises(ConfigError, match=r"only memory storage"):
+        choose_storage("auto", meta, cpu, available=10)
