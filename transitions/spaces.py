@@ -172,7 +172,7 @@ def observation_layout(
         if keys:
             raise SpaceError(f"{where}: observation keys {list(keys)} given for a Box observation")
         if _is_image(spec):
-            return _image_layout(spec, where)
+            return _image_layout(spec)
         return ObservationLayout(obs_dim=_vector_width(spec, where))
     if kind == "Dict":
         subspaces: dict[str, Any] = spec["subspaces"]
@@ -187,9 +187,10 @@ def observation_layout(
             if len(chosen) > 1:  # one encoder per observation: an image and vectors beside it
                 raise SpaceError(  # would need two, and a rule to join them
                     f"{where}: image key {images[0]!r} must be the only observation key, "
-                    f"got {chosen} (images beside other keys are not supported)"
+                    f"got {chosen} (images beside other keys are not supported; declare "
+                    f"observation_keys: [{images[0]}])"
                 )
-            image = _image_layout(subspaces[images[0]], f"{where}[{images[0]!r}]")
+            image = _image_layout(subspaces[images[0]])
             return ObservationLayout(image.obs_dim, ((images[0], image.obs_dim),), image.image)
         widths = tuple((key, _vector_width(subspaces[key], f"{where}[{key!r}]")) for key in chosen)
         return ObservationLayout(obs_dim=sum(w for _, w in widths), keys=widths)
@@ -204,11 +205,8 @@ def _is_image(spec: dict[str, Any]) -> bool:
     return spec.get("type") == "Box" and len(spec.get("shape", ())) == 3 and _dtype(spec) == "uint8"
 
 
-def _image_layout(spec: dict[str, Any], where: str) -> ObservationLayout:
-    h, w, c = (int(n) for n in spec["shape"])
-    low, high = np.asarray(spec["low"]), np.asarray(spec["high"])
-    if low.min() < 0 or high.max() > 255:  # 1/255 scaling maps 0..255 to [0, 1]
-        raise SpaceError(f"{where}: {describe(spec)} image bounds exceed 0..255")
+def _image_layout(spec: dict[str, Any]) -> ObservationLayout:
+    h, w, c = (int(n) for n in spec["shape"])  # uint8: 0..255, which 1/255 maps onto [0, 1]
     return ObservationLayout(obs_dim=h * w * c, image=(h, w, c))
 
 
