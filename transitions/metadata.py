@@ -70,7 +70,13 @@ class TransitionsMeta:
         return ObservationLayout(self.obs_dim, self.observation_keys, image)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _lists(v) for k, v in self.__dict__.items()}
+        # A vector file's dict leaves observation_image out: what training fingerprints and agent
+        # files hold of it is then as it was before images (a Hopper run resumes across them).
+        return {
+            k: _lists(v)
+            for k, v in self.__dict__.items()
+            if k != "observation_image" or self.observation_image
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransitionsMeta:
