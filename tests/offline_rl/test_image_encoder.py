@@ -123,7 +123,7 @@ def _meta_defaults(n: int) -> dict[str, object]:
 @pytest.mark.parametrize("name", image_algorithms())
 def test_every_image_algorithm_steps_on_uint8_batches_of_two_seeds(name: str) -> None:
     _, model = ALGORITHMS[name]
-    config = model(hidden=(16,)).with_default_lr(1e-3)
+    config = model.model_validate({"hidden": (16,)}).with_default_lr(1e-3)
     algo = make_algorithm(name, MINIGRID, 7, config, "cpu", [0, 1])
     n = 32
     obs = torch.randint(0, 11, (n, 147), dtype=torch.uint8)

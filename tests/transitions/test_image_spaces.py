@@ -4,6 +4,8 @@ held fails in one line naming the space."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -23,7 +25,8 @@ def test_a_uint8_box_image_is_a_uint8_layout_of_its_bytes() -> None:
     frames = np.arange(2 * 147, dtype=np.int64).reshape(2, 7, 7, 3) % 256
     flat = layout.flatten(frames.astype(np.uint8))
     assert flat.dtype == np.uint8 and flat.shape == (2, 147)
-    assert np.array_equal(layout.stored(flat), frames)  # the env's form back, byte for byte
+    stored = layout.stored(flat)
+    assert isinstance(stored, np.ndarray) and np.array_equal(stored, frames)  # byte for byte
 
 
 def test_the_declared_image_key_of_a_dict_is_taken_without_its_mission() -> None:
@@ -57,7 +60,7 @@ def test_layouts_round_trip_through_the_header_and_vectors_keep_their_json() -> 
     ],
 )
 def test_what_cannot_be_held_is_named(
-    space: gym.Space, keys: list[str] | None, message: str
+    space: gym.Space[Any], keys: list[str] | None, message: str
 ) -> None:
     with pytest.raises(SpaceError, match=message):
         observation_layout(space, "env observation space", keys)
