@@ -1,9 +1,9 @@
-"""MiniGrid through the whole pipeline on images: `dvc repro train` with collect.envs
+"""MiniGrid through the whole pipeline on images: `dvc repro evaluate` with collect.envs
 {minigrid-empty-5x5: MiniGrid-Empty-5x5-v0} (the namespace is the id without its version,
 lower case) trains the behaviour DQN on the 7x7x3 image (CNN encoder),
 measures reference scores, writes all six kinds with uint8 image observations, preprocesses the
 expert kind into uint8 rows and trains discrete BC on it, whose evaluation reports the env's
-success rate (reaching the goal) at 0.9 or more.
+success rate (reaching the goal) at 0.9 or more, as does the evaluate stage's, with its video.
 
 Runs `dvc` in a throwaway copy of the repository (tests/pipelines/stage_runner.py); about 4-6
 minutes on one CPU core. Its figures are recorded in docs/datasets.md.
@@ -65,6 +65,8 @@ PARAMS: dict[str, Any] = {
     "train.eval_episodes": 20,
     "train.checkpoint_interval": 1_000,
     "algos.discrete_bc.hidden": [256, 256],
+    "evaluate.episodes": 20,
+    "evaluate.video": True,
 }
 
 
@@ -75,7 +77,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params.write_text(yaml.safe_dump(with_changes(PARAMS), sort_keys=False))
     (root / "repo").mkdir()
     repo = copy_repo(root / "repo", params)
-    sh(["dvc", "repro", "train"], repo, env={"WANDB_MODE": "disabled"})
+    sh(["dvc", "repro", "evaluate"], repo, env={"WANDB_MODE": "disabled"})
     return repo
 
 
@@ -121,3 +123,11 @@ def _items(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(tree, dict):
         return [kv for k, v in tree.items() for kv in _items(v, f"{prefix}{k}/")]
     return [(prefix.rstrip("/"), tree)] if isinstance(tree, int | float) else []
+
+
+def test_evaluate_stage_reports_success_and_records_a_video(repo: Path) -> None:
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    print(f"evaluate: {json.dumps(metrics)}")
+    rates = [v for k, v in _items(metrics) if k.endswith("success_rate")]
+    assert rates and min(rates) >= 0.9, metrics
+    assert (repo / "videos/evaluate.mp4").stat().st_size > 0
