@@ -64,3 +64,20 @@ def test_what_cannot_be_held_is_named(
 ) -> None:
     with pytest.raises(SpaceError, match=message):
         observation_layout(space, "env observation space", keys)
+
+
+def test_observation_statistics_of_wide_rows_merge_in_bounded_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer's statistics take wide image rows a slice at a time (bounded float64 copies)
+    and still give the exact mean and std; narrow rows are one slice, as before images."""
+    from transitions import writer
+
+    rows = np.random.default_rng(0).integers(0, 256, (500, 147)).astype(np.uint8)
+    monkeypatch.setattr(writer, "MAX_STATS_VALUES", 147 * 7)  # slices of 7 rows
+    stats = writer.RunningStats()
+    stats.update(rows[:250])
+    stats.update(rows[250:])
+    assert stats.mean is not None
+    np.testing.assert_allclose(stats.mean, rows.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(stats.std, rows.std(0), rtol=1e-12)
