@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from offline_rl.networks import EnsembleLinear, ensemble_mlp
+from offline_rl.networks import EnsembleLinear, Observations, ensemble_mlp, observation_mlp
 from offline_rl.seeds import SeedNoise
 
 
@@ -41,10 +41,14 @@ class CategoricalActor(nn.Module):
     action's index, (S, B) int64 (discrete BC)."""
 
     def __init__(
-        self, obs_dim: int, num_actions: int, hidden: tuple[int, ...] = (256, 256), seeds: int = 1
+        self,
+        obs_dim: Observations,
+        num_actions: int,
+        hidden: tuple[int, ...] = (256, 256),
+        seeds: int = 1,
     ) -> None:
         super().__init__()
-        self.net = ensemble_mlp(obs_dim, num_actions, hidden, seeds)
+        self.net = observation_mlp(obs_dim, num_actions, hidden, seeds)
 
     def logits(self, obs: Tensor) -> Tensor:
         return self.net(obs)

@@ -87,7 +87,7 @@ def load_agents(paths: Sequence[Path], device: torch.device) -> LoadedAgent:
     try:
         config = config_model.model_validate(first["config"])
         meta = TransitionsMeta.from_dict(first["meta"])
-        algo = make_algorithm(name, meta.obs_dim, meta.act_dim, config, device, seeds)
+        algo = make_algorithm(name, meta.observations, meta.act_dim, config, device, seeds)
         load_networks_state(algo, stack_networks([p["networks"] for p in payloads]))
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         # e.g. another algorithm's weights, or a file from an older version of the code

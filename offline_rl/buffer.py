@@ -18,6 +18,9 @@ class ReplayBuffer:
     All row fields live side by side in one (capacity, width) tensor, `rows`, so a batch is one
     gather, not one per field (docs/performance.md has what that saves); the fields are
     column views of it, read-only attributes, written in place (`add`, or `buffer.rewards[...]`).
+    Image observations (uint8) are the exception: observations and next_observations stay bytes
+    in two tensors of their own (`images`), gathered beside the rows; a batch's observations are
+    uint8 and the network's encoder scales them on the device.
     """
 
     def __init__(
@@ -30,20 +33,39 @@ class ReplayBuffer:
         with_next_actions: bool = False,
         *,
         action_shape: tuple[int, ...] | None = None,
+        images: bool = False,
     ) -> None:
         # `action_shape` () keeps a Discrete action as one float column (its index); None: (act_dim,)
+        # `images`: observations are an image's obs_dim bytes, kept uint8 outside the packed rows
         action = (act_dim,) if action_shape is None else tuple(action_shape)
         shapes: list[tuple[int, ...]] = [(obs_dim,), action, (), (obs_dim,), ()]
         shapes += [action] if with_next_actions else []
+        pixels: tuple[Tensor, Tensor] | None = None
+        if images:
+            shapes = [action, (), ()] + ([action] if with_next_actions else [])
+            pixels = (
+                torch.zeros(capacity, obs_dim, dtype=torch.uint8, device=device),
+                torch.zeros(capacity, obs_dim, dtype=torch.uint8, device=device),
+            )
         rows, _ = packed_rows(capacity, shapes, torch.device(device))
         rows.zero_()
-        self._init(rows, shapes, size=0, seeds=seeds)
+        self._init(rows, shapes, size=0, seeds=seeds, images=pixels)
+
+    @staticmethod
+    def _split_images(
+        fields: list[Tensor],
+    ) -> tuple[list[Tensor], tuple[Tensor, Tensor] | None]:
+        """The fields kept in packed float rows, and the uint8 (observations, next_observations)."""
+        if fields[0].dtype != torch.uint8:
+            return fields, None
+        return [fields[1], fields[2], *fields[4:]], (fields[0], fields[3])
 
     @classmethod
     def from_transitions(cls, data: Transitions, seeds: Sequence[int] = (0,)) -> ReplayBuffer:
         """Sample from already-loaded rows; no copy when `load_transitions` packed them."""
         fields = [data.observations, data.actions, data.rewards, data.next_observations]
         fields += [data.dones] + ([] if data.next_actions is None else [data.next_actions])
+        fields, images = cls._split_images(fields)
         shapes = [tuple(field.shape[1:]) for field in fields]
         packed = data.packed
         if packed is None or any(  # separate tensors, or fields replaced since loading
@@ -54,15 +76,22 @@ class ReplayBuffer:
             for view, field in zip(views, fields, strict=True):
                 view.copy_(field)
         buffer = cls.__new__(cls)
-        buffer._init(packed, shapes, size=len(data), seeds=seeds)
+        buffer._init(packed, shapes, size=len(data), seeds=seeds, images=images)
         return buffer
 
     def _init(
-        self, rows: Tensor, shapes: list[tuple[int, ...]], size: int, seeds: Sequence[int]
+        self,
+        rows: Tensor,
+        shapes: list[tuple[int, ...]],
+        size: int,
+        seeds: Sequence[int],
+        images: tuple[Tensor, Tensor] | None = None,
     ) -> None:
         self.rows = rows
         self._shapes = shapes
-        self._views = row_fields(rows, shapes)  # also checks that the widths add up
+        self.images = images  # uint8 (observations, next_observations), or None: all in `rows`
+        # the fields in Batch order; an image's two arrays slot in at 0 and 3
+        self._views = self._with_images(row_fields(rows, shapes), images)
         self.device = rows.device
         self.capacity = rows.shape[0]
         # `size` on the device as well, for sample_filled: read there, not baked into a graph
@@ -163,10 +192,33 @@ class ReplayBuffer:
         """Every filled row once, in order, `chunk` at a time, the same rows for each of `seeds`
         seeds: (batch (seeds, n, ...), n). Validation losses average over them."""
         for start in range(0, self.size, chunk):
-            part = self.rows[start : min(start + chunk, self.size)]
-            yield Batch(*row_fields(part.expand(seeds, -1, -1), self._shapes)), part.shape[0]
+            rows = slice(start, min(start + chunk, self.size))
+            part = self.rows[rows]
+            images = None
+            if self.images is not None:
+                images = (
+                    self.images[0][rows].expand(seeds, -1, -1),
+                    self.images[1][rows].expand(seeds, -1, -1),
+                )
+            fields = row_fields(part.expand(seeds, -1, -1), self._shapes)
+            yield Batch(*self._with_images(fields, images)), part.shape[0]
 
     def _gather(self, idx: Tensor) -> Batch:
         # One index_select for all seeds: faster than rows[idx] on CPU (no advanced-indexing setup).
-        rows = torch.index_select(self.rows, 0, idx.flatten()).view(*idx.shape, -1)
-        return Batch(*row_fields(rows, self._shapes))
+        flat = idx.flatten()
+        rows = torch.index_select(self.rows, 0, flat).view(*idx.shape, -1)
+        images = None
+        if self.images is not None:
+            images = (
+                torch.index_select(self.images[0], 0, flat).view(*idx.shape, -1),
+                torch.index_select(self.images[1], 0, flat).view(*idx.shape, -1),
+            )
+        return Batch(*self._with_images(row_fields(rows, self._shapes), images))
+
+    @staticmethod
+    def _with_images(fields: list[Tensor], images: tuple[Tensor, Tensor] | None) -> list[Tensor]:
+        """Packed fields (actions, rewards, dones[, next_actions]) with an image's observations
+        put back in Batch order; the fields as they are without images."""
+        if images is None:
+            return fields
+        return [images[0], fields[0], fields[1], images[1], *fields[2:]]

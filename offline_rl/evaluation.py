@@ -253,9 +253,16 @@ def batch_of_one(obs: Any) -> Any:
     return np.asarray(obs)[None]
 
 
+# Families whose `width`/`height` are the grid's size, not the frame's (MiniGrid would assert, or
+# build a 320-cell grid): they render at their own frame size.
+GRID_SIZED = ("MiniGrid-", "BabyAI-")
+
+
 def rendering_env(env_id: str) -> gym.Env[Any, Any]:
-    """`env_id` rendering 320x240 frames; envs without a frame size (classic control: CartPole)
-    render at their own."""
+    """`env_id` rendering 320x240 frames; envs without a frame size (classic control: CartPole;
+    MiniGrid) render at their own."""
+    if env_id.startswith(GRID_SIZED):
+        return make_env(env_id, render_mode="rgb_array")
     try:
         return make_env(env_id, render_mode="rgb_array", width=320, height=240)
     except TypeError:

@@ -7,15 +7,26 @@ has E * S members, stored member-major (all seeds' first critics, then their sec
 returns (E, S, B). A single-seed run is S = 1, the same code. Parameters of one seed are
 `tensor.unflatten(0, (-1, S))[:, k]` (offline_rl/seeds.py builds and splits them). The actors,
 built from these layers, are in offline_rl/actors.py.
+
+What reads the observation is chosen by its layout (`observation_mlp`): an MLP for vectors; for a
+uint8 image (transitions/spaces.py), a CNN (`EnsembleImageEncoder`) in front of that MLP, which
+takes the pixels' bytes as stored and scales them by 1/255 itself, on the device.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from transitions.spaces import ObservationLayout
+
+# What an algorithm's networks are built for: an observation width (vectors), or the layout,
+# which says when the rows are an image's pixels.
+Observations = int | ObservationLayout
 
 
 class EnsembleLinear(nn.Module):
@@ -92,6 +103,109 @@ def ensemble_mlp(
     return nn.Sequential(*layers)
 
 
+class EnsembleConv2d(nn.Module):
+    """`members` independent 2-D convolutions run as one grouped convolution over member-major
+    channels (B, members * in, H, W) -> (B, members * out, H', W'). The parameters keep the
+    member dimension first, (members, out, in, k, k), like every ensemble layer's, so that the
+    seeds' networks stack and split as the others do (offline_rl/seeds.py)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, members: int):
+        super().__init__()
+        self.stride, self.members = stride, members
+        self.weight = nn.Parameter(torch.empty(members, out_channels, in_channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.empty(members, out_channels))
+        # nn.Conv2d's initial distribution (its kaiming-uniform, a = sqrt(5), is this bound).
+        bound = 1.0 / math.sqrt(in_channels * kernel * kernel)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = self.weight.flatten(0, 1)  # a view: members outermost, as the groups read it
+        return F.conv2d(x, weight, self.bias.flatten(), self.stride, groups=self.members)
+
+
+class EnsembleImageEncoder(nn.Module):
+    """A CNN per member over image rows (members, B, H * W * C) of raw pixels (the stored uint8,
+    or the same values as floats), scaled by 1/255 here, on the device: the dataset stays bytes
+    and only a batch is ever float. Returns (members, B, features).
+
+    Images of side 36 or more take Nature DQN's convolutions (Mnih et al., 2015: 32 8x8 stride 4,
+    64 4x4 stride 2, 64 3x3 stride 1); smaller ones, such as MiniGrid's 7x7 symbolic view, which
+    those strides would shrink to nothing, the rl-starter-files' network for MiniGrid (16 2x2, 2x2
+    max-pool, 32 2x2, 64 2x2). Those small images are symbolic codes, not light (MiniGrid's object,
+    colour and state indices, 0..10 out of 255): after the 1/255 they are standardised per image
+    (zero mean, unit variance over H, W, C, no parameters), without which they reach the first
+    convolution at 1/25 of its bias's scale, and the DQN measured no return at all in 8k steps on
+    MiniGrid-Empty-5x5. Members are convolution groups: one conv runs them all, member m reading
+    only its own channels, each initialised as a lone nn.Conv2d would be."""
+
+    def __init__(self, image: tuple[int, int, int], members: int) -> None:
+        super().__init__()
+        self.image, self.members = image, members
+        h, w, c = image
+        m = members
+        layers: list[nn.Module]
+        self.standardise = min(h, w) < 36
+        if not self.standardise:
+            layers = [
+                EnsembleConv2d(c, 32, 8, 4, m),
+                nn.ReLU(inplace=True),
+                EnsembleConv2d(32, 64, 4, 2, m),
+                nn.ReLU(inplace=True),
+                EnsembleConv2d(64, 64, 3, 1, m),
+                nn.ReLU(inplace=True),
+            ]
+        else:
+            if min(h, w) < 4:
+                raise ValueError(f"image {image}: too small for the encoder (at least 4x4)")
+            layers = [
+                EnsembleConv2d(c, 16, 2, 1, m),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+                EnsembleConv2d(16, 32, 2, 1, m),
+                nn.ReLU(inplace=True),
+                EnsembleConv2d(32, 64, 2, 1, m),
+                nn.ReLU(inplace=True),
+            ]
+        self.convs = nn.Sequential(*layers)
+        with torch.no_grad():
+            out = self.convs(torch.zeros(1, c * m, h, w))
+        self.features = int(np.prod(out.shape[1:])) // m
+
+    def forward(self, x: Tensor) -> Tensor:
+        members, batch = x.shape[0], x.shape[1]
+        if members != self.members:
+            # Fewer rows than members would need a slice of every grouped weight; no caller does.
+            raise ValueError(f"image encoder of {self.members} members given {members}")
+        h, w, c = self.image
+        # (M, B, H*W*C) bytes -> (B, M*C, H, W) floats in [0, 1]: member-major channels, as the
+        # groups expect; the conversion happens here, on the batch only.
+        pixels = x.reshape(members, batch, h, w, c).permute(1, 0, 4, 2, 3)
+        pixels = pixels.reshape(batch, members * c, h, w).float() * (1.0 / 255.0)
+        if self.standardise:
+            per_image = pixels.reshape(batch, members, c * h * w)
+            pixels = F.layer_norm(per_image, per_image.shape[-1:]).reshape(pixels.shape)
+        out = self.convs(pixels)  # (B, M * F_c, h', w')
+        return out.reshape(batch, members, -1).transpose(0, 1)
+
+
+def observation_mlp(
+    observations: Observations,
+    out_dim: int | None,
+    hidden: tuple[int, ...],
+    members: int,
+    layer_norm: bool = False,
+) -> nn.Sequential:
+    """`ensemble_mlp` reading observations as their layout says: vectors directly; an image
+    through an `EnsembleImageEncoder` first (its features are the MLP's input)."""
+    if isinstance(observations, int) or observations.image is None:
+        width = observations if isinstance(observations, int) else observations.obs_dim
+        return ensemble_mlp(width, out_dim, hidden, members, layer_norm)
+    encoder = EnsembleImageEncoder(observations.image, members)
+    mlp = ensemble_mlp(encoder.features, out_dim, hidden, members, layer_norm)
+    return nn.Sequential(encoder, *mlp)
+
+
 def run_frozen(net: nn.Sequential, x: Tensor) -> Tensor:
     """`net(x)` with every layer's weights out of the graph: gradients reach x only."""
     for layer in net:
@@ -140,7 +254,7 @@ class EnsembleDiscreteCritic(nn.Module):
 
     def __init__(
         self,
-        obs_dim: int,
+        obs_dim: Observations,
         num_actions: int,
         hidden: tuple[int, ...] = (256, 256),
         ensemble_size: int = 1,
@@ -148,7 +262,7 @@ class EnsembleDiscreteCritic(nn.Module):
     ) -> None:
         super().__init__()
         self.ensemble_size, self.seeds = ensemble_size, seeds
-        self.net = ensemble_mlp(obs_dim, num_actions, hidden, ensemble_size * seeds)
+        self.net = observation_mlp(obs_dim, num_actions, hidden, ensemble_size * seeds)
 
     def forward(self, obs: Tensor) -> Tensor:
         """Every action's Q-value, (E, S, B, n), for observations (S, B, obs_dim)."""

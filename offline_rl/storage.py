@@ -14,6 +14,7 @@ from typing import Literal
 import psutil
 import torch
 
+from core.config import ConfigError
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.disk_buffer import DiskReplayBuffer
 from offline_rl.windows import WindowBuffer
@@ -31,7 +32,11 @@ MEMORY_SHARE = 0.5
 def memory_bytes(meta: TransitionsMeta) -> int:
     """What memory storage allocates for the file's rows on the device, every split counted:
     the packed float32 row fields (observations, actions, reward, next observations, done, next
-    actions) plus returns-to-go (float32) and episode ids (int64), which loading also makes."""
+    actions) plus returns-to-go (float32) and episode ids (int64), which loading also makes; an
+    image's observations as their uint8 bytes beside the packed rows."""
+    if meta.observation_image:
+        packed = 2 * meta.act_dim + 2
+        return meta.size * (4 * packed + 2 * meta.obs_dim + 4 + 8)
     packed = 2 * meta.obs_dim + 2 * meta.act_dim + 2
     return meta.size * (4 * packed + 4 + 8)
 
@@ -50,6 +55,17 @@ def choose_storage(
 ) -> Literal["memory", "disk"]:
     """`storage` itself, or for `auto` the rule above; `available` overrides the measurement."""
     need = memory_bytes(meta)
+    if meta.observation_image and storage != "memory":
+        # The memory-mapped path gathers packed float rows; images have no path there yet.
+        have = available_bytes(device) if available is None else available
+        if storage == "disk" or need > MEMORY_SHARE * have:
+            raise ConfigError(
+                f"train.storage: {storage}: {meta.dataset_ids} hold uint8 images "
+                f"{meta.observation_image}, which only memory storage trains on "
+                f"(their rows take {need / 1e9:.2f} GB, {have / 1e9:.2f} GB available on {device})"
+            )
+        log.info("train.storage: auto -> memory: image rows (%.2f GB)", need / 1e9)
+        return "memory"
     if storage != "auto":
         log.info("train.storage: %s (the file's rows take %.2f GB in memory)", storage, need / 1e9)
         return storage

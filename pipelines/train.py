@@ -54,7 +54,7 @@ def main() -> None:
     validation = (
         load_transitions(path, device, split="validation") if meta.num_validation_episodes else None
     )
-    algo = make_algorithm(config.algo, meta.obs_dim, meta.act_dim, algo_config, device, seeds)
+    algo = make_algorithm(config.algo, meta.observations, meta.act_dim, algo_config, device, seeds)
     # A sequence model (one with a `context`) samples windows of that many steps. A disk
     # buffer's thread stops, and its mapping closes, when the process exits.
     storage = choose_storage(config.storage, meta, device)

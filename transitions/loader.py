@@ -117,12 +117,18 @@ def row_fields(packed: Tensor, shapes: list[tuple[int, ...]]) -> list[Tensor]:
 
 
 def read_rows(
-    path: Path, file: h5py.File, key: str, start: int, end: int, keep: np.ndarray | None
+    path: Path,
+    file: h5py.File,
+    key: str,
+    start: int,
+    end: int,
+    keep: np.ndarray | None,
+    dtype: type = np.float32,
 ) -> np.ndarray:
-    """Rows [start, end) of one array as float32 (bool flags become 0/1), those where `keep` (a
-    mask over the same rows) is True."""
+    """Rows [start, end) of one array as float32 (bool flags become 0/1), or as `dtype` (an
+    image's uint8), those where `keep` (a mask over the same rows) is True."""
     try:
-        host = np.asarray(file[key][start:end], dtype=np.float32)
+        host: np.ndarray = np.asarray(file[key][start:end], dtype=dtype)
     except OSError as error:  # the header was intact but the data blocks are not
         raise TransitionsFileError(
             f"{path}: array '{key}' is unreadable ({error}); rerun preprocess"
@@ -169,7 +175,8 @@ class Transforms:
         )
 
     def observations_(self, observations: Tensor) -> Tensor:
-        if self.meta.normalize_observations:
+        # Images stay the stored bytes; the encoder scales them (preprocess refuses to normalise).
+        if self.meta.normalize_observations and not self.meta.observation_image:
             observations.sub_(self.obs_mean).div_(self.obs_std)
         return observations
 
@@ -232,7 +239,8 @@ def load_transitions(
     """Read the rows of `split` straight into tensors on `device` and apply the file's transforms.
 
     One copy on the device: each array is read READ_ROWS rows at a time into a preallocated tensor,
-    so the host holds only one such block beyond the result.
+    so the host holds only one such block beyond the result. Image observations stay uint8, in
+    tensors of their own beside the packed float32 rows: never a float copy of the dataset.
     """
     path = Path(path)
     meta = read_meta(path)
@@ -243,13 +251,18 @@ def load_transitions(
         rows = meta.size if keep is None else int(keep.sum())
         if rows == 0:
             raise TransitionsFileError(f"{path}: the {split!r} split holds no transitions")
-        # The row arrays side by side in one tensor (next_actions last, filled below).
-        shapes = [f[key].shape[1:] for key in (*ROW_ARRAYS, "actions")]
+        # The row arrays side by side in one tensor (next_actions last, filled below); an image's
+        # observations in uint8 tensors of their own.
+        image = bool(meta.observation_image)
+        in_packed = [k for k in ROW_ARRAYS if not (image and k in IMAGE_ARRAYS)]
+        shapes = [f[key].shape[1:] for key in (*in_packed, "actions")]
         packed, views = packed_rows(rows, shapes, device)
-        outputs = dict(zip(ROW_ARRAYS, views, strict=False))
+        outputs = dict(zip(in_packed, views, strict=False))
         for key in (*ROW_ARRAYS, "returns_to_go", "episode_ids"):
             tail = f[key].shape[1:]
+            as_image = image and key in IMAGE_ARRAYS
             dtype = torch.int64 if key == "episode_ids" else torch.float32
+            dtype = torch.uint8 if as_image else dtype
             out = outputs.get(key)
             if out is None:
                 out = torch.empty((rows, *tail), dtype=dtype, device=device)
@@ -261,7 +274,8 @@ def load_transitions(
                     host = np.asarray(f[key][start:end])
                     host = host if rows_kept is None else host[rows_kept]
                 else:
-                    host = read_rows(path, f, key, start, end, rows_kept)
+                    host_dtype = np.uint8 if as_image else np.float32
+                    host = read_rows(path, f, key, start, end, rows_kept, host_dtype)
                 if key == "actions":
                     check_action_indices(path, host, meta)
                 out[filled : filled + len(host)] = torch.from_numpy(host)
@@ -274,6 +288,10 @@ def load_transitions(
     return dataclasses.replace(
         data, next_actions=next_actions, episode_ids=episode_ids, packed=packed
     )
+
+
+# The arrays an image fills (uint8 rows of H * W * C bytes), kept out of the packed float32 rows.
+IMAGE_ARRAYS = ("observations", "next_observations")
 
 
 def shift_within_episodes(

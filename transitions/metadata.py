@@ -50,6 +50,8 @@ class TransitionsMeta:
     action_start: int = 0  # Discrete: the env's action for stored index 0
     # Dict observations: (key, width) in the order `observations` concatenates them; () for Box
     observation_keys: tuple[tuple[str, int], ...] = ()
+    # uint8 image observations: (H, W, C), obs_dim = H * W * C; () for float32 vectors
+    observation_image: tuple[int, ...] = ()
 
     @property
     def discrete_actions(self) -> bool:
@@ -63,10 +65,18 @@ class TransitionsMeta:
 
     @property
     def observations(self) -> ObservationLayout:
-        return ObservationLayout(self.obs_dim, self.observation_keys)
+        h_w_c = self.observation_image
+        image = (h_w_c[0], h_w_c[1], h_w_c[2]) if len(h_w_c) == 3 else None
+        return ObservationLayout(self.obs_dim, self.observation_keys, image)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _lists(v) for k, v in self.__dict__.items()}
+        # A vector file's dict leaves observation_image out: what training fingerprints and agent
+        # files hold of it is then as it was before images (a Hopper run resumes across them).
+        return {
+            k: _lists(v)
+            for k, v in self.__dict__.items()
+            if k != "observation_image" or self.observation_image
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransitionsMeta:
@@ -118,6 +128,7 @@ def read_meta(path: str | Path) -> TransitionsMeta:
             f"num_actions = {num_actions} (discrete actions are one index a row)"
         )
     try:
+        layout = ObservationLayout.from_json(str(attrs.get("observation_keys", "[]")))
         meta = TransitionsMeta(
             env_id=str(attrs["env_id"]),
             dataset_ids=tuple(json.loads(attrs["dataset_ids"])),
@@ -139,15 +150,18 @@ def read_meta(path: str | Path) -> TransitionsMeta:
             return_to_go_discount=float(attrs["return_to_go_discount"]),
             num_actions=num_actions,
             action_start=int(attrs.get("action_start", 0)),
-            observation_keys=_observation_keys(attrs.get("observation_keys", "[]")),
+            observation_keys=layout.keys if layout else (),
+            observation_image=(layout.image or ()) if layout else (),
         )
     except KeyError as error:
         raise TransitionsFileError(f"{path}: missing attribute {error.args[0]!r}") from None
-    except (ValueError, TypeError) as error:  # observation_keys that are not [[key, width], ...]
+    except (ValueError, TypeError) as error:  # observation_keys malformed
         raise TransitionsFileError(f"{path}: malformed attribute ({error})") from None
     _check_statistics(path, meta)
-    widths = sum(width for _, width in meta.observation_keys)
-    if meta.observation_keys and widths != meta.obs_dim:
+    widths = sum(width for _, width in meta.observation_keys) or int(
+        np.prod(meta.observation_image)
+    )
+    if (meta.observation_keys or meta.observation_image) and widths != meta.obs_dim:
         raise TransitionsFileError(
             f"{path}: attribute 'observation_keys' {meta.observation_keys} adds up to {widths} "
             f"columns, observations have {meta.obs_dim}"
@@ -178,11 +192,6 @@ def _check_statistics(path: Path, meta: TransitionsMeta) -> None:
         raise TransitionsFileError(f"{path}: obs_std must be > 0 and action_low < action_high")
     if not (np.isfinite(meta.reward_scale) and np.isfinite(meta.reward_shift)):
         raise TransitionsFileError(f"{path}: reward_scale and reward_shift must be finite")
-
-
-def _observation_keys(text: Any) -> tuple[tuple[str, int], ...]:
-    layout = ObservationLayout.from_json(str(text))
-    return () if layout is None else layout.keys
 
 
 def _optional_float(value: Any) -> float | None:

@@ -7,7 +7,11 @@ is then n wide (logits or Q-values), which `ActionLayout.act_dim` says for both.
 Observations: a `Box` of shape (d,) is stored as float32 (N, d); a `Dict` of such boxes as the
 concatenation of its declared keys (`ObservationLayout.keys`, each with its width, recorded in
 the file's header), so training reads one flat vector and evaluation flattens the env's
-observation the same way. Every other space fails here, before any work, naming the space.
+observation the same way. An image, a uint8 `Box` of shape (H, W, C) (or the one declared key of a
+`Dict` that holds one: MiniGrid's `image`, its `mission` left out), stays uint8: a row is its
+H * W * C bytes (`ObservationLayout.image` keeps the shape, so a network can fold it back), and
+networks scale it by 1/255 on the device (offline_rl/networks.py). Every other space fails here,
+before any work, naming the space.
 """
 
 from __future__ import annotations
@@ -87,31 +91,73 @@ def action_layout(space: Any, where: str = "action space") -> ActionLayout:
 
 @dataclass(frozen=True)
 class ObservationLayout:
-    """How an observation becomes the flat float32 vector a file row and a policy hold."""
+    """How an observation becomes the flat vector a file row and a policy hold: float32, or the
+    uint8 bytes of an image (`image` its (H, W, C), obs_dim = H * W * C)."""
 
     obs_dim: int
     keys: tuple[tuple[str, int], ...] = ()  # Dict: (key, width) in the vector's order; () for Box
+    image: tuple[int, int, int] | None = None  # (H, W, C) of a uint8 image; None for vectors
+
+    @property
+    def dtype(self) -> type:
+        """The rows' dtype in every file and on the device: images stay bytes."""
+        return np.uint8 if self.image else np.float32
 
     def flatten(self, observation: Any) -> np.ndarray:
-        """The env's observation (one, or a batch from a vector env) as float32 (..., obs_dim)."""
+        """The env's observation (one, or a batch from a vector env) as (..., obs_dim) rows of
+        `dtype`: a Dict's declared keys concatenated, an image's pixels in (H, W, C) order."""
+        if self.keys:
+            if not isinstance(observation, Mapping):
+                raise SpaceError(f"expected a dict observation with keys {self.key_names}")
+            parts: list[np.ndarray] = [
+                np.asarray(observation[key], dtype=self.dtype) for key, _ in self.keys
+            ]
+        else:
+            parts = [np.asarray(observation, dtype=self.dtype)]
+        if self.image:
+            return parts[0].reshape(*parts[0].shape[: parts[0].ndim - 3], self.obs_dim)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+    def stored(self, rows: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        """Flat rows (N, obs_dim) back in the env's form, as replay.h5 and Minari store them: an
+        image (N, H, W, C), a Dict's declared keys as one array each."""
+        lead = rows.shape[:-1]
+        if self.image:
+            pixels = rows.astype(np.uint8).reshape(*lead, *self.image)
+            return {self.keys[0][0]: pixels} if self.keys else pixels
         if not self.keys:
-            return np.asarray(observation, dtype=np.float32)
-        if not isinstance(observation, Mapping):
-            raise SpaceError(f"expected a dict observation with keys {self.key_names}")
-        parts = [np.asarray(observation[key], dtype=np.float32) for key, _ in self.keys]
-        return np.concatenate(parts, axis=-1)
+            return rows
+        bounds = np.cumsum([0] + [width for _, width in self.keys])
+        return {
+            key: rows[..., a:b]
+            for (key, _), a, b in zip(self.keys, bounds[:-1], bounds[1:], strict=True)
+        }
 
     @property
     def key_names(self) -> list[str]:
         return [key for key, _ in self.keys]
 
     def to_json(self) -> str:
-        return json.dumps([[key, width] for key, width in self.keys])
+        """A header's `observation_keys`: [[key, width], ...] as before images ("[]" for a vector
+        Box, so Hopper's files are unchanged); an image adds its shape:
+        {"keys": [[key, width]], "image": [H, W, C]}."""
+        keys = [[key, width] for key, width in self.keys]
+        return json.dumps({"keys": keys, "image": list(self.image)} if self.image else keys)
 
     @classmethod
     def from_json(cls, text: str) -> ObservationLayout | None:
-        """The layout recorded in a header; None for a Box (no keys recorded)."""
-        keys = tuple((str(key), int(width)) for key, width in json.loads(text))
+        """The layout recorded in a header; None for a vector Box (nothing recorded)."""
+        data = json.loads(text)
+        image = None
+        if isinstance(data, dict):
+            image = tuple(int(n) for n in data["image"])
+            if len(image) != 3 or min(image) < 1:
+                raise ValueError(f"image shape {data['image']} is not (H, W, C)")
+            data = data["keys"]
+        keys = tuple((str(key), int(width)) for key, width in data)
+        if image is not None:
+            h, w, c = image
+            return cls(h * w * c, keys, (h, w, c))
         return cls(sum(w for _, w in keys), keys) if keys else None
 
 
@@ -125,6 +171,8 @@ def observation_layout(
     if kind == "Box":
         if keys:
             raise SpaceError(f"{where}: observation keys {list(keys)} given for a Box observation")
+        if _is_image(spec):
+            return _image_layout(spec)
         return ObservationLayout(obs_dim=_vector_width(spec, where))
     if kind == "Dict":
         subspaces: dict[str, Any] = spec["subspaces"]
@@ -134,15 +182,45 @@ def observation_layout(
             raise SpaceError(
                 f"{where}: observation keys {unknown or chosen} not among {list(subspaces)}"
             )
+        images = [key for key in chosen if _is_image(subspaces[key])]
+        if images:
+            if len(chosen) > 1:  # one encoder per observation: an image and vectors beside it
+                raise SpaceError(  # would need two, and a rule to join them
+                    f"{where}: image key {images[0]!r} must be the only observation key, "
+                    f"got {chosen} (images beside other keys are not supported; declare "
+                    f"observation_keys: [{images[0]}])"
+                )
+            image = _image_layout(subspaces[images[0]])
+            return ObservationLayout(image.obs_dim, ((images[0], image.obs_dim),), image.image)
         widths = tuple((key, _vector_width(subspaces[key], f"{where}[{key!r}]")) for key in chosen)
         return ObservationLayout(obs_dim=sum(w for _, w in widths), keys=widths)
-    raise SpaceError(f"{where}: {describe(spec)} observations are not supported (Box or Dict)")
+    raise SpaceError(
+        f"{where}: {describe(spec)} observations are not supported "
+        "(Box (d,), uint8 Box image (H, W, C), or Dict of them)"
+    )
+
+
+def _is_image(spec: dict[str, Any]) -> bool:
+    """A uint8 Box of three dimensions (H, W, C), as MiniGrid, Atari and rendered frames give."""
+    return spec.get("type") == "Box" and len(spec.get("shape", ())) == 3 and _dtype(spec) == "uint8"
+
+
+def _image_layout(spec: dict[str, Any]) -> ObservationLayout:
+    h, w, c = (int(n) for n in spec["shape"])  # uint8: 0..255, which 1/255 maps onto [0, 1]
+    return ObservationLayout(obs_dim=h * w * c, image=(h, w, c))
+
+
+def _dtype(spec: dict[str, Any]) -> str:
+    return str(np.dtype(spec.get("dtype", "float32")))
 
 
 def _vector_width(spec: dict[str, Any], where: str) -> int:
     if spec.get("type") == "Box" and len(spec["shape"]) == 1:
         return int(spec["shape"][0])
-    raise SpaceError(f"{where}: {describe(spec)} is not supported here (a Box of shape (d,))")
+    raise SpaceError(
+        f"{where}: {describe(spec)} is not supported here "
+        "(a Box of shape (d,), or a uint8 Box image (H, W, C))"
+    )
 
 
 def describe(spec: dict[str, Any]) -> str:

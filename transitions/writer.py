@@ -29,6 +29,7 @@ from transitions.schema import SCHEMA_VERSION, array_specs
 from transitions.spaces import ActionLayout, ObservationLayout
 
 MAX_CHUNK_ROWS = 65_536  # HDF5 chunk of the arrays (rows), whatever the write buffer
+MAX_STATS_VALUES = 1 << 24  # values per slice the statistics merge at once (128 MB in float64)
 OBS_STD_FLOOR = 1e-3  # constant features would divide by ~0 when observations are normalised
 
 
@@ -41,6 +42,14 @@ class RunningStats:
     m2: np.ndarray | None = None
 
     def update(self, x: np.ndarray) -> None:
+        # Merged in slices of at most MAX_STATS_VALUES values: the float64 copy of a chunk of
+        # wide image rows (84x84x4 bytes each) would otherwise take gigabytes. Narrow rows (Hopper's
+        # 11 columns) stay one slice per chunk, the arithmetic as it always was.
+        rows = max(1, MAX_STATS_VALUES // max(1, int(np.prod(x.shape[1:]))))
+        for start in range(0, x.shape[0], rows):
+            self._merge(x[start : start + rows])
+
+    def _merge(self, x: np.ndarray) -> None:
         n = x.shape[0]
         if n == 0:
             return
@@ -111,7 +120,9 @@ class TransitionsWriter:
         self.declared_rows = rows
         self.obs_stats = RunningStats()
         self.buffers: dict[str, np.ndarray] = {}
-        for key, (shape, dtype) in array_specs(observations.obs_dim, actions).items():
+        for key, (shape, dtype) in array_specs(
+            observations.obs_dim, actions, observations.dtype
+        ).items():
             if rows is None:
                 file.create_dataset(
                     key,

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from datagen.behavior.config import DQNConfig
 from offline_rl.algos.base import load_parts, parts_state
-from offline_rl.networks import ensemble_mlp, grad_norm, make_adam, values_at
+from offline_rl.networks import Observations, grad_norm, make_adam, observation_mlp, values_at
 from offline_rl.seeds import INIT, stream_seed
 from transitions.loader import Batch
 
@@ -30,7 +30,7 @@ class DQN:
 
     def __init__(
         self,
-        obs_dim: int,
+        obs_dim: Observations,  # a width, or the layout (an image gets the CNN encoder)
         act_dim: int,  # the number of actions (one Q-value each)
         config: DQNConfig,
         device: torch.device,
@@ -41,7 +41,7 @@ class DQN:
         # The initial weights from the seed's own stream, as the offline algorithms take theirs.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(seed, INIT))
-            self.q = ensemble_mlp(obs_dim, act_dim, config.hidden, members=1).to(device)
+            self.q = observation_mlp(obs_dim, act_dim, config.hidden, members=1).to(device)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.optimizer = make_adam(self.q, config.lr)
         self.step = 0  # gradient steps taken: when to refresh the target network

@@ -138,7 +138,8 @@ class DQNPolicy(CheckpointPolicy):
     def _restore(self, payload: dict[str, Any], seed: int) -> None:
         config = DQNConfig(**payload["config"])
         self.n, self.start = int(payload["num_actions"]), int(payload["action_start"])
-        self.agent = DQN(payload["obs_dim"], self.n, config, self.device)
+        observations = self.layout if self.layout.image else int(payload["obs_dim"])
+        self.agent = DQN(observations, self.n, config, self.device)
         self.agent.q.load_state_dict(payload["q"])
         self.epsilon = 0.0 if self.deterministic else config.final_epsilon
         self.rng = np.random.default_rng(seed)
@@ -256,6 +257,7 @@ def waypoint_checkpoint(
 
 
 def _keys(observation: ObservationLayout | None) -> dict[str, Any]:
-    """A Dict observation's key order, which a checkpoint's policy flattens by; nothing for a Box
-    (so a Box checkpoint's file is as it always was)."""
-    return {"observation_keys": observation.to_json()} if observation and observation.keys else {}
+    """A Dict observation's key order (and an image's shape), which a checkpoint's policy flattens
+    by; nothing for a vector Box (so such a checkpoint's file is as it always was)."""
+    keep = observation is not None and (observation.keys or observation.image)
+    return {"observation_keys": observation.to_json()} if observation and keep else {}

@@ -4,7 +4,8 @@
 the exploration RNG, the episode counter and the checkpoints taken so far.
 
 A Dict observation is learned from as the flat vector of all its keys
-(`transitions.spaces.ObservationLayout`); the replay file splits it back into its keys."""
+(`transitions.spaces.ObservationLayout`); the replay file splits it back into its keys. An image
+is learned from by the DQN's CNN encoder; the buffer and the replay file keep its bytes uint8."""
 
 from __future__ import annotations
 
@@ -97,11 +98,21 @@ class BehaviorRun:
             self.agent = None
             self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seeds=[seed])
         elif self.discrete:
-            self.agent = DQN(*self.dims, config.dqn, self.device, seed=seed)
+            self.agent = DQN(self.observation, self.dims[1], config.dqn, self.device, seed=seed)
             self.buffer = ReplayBuffer(
-                *self.dims, config.steps, self.device, seeds=[seed], action_shape=()
+                *self.dims,
+                config.steps,
+                self.device,
+                seeds=[seed],
+                action_shape=(),
+                images=self.observation.image is not None,
             )
         else:
+            if self.observation.image:
+                raise SpaceError(
+                    f"{env_id}: image observations {self.observation.image} with Box actions: "
+                    "the behaviour SAC has no image encoder (the DQN, for Discrete actions, has)"
+                )
             self.agent = SAC(*self.dims, config.sac, self.device, seed=seed)
             self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seeds=[seed])
         self.truncations = np.zeros(config.steps, dtype=bool)
@@ -191,11 +202,15 @@ class BehaviorRun:
         return self.space.low + (stored + 1.0) * 0.5 * (self.space.high - self.space.low)
 
     def record(self, obs: Any, unit: Any, reward: Any, next_obs: Any, terminated: bool) -> None:
-        flat = self.observation.flatten
-        values = (flat(obs), unit, reward, flat(next_obs), float(terminated))
-        self.buffer.add(
-            *(torch.as_tensor(np.asarray(v, np.float32), device=self.device)[None] for v in values)
-        )
+        flat = self.observation.flatten  # float32, or an image's uint8 bytes as the buffer keeps
+        values = [
+            flat(obs),
+            np.asarray(unit, np.float32),
+            np.asarray(reward, np.float32),
+            flat(next_obs),
+            np.asarray(terminated, np.float32),
+        ]
+        self.buffer.add(*(torch.as_tensor(v, device=self.device)[None] for v in values))
         self.step += 1
 
     def update_fn(self) -> Callable[[], dict[str, torch.Tensor]]:

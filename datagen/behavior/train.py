@@ -33,6 +33,7 @@ from datagen.behavior.run import (
 from datagen.behavior.spaces import env_layouts
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.tracking import RunLogger
+from transitions.spaces import ObservationLayout
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def _write_outputs(tmp: Path, run: BehaviorRun) -> None:
         run.buffer,
         run.truncations,
         run.env_id,
-        ReplayLayout(run.discrete, run.action.start, run.observation.keys),
+        ReplayLayout(run.discrete, run.action.start, run.observation),
     )
     write_json(
         tmp / "checkpoints.json",
@@ -223,7 +224,7 @@ class ReplayLayout:
 
     discrete: bool = False  # actions: the env's own int64 (N,), else float32 (N, k) in [-1, 1]
     action_start: int = 0  # Discrete: the buffer holds indices, the file action = index + start
-    observation_keys: tuple[tuple[str, int], ...] = ()  # Dict: (key, width); () for a Box
+    observations: ObservationLayout | None = None  # None: a vector Box, stored as it is
 
 
 def write_replay(
@@ -234,8 +235,8 @@ def write_replay(
     layout: ReplayLayout = ReplayLayout(),
 ) -> None:
     """The replay buffer in insertion order. Box actions in [-1, 1] units of the action space,
-    Discrete ones as the env's int64 actions; a Dict observation as a group of float32 arrays,
-    one per key (`observations/<key>`), as Minari stores it."""
+    Discrete ones as the env's int64 actions; a Dict observation as a group of arrays, one per key
+    (`observations/<key>`), as Minari stores it; images as uint8 (N, H, W, C)."""
     with h5py.File(path, "w") as f:
         f.attrs["env_id"] = env_id
         n = buffer.size
@@ -248,12 +249,16 @@ def write_replay(
             ("rewards", buffer.rewards[:n].cpu().numpy()),
             ("next_observations", buffer.next_observations[:n].cpu().numpy()),
         ):
-            if not layout.observation_keys or "observations" not in key:
-                f.create_dataset(key, data=rows, chunks=True)
+            stored = (
+                rows
+                if layout.observations is None or "observations" not in key
+                else (layout.observations.stored(rows))
+            )
+            if not isinstance(stored, dict):
+                f.create_dataset(key, data=stored, chunks=True)
                 continue
-            group, start = f.create_group(key), 0
-            for name, width in layout.observation_keys:
-                group.create_dataset(name, data=rows[:, start : start + width], chunks=True)
-                start += width
+            group = f.create_group(key)
+            for name, array in stored.items():
+                group.create_dataset(name, data=array, chunks=True)
         f.create_dataset("terminals", data=buffer.dones[:n].cpu().numpy() > 0.5)
         f.create_dataset("timeouts", data=truncations[:n])

@@ -5,8 +5,8 @@ finish, which a synchronous vector env makes deterministic. The last episode is 
 budget ends and marked truncated (never terminal), as D4RL's timeouts are.
 
 An episode keeps the env's own values: Box actions float32 (T, k), Discrete ones int64 (T,); a
-Dict observation as one dict per step, stacked per key (float32) by `Episode.arrays`, as Minari
-stores it.
+Dict observation as one dict per step, stacked per key by `Episode.arrays`, as Minari stores it;
+observations float32, except uint8 ones (images), which stay uint8.
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ Observations = np.ndarray | dict[str, np.ndarray]  # (T + 1, d), or per key for 
 
 
 def stack_observations(observations: list[Any]) -> Observations:
-    """An episode's observations as float32 arrays: one (T + 1, d), or one per Dict key."""
+    """An episode's observations as arrays: one (T + 1, ...), or one per Dict key."""
     if observations and isinstance(observations[0], Mapping):
-        return {
-            key: np.asarray([o[key] for o in observations], dtype=np.float32)
-            for key in observations[0]
-        }
-    return np.asarray(observations, dtype=np.float32)
+        return {key: _stack([o[key] for o in observations]) for key in observations[0]}
+    return _stack(observations)
+
+
+def _stack(rows: list[Any]) -> np.ndarray:
+    """float32, but uint8 stays uint8: an image is stored as the bytes the env gave."""
+    array = np.asarray(rows)
+    return array if array.dtype == np.uint8 else array.astype(np.float32)
 
 
 def stack_actions(actions: list[np.ndarray]) -> np.ndarray:

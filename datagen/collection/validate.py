@@ -56,8 +56,11 @@ def validate_dataset(
             n = rewards.shape[0]
             term, trunc = ep["terminations"][()], ep["truncations"][()]
             for key, obs, width in _observation_arrays(ep["observations"], observation):
-                if obs.shape != (n + 1, width):
+                row = observation.image or (width,)  # an image is stored (T + 1, H, W, C)
+                if obs.shape != (n + 1, *row):
                     raise DatasetInvalid(f"{where}: {key} of shape {obs.shape} for {n} steps")
+                if observation.image and obs.dtype != np.uint8:
+                    raise DatasetInvalid(f"{where}: {key} is {obs.dtype}, images are uint8")
                 if not np.isfinite(obs).all():
                     raise DatasetInvalid(f"{where}: {key} holds NaN or inf")
             _check_actions(ep["actions"][()], n, action, where)

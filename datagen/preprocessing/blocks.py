@@ -78,7 +78,9 @@ def block_shapes(
     more (see BlockBuilder)."""
     return {
         key: ((capacity + (key == "observations"), *shape), dtype)
-        for key, (shape, dtype) in array_specs(observations.obs_dim, actions).items()
+        for key, (shape, dtype) in array_specs(
+            observations.obs_dim, actions, observations.dtype
+        ).items()
     }
 
 

@@ -97,12 +97,10 @@ def describe_spaces(spaces: Spaces) -> tuple[str, str]:
     and keys, the actions' width or Discrete(n, start); Box bounds may differ in their rounding."""
     observations, actions = spaces.observations, spaces.actions
     keys = f" of {observations.key_names}" if observations.keys else ""
+    shape = f"uint8 {observations.image}" if observations.image else f"({observations.obs_dim},)"
     if actions.discrete:
-        return (
-            f"({observations.obs_dim},){keys}",
-            f"Discrete({actions.num_actions}, start={actions.start})",
-        )
-    return f"({observations.obs_dim},){keys}", f"({actions.act_dim},)"
+        return (f"{shape}{keys}", f"Discrete({actions.num_actions}, start={actions.start})")
+    return f"{shape}{keys}", f"({actions.act_dim},)"
 
 
 def read_metadata(

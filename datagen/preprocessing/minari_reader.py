@@ -144,13 +144,22 @@ def _action_rows(
 
 
 def _observation_rows(
-    main_file: Path, name: str, datasets: dict[str, h5py.h5d.DatasetID], start: int, end: int
+    main_file: Path,
+    name: str,
+    datasets: dict[str, h5py.h5d.DatasetID],
+    start: int,
+    end: int,
+    layout: ObservationLayout | None,
 ) -> np.ndarray:
-    """Rows [start, end) of the observations: a Box's array, or a Dict's key arrays concatenated."""
+    """Rows [start, end) of the observations: a Box's array, or a Dict's key arrays concatenated;
+    an image's (n, H, W, C) uint8 pixels as flat (n, H * W * C) rows, still uint8."""
+    dtype = np.float32 if layout is None else layout.dtype
     parts = [
-        _read(main_file, f"{name}/{path}", dataset, start, end, np.float32)
+        _read(main_file, f"{name}/{path}", dataset, start, end, dtype)
         for path, dataset in datasets.items()
     ]
+    if layout is not None and layout.image:
+        return parts[0].reshape(len(parts[0]), layout.obs_dim)
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
@@ -162,11 +171,14 @@ def _slices(
     steps: int,
     slice_rows: int,
     action_layout: ActionLayout | None,
+    observation_layout: ObservationLayout | None,
 ) -> Iterator[EpisodeSlice]:
     for start in range(0, steps, slice_rows):
         end = min(start + slice_rows, steps)
         piece = EpisodeSlice(
-            observations=_observation_rows(main_file, name, observations, start, end + 1),
+            observations=_observation_rows(
+                main_file, name, observations, start, end + 1, observation_layout
+            ),
             actions=_action_rows(main_file, name, actions, start, end, action_layout),
             start=start,
         )
@@ -194,20 +206,31 @@ def _open_observations(
 ) -> dict[str, h5py.h5d.DatasetID]:
     """The observations array of a Box, or a Dict's declared key arrays in order (widths checked),
     by their path in the episode."""
-    if layout is None or not layout.keys:
-        return {"observations": _open(main_file, f, name, "observations")}
+    paths = [f"observations/{key}" for key in layout.key_names] if layout else []
     datasets: dict[str, h5py.h5d.DatasetID] = {}
-    for key, width in layout.keys:
-        path = f"observations/{key}"
+    for (_, width), path in zip(layout.keys if layout else (), paths, strict=True):
         dataset = _open(main_file, f, name, path)
         rows = next(iter(datasets.values())).shape[0] if datasets else dataset.shape[0]
-        if dataset.shape != (rows, width):
+        if dataset.shape != (rows, *_row_shape(layout, width)):
             raise PreprocessError(
-                f"{main_file}: {name}/{path} is {dataset.shape}, expected ({rows}, {width}) "
-                "(T + 1 observations of the declared width)"
+                f"{main_file}: {name}/{path} is {dataset.shape}, expected "
+                f"{(rows, *_row_shape(layout, width))} (T + 1 observations of the declared shape)"
             )
         datasets[path] = dataset
+    if not datasets:  # a Box: one array
+        dataset = _open(main_file, f, name, "observations")
+        if layout is not None and layout.image and dataset.shape[1:] != layout.image:
+            raise PreprocessError(
+                f"{main_file}: {name}/observations is {dataset.shape}, expected images "
+                f"(T + 1, {', '.join(map(str, layout.image))})"
+            )
+        datasets["observations"] = dataset
     return datasets
+
+
+def _row_shape(layout: ObservationLayout | None, width: int) -> tuple[int, ...]:
+    """One observation's shape in a Minari file: an image's (H, W, C), a vector's (width,)."""
+    return layout.image if layout is not None and layout.image else (width,)
 
 
 def _read_h5py(
@@ -233,7 +256,9 @@ def _read_h5py(
     if flags["terminations"].shape[0] != steps or flags["truncations"].shape[0] != steps:
         raise PreprocessError(f"{main_file}: {name} flags do not have {steps} steps")
     check_finite(main_file, name, "rewards", rewards)
-    pieces = _slices(main_file, name, observations, actions, steps, slice_rows, action_layout)
+    pieces = _slices(
+        main_file, name, observations, actions, steps, slice_rows, action_layout, observation_layout
+    )
     terminations = flags["terminations"].astype(bool)
     truncations = flags["truncations"].astype(bool)
     return Episode(index, rewards, terminations, truncations, pieces)
@@ -289,7 +314,9 @@ class EpisodeReader:
         except OSError as error:
             raise PreprocessError(f"{main_file}: unreadable HDF5 file ({error})") from None
         _cap_metadata_cache(self.file)
-        direct = direct and direct_available() and (observations is None or not observations.keys)
+        # The direct reader lands float32 vectors in place: Dicts and images take h5py's path.
+        plain = observations is None or not (observations.keys or observations.image)
+        direct = direct and direct_available() and plain
         discrete = actions is not None and actions.discrete
         self.direct = DirectReader(self.file, slice_rows, discrete) if direct else None
 

@@ -144,6 +144,12 @@ def preprocess(
     With `env_id`, every dataset must have been recorded in that environment."""
     source = read_sources(sources, env_id, config.observation_keys)
     observations, actions = source.spaces.observations, source.spaces.actions
+    if observations.image and config.normalize_observations:
+        raise PreprocessError(
+            f"preprocess.normalize_observations is true, but {source.names} hold uint8 images "
+            f"{observations.image}, which networks scale by 1/255 on the device (not by a "
+            "mean and std): set it false"
+        )
     held_out = validation_episodes(
         sum(count for _, count in source.files), config.validation_fraction, seed
     )

@@ -2,7 +2,8 @@
 
 Follows d3rlpy's `DiscreteBC`: cross-entropy of the logits against the dataset's action index plus
 `beta` times the mean squared logit (keeps the logits from growing without bound on separable
-data), Adam, 256x256 ReLU MLP, observations normalised. d3rlpy's learning rate, 1e-3, is the
+data), Adam, 256x256 ReLU MLP, observations normalised; image observations go through the shared
+CNN encoder first (offline_rl/networks.py), scaled by 1/255 instead. d3rlpy's learning rate, 1e-3, is the
 top-level `lr`'s default (`actor_lr` null follows it). Acting is greedy: the most likely index.
 """
 
@@ -17,16 +18,17 @@ from torch import Tensor
 from offline_rl.actors import CategoricalActor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.algos.config import DiscreteBCConfig
-from offline_rl.networks import grad_norm, make_adam, values_at
+from offline_rl.networks import Observations, grad_norm, make_adam, values_at
 from transitions.loader import Batch
 
 
 class DiscreteBC:
     PARTS: ClassVar[tuple[str, ...]] = ("actor", "actor_opt")
+    IMAGES: ClassVar[bool] = True  # builds its networks from the observation layout
 
     def __init__(
         self,
-        obs_dim: int,
+        obs_dim: Observations,
         act_dim: int,
         config: DiscreteBCConfig,
         device: torch.device,

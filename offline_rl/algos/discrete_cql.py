@@ -28,6 +28,7 @@ from offline_rl.algos.config import DiscreteCQLConfig
 from offline_rl.algos.discrete_bc import action_mismatch
 from offline_rl.networks import (
     EnsembleDiscreteCritic,
+    Observations,
     grad_norm,
     hard_update,
     make_adam,
@@ -38,10 +39,11 @@ from transitions.loader import Batch
 
 class DiscreteCQL:
     PARTS: ClassVar[tuple[str, ...]] = ("critic", "critic_target", "critic_opt")
+    IMAGES: ClassVar[bool] = True  # builds its networks from the observation layout
 
     def __init__(
         self,
-        obs_dim: int,
+        obs_dim: Observations,
         act_dim: int,
         config: DiscreteCQLConfig,
         device: torch.device,

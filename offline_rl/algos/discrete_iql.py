@@ -30,8 +30,9 @@ from offline_rl.algos.config import DiscreteIQLConfig
 from offline_rl.algos.discrete_bc import action_mismatch
 from offline_rl.networks import (
     EnsembleDiscreteCritic,
-    ensemble_mlp,
+    Observations,
     make_adam,
+    observation_mlp,
     soft_update,
     values_at,
 )
@@ -50,10 +51,11 @@ class DiscreteIQL:
         "critic_opt",
         "value_opt",
     )
+    IMAGES: ClassVar[bool] = True  # builds its networks from the observation layout
 
     def __init__(
         self,
-        obs_dim: int,
+        obs_dim: Observations,
         act_dim: int,
         config: DiscreteIQLConfig,
         device: torch.device,
@@ -65,7 +67,7 @@ class DiscreteIQL:
             obs_dim, act_dim, config.hidden, ensemble_size=2, seeds=self.seeds
         ).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.value = ensemble_mlp(obs_dim, 1, config.hidden, self.seeds).to(device)
+        self.value = observation_mlp(obs_dim, 1, config.hidden, self.seeds).to(device)
         self.actor_opt = make_adam(self.actor, config.lr("actor_lr"))
         self.critic_opt = make_adam(self.critic, config.lr("critic_lr"))
         self.value_opt = make_adam(self.value, config.lr("value_lr"))

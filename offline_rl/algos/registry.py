@@ -21,8 +21,10 @@ from offline_rl.algos.dt import DecisionTransformer
 from offline_rl.algos.iql import IQL
 from offline_rl.algos.rebrac import ReBRAC
 from offline_rl.algos.td3_bc import TD3BC
+from offline_rl.networks import Observations
 from offline_rl.seeds import INIT, load_networks_state, networks_state, stack_networks, stream_seed
 from transitions.metadata import TransitionsMeta
+from transitions.spaces import ObservationLayout
 
 CLASSES: dict[str, type[Any]] = {
     "bc": BC,
@@ -43,7 +45,7 @@ ALGORITHMS: dict[str, tuple[type[Any], type[AlgoConfig]]] = {
 
 def make_algorithm(
     name: str,
-    obs_dim: int,
+    obs_dim: Observations,
     act_dim: int,
     config: AlgoConfig,
     device: Any,
@@ -51,10 +53,20 @@ def make_algorithm(
 ) -> Algorithm:
     """The algorithm `name` training one set of networks per seed of `seeds`. Seed k's initial
     weights are those a run of seed k alone starts from: each seed's networks are built on their
-    own (torch seeded from the seed's init stream) and stacked (offline_rl/seeds.py)."""
+    own (torch seeded from the seed's init stream) and stacked (offline_rl/seeds.py).
+
+    `obs_dim` is a width or the observation layout; an image layout goes to the algorithms that
+    build their networks from it (`IMAGES`: the CNN encoder), every other algorithm gets the width."""
     if not seeds:
         raise ValueError("make_algorithm needs at least one seed")
     cls, _ = ALGORITHMS[name]
+    if isinstance(obs_dim, ObservationLayout):
+        if obs_dim.image and not getattr(cls, "IMAGES", False):
+            raise ConfigError(
+                f"train.algo: {name} does not take image observations {obs_dim.image}; "
+                f"choose one of {image_algorithms()}"
+            )
+        obs_dim = obs_dim if obs_dim.image else obs_dim.obs_dim
     singles = []
     for seed in seeds:
         with torch.random.fork_rng(devices=[]):
@@ -63,6 +75,11 @@ def make_algorithm(
     algo: Algorithm = cls(obs_dim, act_dim, config, device, list(seeds))
     load_networks_state(algo, stack_networks(singles))
     return algo
+
+
+def image_algorithms() -> list[str]:
+    """The registered algorithms whose networks read image observations (the CNN encoder)."""
+    return sorted(name for name, (cls, _) in ALGORITHMS.items() if getattr(cls, "IMAGES", False))
 
 
 def algorithm_names(discrete_actions: bool) -> list[str]:

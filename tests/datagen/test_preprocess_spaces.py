@@ -122,8 +122,9 @@ def edit_space(root: Path, tmp_path: Path, dataset_id: str, key: str, space: Any
         ),
         (
             "observation_space",
-            {"type": "Box", "dtype": "uint8", "shape": [8, 8, 3], "low": 0, "high": 255},
-            r"observation space: Box\(uint8, \(8, 8, 3\)\) is not supported",
+            # uint8 images are supported (tests/datagen/test_minigrid_images.py); float ones not
+            {"type": "Box", "dtype": "float32", "shape": [8, 8, 3], "low": 0, "high": 1},
+            r"observation space: Box\(float32, \(8, 8, 3\)\) is not supported",
         ),
     ],
 )

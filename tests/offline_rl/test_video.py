@@ -37,3 +37,16 @@ def test_missing_renderer_skips_the_video_with_a_clear_message(tmp_path: Path) -
     assert "result: None" in result.stdout
     assert "video skipped" in result.stderr and "MUJOCO_GL=egl" in result.stderr
     assert not out.exists()
+
+
+def test_minigrid_renders_at_its_own_frame_size(tmp_path: Path) -> None:
+    """MiniGrid reads width/height as its grid's size (it asserts on them): its video is made
+    without them, not skipped."""
+    import numpy as np
+
+    from offline_rl.evaluation import record_video
+
+    out = tmp_path / "minigrid.mp4"
+    forward = np.array([2])
+    assert record_video("MiniGrid-Empty-5x5-v0", lambda obs: forward, out, seed=0, max_steps=5)
+    assert out.stat().st_size > 0
