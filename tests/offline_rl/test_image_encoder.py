@@ -16,6 +16,7 @@ from offline_rl.buffer import ReplayBuffer
 from offline_rl.networks import EnsembleImageEncoder, observation_mlp
 from offline_rl.seeds import seed_slice, stack_seed_tensors
 from offline_rl.storage import choose_storage
+from tests.offline_rl.algos.discrete_data import in_memory_meta
 from transitions.loader import Transitions
 from transitions.metadata import TransitionsMeta
 from transitions.spaces import ObservationLayout
@@ -75,10 +76,7 @@ def test_stacked_seeds_act_as_each_seed_alone() -> None:
 def test_the_offline_buffer_keeps_image_rows_uint8() -> None:
     n = 10
     obs = torch.randint(0, 256, (n, 147), dtype=torch.uint8)
-    meta = TransitionsMeta.from_dict(
-        {"obs_dim": 147, "observation_keys": MINIGRID.keys, "observation_image": (7, 7, 3)}
-        | _meta_defaults(n)
-    )
+    meta = minigrid_meta(n)
     data = Transitions(
         observations=obs,
         actions=torch.arange(n, dtype=torch.float32) % 7,
@@ -99,25 +97,20 @@ def test_the_offline_buffer_keeps_image_rows_uint8() -> None:
     assert count == 4 and torch.equal(chunk.observations[1], obs[:4])
 
 
-def _meta_defaults(n: int) -> dict[str, object]:
-    return {
-        "env_id": "MiniGrid-Empty-5x5-v0",
-        "dataset_ids": ("minigrid/expert-v0",),
-        "act_dim": 7,
-        "num_actions": 7,
-        "action_low": (),
-        "action_high": (),
-        "obs_mean": (0.0,) * 147,
-        "obs_std": (1.0,) * 147,
-        "normalize_observations": False,
-        "reward_scale": 1.0,
-        "reward_shift": 0.0,
-        "ref_min_score": None,
-        "ref_max_score": None,
-        "ref_score_source": "none",
-        "size": n,
-        "num_episodes": 1,
-    }
+def minigrid_meta(rows: int) -> TransitionsMeta:
+    """The header of MiniGrid image rows built in memory (Discrete(7) actions, no transforms)."""
+    return in_memory_meta(
+        147,
+        7,
+        rows,
+        env_id="MiniGrid-Empty-5x5-v0",
+        dataset_ids=("minigrid/expert-v0",),
+        action_low=(),
+        action_high=(),
+        num_actions=7,
+        observation_keys=MINIGRID.keys,
+        observation_image=(7, 7, 3),
+    )
 
 
 @pytest.mark.parametrize("name", image_algorithms())
@@ -127,10 +120,7 @@ def test_every_image_algorithm_steps_on_uint8_batches_of_two_seeds(name: str) ->
     algo = make_algorithm(name, MINIGRID, 7, config, "cpu", [0, 1])
     n = 32
     obs = torch.randint(0, 11, (n, 147), dtype=torch.uint8)
-    meta = TransitionsMeta.from_dict(
-        {"obs_dim": 147, "observation_keys": MINIGRID.keys, "observation_image": (7, 7, 3)}
-        | _meta_defaults(n)
-    )
+    meta = minigrid_meta(n)
     data = Transitions(obs, torch.arange(n) % 7.0, torch.rand(n), obs, torch.zeros(n), meta)
     batch = ReplayBuffer.from_transitions(
         dataclasses.replace(data, next_actions=data.actions), seeds=[0, 1]
@@ -144,10 +134,7 @@ def test_image_observations_are_refused_where_there_is_no_image_path() -> None:
     assert image_algorithms() == ["discrete_bc", "discrete_cql", "discrete_iql"]
     with pytest.raises(ConfigError, match=r"train.algo: bc does not take image observations"):
         make_algorithm("bc", MINIGRID, 7, ALGORITHMS["bc"][1]().with_default_lr(1e-3), "cpu")
-    meta = TransitionsMeta.from_dict(
-        {"obs_dim": 147, "observation_keys": MINIGRID.keys, "observation_image": (7, 7, 3)}
-        | _meta_defaults(10)
-    )
+    meta = minigrid_meta(10)
     cpu = torch.device("cpu")
     with pytest.raises(ConfigError, match=r"train.storage: disk: .* uint8 images"):
         choose_storage("disk", meta, cpu, available=10**12)
