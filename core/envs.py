@@ -2,8 +2,9 @@
 
 Gymnasium registers its own environments on import; PointMaze/AntMaze (gymnasium-robotics) and
 MiniGrid/BabyAI (minigrid) register theirs only when their package is imported. Every stage makes
-its environments through `make_env` / `make_vec_env` (or asks `env_registered`), so an id of those families
-works wherever gymnasium's own do, and their packages are imported only when one is asked for.
+its environments through `make_env` / `make_vec_env` (or asks `env_registered`), so an id of
+those families works wherever gymnasium's own do, and their packages are imported only when one
+is asked for.
 
 It is also where a family's observation is cut down to what the pipeline can store and learn from
 (`OBSERVATION_KEYS`): MiniGrid and BabyAI give a Dict of `image` (uint8 (7, 7, 3), the agent's
