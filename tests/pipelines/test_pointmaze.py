@@ -108,3 +108,13 @@ def test_evaluation_reports_success_rate(repo: Path) -> None:
     flat = json.dumps(metrics)
     assert "success_rate" in flat, metrics
     assert "normalized_score" in flat or "normalised" in flat, metrics
+
+
+def test_minaris_own_cli_lists_and_shows_every_kind(repo: Path) -> None:
+    # wide enough that rich does not cut the names short
+    env = {"MINARI_DATASETS_PATH": str(repo / "data/datasets"), "COLUMNS": "200"}
+    listed = sh(["minari", "list", "local"], repo, env=env)
+    for kind in KINDS:
+        assert f"pointmaze_umaze/{kind}" in listed, listed
+    shown = sh(["minari", "show", "pointmaze_umaze/medium-v0"], repo, env=env)
+    assert "waypoint controller (medium)" in shown and ENV in shown, shown
