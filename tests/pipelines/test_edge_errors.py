@@ -208,7 +208,10 @@ def test_the_real_train_entry_refuses_a_huge_batch(with_transitions: Path) -> No
 # ---- environments the code cannot handle ----
 
 # transitions/spaces.py takes Box or Discrete actions and Box or Dict-of-Box observations
-UNSUPPORTED = "observation space: Discrete(16) observations are not supported (Box or Dict)"
+UNSUPPORTED = (
+    "observation space: Discrete(16) observations are not supported "
+    "(Box (d,), uint8 Box image (H, W, C), or Dict of them)"
+)
 
 
 def test_unsupported_env_in_collect_envs_fails_collect_before_any_work(
