@@ -136,26 +136,42 @@ def time_ours_fresh(
     return timing
 
 
-def time_sac(impl: str, precision: Precision, steps: int, random_steps: int) -> dict[str, float]:
+def time_sac(
+    impl: str, precision: Precision, steps: int, random_steps: int, flush_denormals: bool = False
+) -> dict[str, float]:
     """Environment steps/s of online SAC's learning phase (act, env step, store, one update),
-    warm-up excluded: the behaviour stage's learner or the plain one of benchmarks/plain_sac.py."""
+    warm-up excluded: the behaviour stage's learner or the plain one of benchmarks/plain_sac.py.
+    `flush_denormals`: ours with `behavior.flush_denormals`, the plain one with the same CPU mode
+    set for its whole run."""
     if impl == "ours":
         result = run_ours(ENV_ID, random_steps + steps, 0, random_steps, random_steps + steps,
-                          precision, log_interval=max(steps // 6, 1))  # fmt: skip
+                          precision, log_interval=max(steps // 6, 1),
+                          flush_denormals=flush_denormals)  # fmt: skip
     else:
+        torch.set_flush_denormal(flush_denormals)
         result = train_plain_sac(ENV_ID, random_steps + steps, 0, random_steps)
     return {"steps_per_s": result["learning_steps_per_s"]}
 
 
-def time_sac_fresh(
-    impl: str, precision: Precision, steps: int, random_steps: int, threads: int
-) -> dict[str, float]:
+# The SAC rows: (implementation, precision, denormals flushed); the plain one is the yardstick.
+SAC_VARIANTS = {
+    "plain": ("plain", "fp32", False),
+    "plain, denormals flushed": ("plain", "fp32", True),
+    "fp32": ("ours", "fp32", False),
+    "bf16": ("ours", "bf16", False),
+    "fp32, denormals flushed": ("ours", "fp32", True),
+    "bf16, denormals flushed": ("ours", "bf16", True),
+}
+
+
+def time_sac_fresh(variant: str, steps: int, random_steps: int, threads: int) -> dict[str, float]:
+    impl, precision, flush = SAC_VARIANTS[variant]
     command = [sys.executable, "-m", "benchmarks.speed", "--time-sac", impl, precision]
     command += [f"--sac-steps={steps}", f"--sac-random-steps={random_steps}"]
-    command += [f"--threads={threads}"]
+    command += [f"--threads={threads}"] + (["--sac-flush-denormals"] if flush else [])
     result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     if result.returncode != 0:
-        raise RuntimeError(f"timing SAC {impl} {precision} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"timing SAC {variant} failed:\n{result.stderr[-3000:]}")
     timing: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     return timing
 
@@ -231,11 +247,15 @@ def main() -> None:
     )
     parser.add_argument("--seed-algos", nargs="*", default=["td3_bc", "iql", "cql"])
     parser.add_argument("--time-sac", nargs=2, metavar=("IMPL", "PRECISION"), help=SUPPRESS)
+    parser.add_argument("--sac-flush-denormals", action="store_true", help=SUPPRESS)
     args = parser.parse_args()
     if args.time_sac:
         torch.set_num_threads(args.threads)
         impl, precision = args.time_sac
-        print(json.dumps(time_sac(impl, precision, args.sac_steps, args.sac_random_steps)))
+        timing = time_sac(
+            impl, precision, args.sac_steps, args.sac_random_steps, args.sac_flush_denormals
+        )
+        print(json.dumps(timing))
         return
     if args.time_ours:
         torch.set_num_threads(args.threads)
@@ -332,17 +352,18 @@ def main() -> None:
     # Behaviour SAC: the online loop, env steps/s, against a plain eager SAC (same maths).
     if not args.no_sac:
         sac_args = (args.sac_steps, args.sac_random_steps, args.threads)
-        timings: dict[str, list[dict[str, Any]]] = {"fp32": [], "bf16": [], "plain": []}
-        for _ in range(args.rounds):
-            timings["fp32"].append(time_sac_fresh("ours", "fp32", *sac_args))
-            timings["plain"].append(time_sac_fresh("plain", "fp32", *sac_args))
-            timings["bf16"].append(time_sac_fresh("ours", "bf16", *sac_args))
+        timings: dict[str, list[dict[str, Any]]] = {variant: [] for variant in SAC_VARIANTS}
+        for _ in range(args.rounds):  # alternating, so that a change of load hits all alike
+            for variant in SAC_VARIANTS:
+                timings[variant].append(time_sac_fresh(variant, *sac_args))
         plain = median_run(timings["plain"])
-        for precision in ("fp32", "bf16"):
-            ours = median_run(timings[precision])
+        for variant, (impl, _, _) in SAC_VARIANTS.items():
+            if variant == "plain":
+                continue
+            ours = median_run(timings[variant])
             sac_row: dict[str, Any] = {
                 "kind": "sac",
-                "name": f"behaviour SAC {precision}",
+                "name": f"{'plain' if impl == 'plain' else 'behaviour'} SAC {variant}",
                 "unit": "env steps/s",
             }
             sac_row |= {"ours": ours["steps_per_s"], "ours_rounds": ours["all_steps_per_s"]}

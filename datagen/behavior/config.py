@@ -62,6 +62,9 @@ class BehaviorConfig(StrictModel):
     device: Device = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matmuls (offline_rl/speed.py)
     cuda_graph: bool = True  # on CUDA: replay each update from a CUDA graph (no effect on CPU)
+    # On CPU, treat values below 1.2e-38 (denormals) as zero while training: Adam's second
+    # moments of near-zero gradients sink there and each costs a slow path (offline_rl/speed.py).
+    flush_denormals: bool = False
     sac: SACConfig = SACConfig()  # Box actions
     dqn: DQNConfig = DQNConfig()  # Discrete actions
     waypoint: WaypointConfig = WaypointConfig()  # learner: waypoint

@@ -60,6 +60,8 @@ def behavior_fingerprint(
         unused = {"sac", "dqn"}
     else:  # `learner` and `waypoint` left out too: an auto run's fingerprint predates them
         unused = {"sac" if discrete else "dqn", "learner", "waypoint"}
+    if not config.flush_denormals:  # off, a run's fingerprint is what it was before the switch
+        unused.add("flush_denormals")
     return fingerprint(
         {
             "env_id": env_id,

@@ -32,6 +32,7 @@ from datagen.behavior.run import (
 )
 from datagen.behavior.spaces import env_layouts
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.speed import denormals_flushed
 from offline_rl.tracking import RunLogger
 from transitions.spaces import ObservationLayout
 
@@ -85,7 +86,8 @@ def train_behavior(
         for step_done, payload in run.policies.items():
             save_checkpoint(tmp / f"step_{step_done}.pt", payload)
         if state is None or not state["finished"]:
-            _Learning(run, tmp, logger, save_state).learn(progress)
+            with denormals_flushed(config.flush_denormals):
+                _Learning(run, tmp, logger, save_state).learn(progress)
         run.env.close()
         run.result.steps = run.step
         # Last partial episode: cut by the budget, so it is a truncation, never a terminal.

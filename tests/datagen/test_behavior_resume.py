@@ -154,6 +154,39 @@ def test_state_of_another_configuration_is_ignored(
     assert fingerprint != behavior_fingerprint("Hopper-v5", CONFIG, 4)
 
 
+def test_flushing_denormals_is_repeatable_and_part_of_the_fingerprint(tmp_path: Path) -> None:
+    """`flush_denormals` gives other last bits but the same outputs run after run; it leaves the
+    process's floating-point mode as it found it, and an old run's fingerprint (switch off) as it
+    was before the switch existed."""
+    flushed = CONFIG.model_copy(update={"flush_denormals": True})
+    modes: set[bool] = set()
+
+    class ModeLogger(RunLogger):  # notes the mode the loop runs in at each of its log calls
+        def log(self, curve: str, step: int, metrics: dict[str, float]) -> None:
+            modes.add(torch.tensor([1e-40]).mul(1.0).item() == 0.0)
+            super().log(curve, step, metrics)
+
+    first = tmp_path / "first"
+    train_behavior(
+        "Hopper-v5",
+        flushed,
+        3,
+        first,
+        lambda _: ModeLogger.files_only(
+            {k: tmp_path / f"{k}.csv" for k in ("train", "losses", "eval")}
+        ),
+        progress=False,
+    )
+    assert modes == {True}  # flushed all through training
+    assert torch.tensor([1e-40]).mul(1.0).item() != 0.0  # and not after it
+    assert_same_outputs(first, run(tmp_path / "second", resume=False, config=flushed))
+    assert behavior_fingerprint("Hopper-v5", flushed, 3) != behavior_fingerprint(
+        "Hopper-v5", CONFIG, 3
+    )
+    # computed by the code before the switch existed: a resume state saved then still matches
+    assert behavior_fingerprint("Hopper-v5", CONFIG, 3) == "9f496c7557fefa7e"
+
+
 def test_unreadable_state_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "resume.pt"
     path.write_bytes(b"truncated")
