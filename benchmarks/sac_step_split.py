@@ -7,7 +7,8 @@ bf16, the behaviour stage's own `BehaviorRun.update_fn` on a full buffer; the pl
 each timed alone (`benchmarks/matmul_bound.py`), and the rest of a step as the stage takes it
 (`BehaviorRun.act`, one Hopper-v5 step, `BehaviorRun.record`).
 The bound: if everything in our update but its matrix products cost nothing, a step would take
-matmuls + rest, against the plain step's update + rest.
+matmuls + rest, against the plain step's update + rest. The one-thread bound of a sequential
+update: with `behavior.critic_thread` (rows "critic thread") the update takes the second core.
 
     python -m benchmarks.sac_step_split [--steps 300]
 """
@@ -45,18 +46,23 @@ def seconds_per_call(call: Callable[[], Any], calls: int, warmup: int = 30) -> f
     return (time.perf_counter() - start) / calls
 
 
-def behavior_run(precision: Precision, steps: int) -> BehaviorRun:
+def behavior_run(precision: Precision, steps: int, critic_thread: bool = False) -> BehaviorRun:
     """The behaviour stage's learner for Hopper-v5 with a buffer of `steps` rows, acting from its
     first step (no random warm-up)."""
     config = BehaviorConfig(
-        steps=steps, random_steps=0, checkpoint_steps=(steps,), precision=precision
+        steps=steps,
+        random_steps=0,
+        checkpoint_steps=(steps,),
+        precision=precision,
+        critic_thread=critic_thread,
     )
     return BehaviorRun(ENV_ID, config, seed=0)
 
 
-def our_update(precision: Precision) -> Callable[[], Any]:
+def our_update(precision: Precision, critic_thread: bool = False) -> Callable[[], Any]:
     """The stage's update on a full buffer of random rows."""
-    run, rows = behavior_run(precision, ROWS), random_buffer(ROWS, CPU, terminal_fraction=0.01)
+    run = behavior_run(precision, ROWS, critic_thread)
+    rows = random_buffer(ROWS, CPU, terminal_fraction=0.01)
     run.buffer.add(*(getattr(rows, name) for name in BehaviorRun.BUFFER_FIELDS))
     return run.update_fn()
 
@@ -108,14 +114,24 @@ def main() -> None:
             "x_plain_now": (plain_s + rest_s) / (update_s + rest_s),
             "x_plain_bound": (plain_s + rest_s) / (matmul_s + rest_s),
         }
+        # The critic's half on a second thread (behavior.critic_thread): the same products, now
+        # on two cores, so the bound above no longer bounds it.
+        threaded_s = seconds_per_call(our_update(precision, critic_thread=True), args.steps)
+        rows[f"{precision}, critic thread"] = {
+            "update_ms": 1e3 * threaded_s,
+            "matmul_ms": 1e3 * matmul_s,
+            "x_plain_now": (plain_s + rest_s) / (threaded_s + rest_s),
+        }
     print(f"plain update {1e3 * plain_s:.2f} ms, rest of a step {1e3 * rest_s:.2f} ms (one thread)")
     print(
-        f"{'ours':6} {'update ms':>10} {'matmuls ms':>11} {'x plain now':>12} {'x plain bound':>14}"
+        f"{'ours':21} {'update ms':>10} {'matmuls ms':>11} {'x plain now':>12}"
+        f" {'x plain bound':>14}"
     )
-    for precision, row in rows.items():
+    for name, row in rows.items():
+        bound = f"{row['x_plain_bound']:14.2f}" if "x_plain_bound" in row else f"{'-':>14}"
         print(
-            f"{precision:6} {row['update_ms']:10.2f} {row['matmul_ms']:11.2f}"
-            f" {row['x_plain_now']:12.2f} {row['x_plain_bound']:14.2f}"
+            f"{name:21} {row['update_ms']:10.2f} {row['matmul_ms']:11.2f}"
+            f" {row['x_plain_now']:12.2f} {bound}"
         )
     result = {"machine": machine(), "plain_update_ms": 1e3 * plain_s, "rest_ms": 1e3 * rest_s}
     write_json(args.out, result | {"ours": rows})

@@ -53,8 +53,9 @@ from benchmarks.common import (
 )
 from benchmarks.matmul_bound import matmul_seconds_per_step
 from benchmarks.plain_sac import train_plain_sac
-from benchmarks.sac_learning import run_ours
+from benchmarks.sac_learning import run_behavior
 from core.atomic import write_json
+from datagen.behavior.config import BehaviorConfig
 from offline_rl.algos.registry import ALGORITHMS, algorithm_names
 from offline_rl.speed import Precision, accelerate
 from transitions.loader import Transitions, load_transitions
@@ -136,39 +137,47 @@ def time_ours_fresh(
     return timing
 
 
-def time_sac(
-    impl: str, precision: Precision, steps: int, random_steps: int, flush_denormals: bool = False
-) -> dict[str, float]:
+# The SAC rows: implementation, precision, `behavior.flush_denormals` (the plain SAC: the same CPU
+# mode for its whole run), `behavior.critic_thread`, torch intra-op threads (None: `--threads`).
+# The plain SAC, one thread, is the yardstick; with two it is the most it makes of both cores.
+SAC_VARIANTS: dict[str, tuple[str, Precision, bool, bool, int | None]] = {
+    "plain": ("plain", "fp32", False, False, None),
+    "plain, two threads": ("plain", "fp32", False, False, 2),
+    "plain, denormals flushed": ("plain", "fp32", True, False, None),
+    "fp32": ("ours", "fp32", False, False, None),
+    "bf16": ("ours", "bf16", False, False, None),
+    "bf16, denormals flushed": ("ours", "bf16", True, False, None),
+    "fp32, denormals flushed, critic thread": ("ours", "fp32", True, True, None),
+    "bf16, denormals flushed, critic thread": ("ours", "bf16", True, True, None),
+}
+
+
+def time_sac(variant: str, steps: int, random_steps: int) -> dict[str, float]:
     """Environment steps/s of online SAC's learning phase (act, env step, store, one update),
-    warm-up excluded: the behaviour stage's learner or the plain one of benchmarks/plain_sac.py.
-    `flush_denormals`: ours with `behavior.flush_denormals`, the plain one with the same CPU mode
-    set for its whole run."""
+    warm-up excluded: the behaviour stage's learner or the plain one of benchmarks/plain_sac.py."""
+    impl, precision, flush, critic_thread, _ = SAC_VARIANTS[variant]
     if impl == "ours":
-        result = run_ours(ENV_ID, random_steps + steps, 0, random_steps, random_steps + steps,
-                          precision, log_interval=max(steps // 6, 1),
-                          flush_denormals=flush_denormals)  # fmt: skip
+        config = BehaviorConfig(
+            steps=random_steps + steps,
+            random_steps=random_steps,
+            checkpoint_steps=(random_steps + steps,),
+            log_interval=max(steps // 6, 1),
+            precision=precision,
+            flush_denormals=flush,
+            critic_thread=critic_thread,
+        )
+        result = run_behavior(ENV_ID, config, seed=0)
     else:
-        torch.set_flush_denormal(flush_denormals)
+        torch.set_flush_denormal(flush)
         result = train_plain_sac(ENV_ID, random_steps + steps, 0, random_steps)
     return {"steps_per_s": result["learning_steps_per_s"]}
 
 
-# The SAC rows: (implementation, precision, denormals flushed); the plain one is the yardstick.
-SAC_VARIANTS = {
-    "plain": ("plain", "fp32", False),
-    "plain, denormals flushed": ("plain", "fp32", True),
-    "fp32": ("ours", "fp32", False),
-    "bf16": ("ours", "bf16", False),
-    "fp32, denormals flushed": ("ours", "fp32", True),
-    "bf16, denormals flushed": ("ours", "bf16", True),
-}
-
-
 def time_sac_fresh(variant: str, steps: int, random_steps: int, threads: int) -> dict[str, float]:
-    impl, precision, flush = SAC_VARIANTS[variant]
-    command = [sys.executable, "-m", "benchmarks.speed", "--time-sac", impl, precision]
+    threads = SAC_VARIANTS[variant][4] or threads
+    command = [sys.executable, "-m", "benchmarks.speed", "--time-sac", variant]
     command += [f"--sac-steps={steps}", f"--sac-random-steps={random_steps}"]
-    command += [f"--threads={threads}"] + (["--sac-flush-denormals"] if flush else [])
+    command += [f"--threads={threads}"]
     result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"timing SAC {variant} failed:\n{result.stderr[-3000:]}")
@@ -246,16 +255,11 @@ def main() -> None:
         "--seeds", type=int, default=5, help="training seeds of the many-seeds rows (0: none)"
     )
     parser.add_argument("--seed-algos", nargs="*", default=["td3_bc", "iql", "cql"])
-    parser.add_argument("--time-sac", nargs=2, metavar=("IMPL", "PRECISION"), help=SUPPRESS)
-    parser.add_argument("--sac-flush-denormals", action="store_true", help=SUPPRESS)
+    parser.add_argument("--time-sac", choices=SAC_VARIANTS, help=SUPPRESS)
     args = parser.parse_args()
     if args.time_sac:
         torch.set_num_threads(args.threads)
-        impl, precision = args.time_sac
-        timing = time_sac(
-            impl, precision, args.sac_steps, args.sac_random_steps, args.sac_flush_denormals
-        )
-        print(json.dumps(timing))
+        print(json.dumps(time_sac(args.time_sac, args.sac_steps, args.sac_random_steps)))
         return
     if args.time_ours:
         torch.set_num_threads(args.threads)
@@ -357,7 +361,7 @@ def main() -> None:
             for variant in SAC_VARIANTS:
                 timings[variant].append(time_sac_fresh(variant, *sac_args))
         plain = median_run(timings["plain"])
-        for variant, (impl, _, _) in SAC_VARIANTS.items():
+        for variant, (impl, *_) in SAC_VARIANTS.items():
             if variant == "plain":
                 continue
             ours = median_run(timings[variant])

@@ -92,8 +92,15 @@ class TanhNormal(PolicyDistribution):
         return torch.tanh(self.mean)
 
     def sample_n(self, n: int, noise: SeedNoise) -> tuple[Tensor, Tensor]:
+        eps = noise.randn((*self.mean.shape[1:-1], n, self.mean.shape[-1]), dtype=self.mean.dtype)
+        return self.reparameterised(eps)
+
+    def reparameterised(self, eps: Tensor) -> tuple[Tensor, Tensor]:
+        """The actions (S, B, n, A) and log-probabilities (S, B, n) of standard normal draws
+        `eps` (S, B, n, A) in the mean's dtype: `sample_n` with its noise drawn beforehand."""
+        if eps.dtype != self.mean.dtype:
+            raise ValueError(f"draws of {eps.dtype} for a distribution of {self.mean.dtype}")
         mean, log_std = self.mean.unsqueeze(-2), self.log_std.unsqueeze(-2)
-        eps = noise.randn((*mean.shape[1:-2], n, mean.shape[-1]), dtype=mean.dtype)
         pre_tanh = mean + log_std.exp() * eps
         return torch.tanh(pre_tanh), gaussian_log_prob(eps, log_std) - squash_correction(pre_tanh)
 

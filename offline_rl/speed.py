@@ -100,14 +100,31 @@ def accelerate(
     return AcceleratedUpdate(algo, compile, precision, torch.device(device))
 
 
+def autocast_dtype(device_type: str) -> torch.dtype:
+    """The dtype a matmul returns here (and so a network's output): autocast's when it is on for
+    `device_type` in this thread, else fp32."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return torch.float32
+
+
+_DENORMAL = torch.tensor([1e-40])
+
+
+def denormals_are_flushed() -> bool:
+    """Whether this thread's CPU reads denormal floats as zero (`torch.set_flush_denormal`)."""
+    return _DENORMAL.mul(1.0).item() == 0.0
+
+
 @contextmanager
 def denormals_flushed(enabled: bool = True) -> Iterator[None]:
     """CPU floating point with denormals flushed to zero inside the block (when `enabled` and the
-    CPU can), the process's previous mode after it. GPUs are not affected."""
+    CPU can), this thread's previous mode after it (the mode is the thread's own). GPUs are not
+    affected."""
     if not enabled:
         yield
         return
-    previous = torch.empty(1).fill_(1e-40).item() == 0.0  # a denormal reads 0 when flushing
+    previous = denormals_are_flushed()
     torch.set_flush_denormal(True)
     try:
         yield

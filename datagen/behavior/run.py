@@ -60,8 +60,8 @@ def behavior_fingerprint(
         unused = {"sac", "dqn"}
     else:  # `learner` and `waypoint` left out too: an auto run's fingerprint predates them
         unused = {"sac" if discrete else "dqn", "learner", "waypoint"}
-    if not config.flush_denormals:  # off, a run's fingerprint is what it was before the switch
-        unused.add("flush_denormals")
+    # switches off: a run's fingerprint is what it was before they existed
+    unused |= {name for name in ("flush_denormals", "critic_thread") if not getattr(config, name)}
     return fingerprint(
         {
             "env_id": env_id,
@@ -115,7 +115,9 @@ class BehaviorRun:
                     f"{env_id}: image observations {self.observation.image} with Box actions: "
                     "the behaviour SAC has no image encoder (the DQN, for Discrete actions, has)"
                 )
-            self.agent = SAC(*self.dims, config.sac, self.device, seed=seed)
+            self.agent = SAC(
+                *self.dims, config.sac, self.device, seed=seed, side_thread=config.critic_thread
+            )
             self.buffer = ReplayBuffer(*self.dims, config.steps, self.device, seeds=[seed])
         self.truncations = np.zeros(config.steps, dtype=bool)
         self.rng = np.random.default_rng(seed)

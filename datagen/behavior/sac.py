@@ -5,11 +5,13 @@ networks and the device-resident buffer; only its batches come from a growing re
 Defaults are the paper's: lr 3e-4, batch 256, tau 0.005, gamma 0.99, automatic temperature with
 target entropy -|A|. Deviations, both for speed and neither changing what is learned:
 - the twin critics run as one batched ensemble network;
-- the critic, actor and temperature losses are taken at the same parameters and summed into one
-  backward pass and one fused Adam step, instead of three passes where the actor's loss reads
-  the critic just stepped: here it reads the critic one update older. The actor's loss reads
-  the critic `frozen`, so its gradient reaches the actor only. `benchmarks/sac_learning.py`
-  checks the learning curves against a plain SAC over seeds.
+- the critic, actor and temperature losses are taken at the same parameters and stepped by one
+  fused Adam step, instead of three steps where the actor's loss reads the critic just stepped:
+  here it reads the critic one update older. The actor's loss reads the critic `frozen`, so its
+  gradient reaches the actor only, and the critic's loss reads the actor's samples without a
+  graph: the two halves share nothing but their inputs, and with `side_thread` the critic's runs
+  on a second CPU thread beside the actor's (offline_rl/side_thread.py; the same result).
+  `benchmarks/sac_learning.py` checks the learning curves against a plain SAC over seeds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from offline_rl.actors import TanhGaussianActor
 from offline_rl.algos.base import load_parts, parts_state
 from offline_rl.networks import EnsembleCritic, grad_norm, make_adam, q_stats, soft_update
 from offline_rl.seeds import SeedNoise
+from offline_rl.side_thread import SideThread
+from offline_rl.speed import autocast_dtype
 from transitions.loader import Batch
 
 
@@ -39,7 +43,13 @@ class SAC:
     )
 
     def __init__(
-        self, obs_dim: int, act_dim: int, config: SACConfig, device: torch.device, seed: int = 0
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: SACConfig,
+        device: torch.device,
+        seed: int = 0,
+        side_thread: bool = False,
     ) -> None:
         self.config, self.seeds = config, 1  # one learner: tensors carry a seed dimension of 1
         self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden).to(device)
@@ -48,44 +58,67 @@ class SAC:
         self.log_alpha = torch.full((1,), float(config.init_temperature), device=device).log()
         self.log_alpha.requires_grad_(True)
         self.noise = SeedNoise([seed], device)  # exploration and the update's action samples
-        self.target_entropy = -float(act_dim)
-        # One optimiser over every learned tensor: the losses share one backward pass.
+        self.act_dim, self.device_type, self.target_entropy = act_dim, device.type, -float(act_dim)
+        self.side = SideThread(device, enabled=side_thread)
+        # One optimiser over every learned tensor: one fused Adam step for all three losses.
         self.optimizer = make_adam(
             [*self.actor.parameters(), *self.critic.parameters(), self.log_alpha],  # type: ignore[list-item]
             config.lr,
         )
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        cfg = self.config
         alpha = self.log_alpha.exp().detach()[:, None]
+        # Both samples' noise first, in the order of a sequential update: the halves then draw
+        # nothing, and the critic's may run on the side thread (same numbers, same results).
+        shape, dtype = (
+            (batch.observations.shape[1], 1, self.act_dim),
+            autocast_dtype(self.device_type),
+        )
+        next_eps, eps = self.noise.randn(shape, dtype), self.noise.randn(shape, dtype)
+        self.optimizer.zero_grad(set_to_none=True)
+        critic = self.side.run(self.critic_step, batch, next_eps, alpha)
+        try:
+            action, log_prob = self.sample(batch.observations, eps)
+            q_pi = self.critic(batch.observations, action, frozen=True).min(0).values
+            actor_loss = (alpha * log_prob - q_pi).mean(-1)
+            entropy_gap = log_prob.detach() + self.target_entropy
+            alpha_loss = -(self.log_alpha[:, None] * entropy_gap).mean(-1)
+            (actor_loss + alpha_loss).sum().backward()
+            actor_grad = grad_norm(self.actor, 1)
+        finally:  # never leave the branch writing gradients behind an error
+            critic_metrics = critic.result()
+
+        self.optimizer.step()
+        soft_update(self.critic_target, self.critic, self.config.tau)
+        return critic_metrics | {
+            "actor_loss": actor_loss.detach(),
+            "alpha": alpha[:, 0],
+            "entropy": -log_prob.detach().mean(-1),
+            "grad_norm/actor": actor_grad,
+        }
+
+    def critic_step(self, batch: Batch, next_eps: Tensor, alpha: Tensor) -> dict[str, Tensor]:
+        """The critics' soft TD loss and its gradients (backward done); its metrics."""
+        cfg = self.config
         with torch.no_grad():
-            next_action, next_log_prob = self.actor.sample(batch.next_observations, self.noise)
+            next_action, next_log_prob = self.sample(batch.next_observations, next_eps)
             next_q = self.critic_target(batch.next_observations, next_action).min(0).values
             target = batch.rewards + cfg.discount * (1.0 - batch.dones) * (
                 next_q - alpha * next_log_prob
             )
         q = self.critic(batch.observations, batch.actions)
         critic_loss = (q - target).square().mean(-1).sum(0)
-
-        action, log_prob = self.actor.sample(batch.observations, self.noise)
-        q_pi = self.critic(batch.observations, action, frozen=True).min(0).values
-        actor_loss = (alpha * log_prob - q_pi).mean(-1)
-        alpha_loss = -(self.log_alpha[:, None] * (log_prob.detach() + self.target_entropy)).mean(-1)
-
-        self.optimizer.zero_grad(set_to_none=True)
-        (critic_loss + actor_loss + alpha_loss).sum().backward()
-        critic_grad, actor_grad = grad_norm(self.critic, 1), grad_norm(self.actor, 1)
-        self.optimizer.step()
-        soft_update(self.critic_target, self.critic, cfg.tau)
+        critic_loss.sum().backward()
         return {
             "critic_loss": critic_loss.detach(),
-            "actor_loss": actor_loss.detach(),
-            "alpha": alpha[:, 0],
-            "entropy": -log_prob.detach().mean(-1),
-            "grad_norm/critic": critic_grad,
-            "grad_norm/actor": actor_grad,
+            "grad_norm/critic": grad_norm(self.critic, 1),
             **q_stats(q),
         }
+
+    def sample(self, obs: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+        """Actions (1, B, A) and their log-probabilities (1, B) for draws `eps` (1, B, 1, A)."""
+        actions, log_prob = self.actor.distribution(obs).reparameterised(eps)
+        return actions.squeeze(-2), log_prob.squeeze(-1)
 
     @torch.no_grad()
     def validation_losses(self, batch: Batch) -> dict[str, Tensor]:

@@ -32,6 +32,7 @@ from datagen.behavior.run import (
 )
 from datagen.behavior.spaces import env_layouts
 from offline_rl.buffer import ReplayBuffer
+from offline_rl.side_thread import one_intra_op_thread
 from offline_rl.speed import denormals_flushed
 from offline_rl.tracking import RunLogger
 from transitions.spaces import ObservationLayout
@@ -86,7 +87,10 @@ def train_behavior(
         for step_done, payload in run.policies.items():
             save_checkpoint(tmp / f"step_{step_done}.pt", payload)
         if state is None or not state["finished"]:
-            with denormals_flushed(config.flush_denormals):
+            with (
+                denormals_flushed(config.flush_denormals),
+                one_intra_op_thread(config.critic_thread),
+            ):
                 _Learning(run, tmp, logger, save_state).learn(progress)
         run.env.close()
         run.result.steps = run.step

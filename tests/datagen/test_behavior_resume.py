@@ -17,6 +17,7 @@ from core.resume import load_resume_state
 from datagen.behavior.config import BehaviorConfig, SACConfig
 from datagen.behavior.run import RESUME_KIND, behavior_fingerprint
 from datagen.behavior.train import train_behavior
+from offline_rl.speed import denormals_are_flushed
 from offline_rl.tracking import RunLogger
 
 CONFIG = BehaviorConfig(
@@ -163,7 +164,7 @@ def test_flushing_denormals_is_repeatable_and_part_of_the_fingerprint(tmp_path: 
 
     class ModeLogger(RunLogger):  # notes the mode the loop runs in at each of its log calls
         def log(self, curve: str, step: int, metrics: dict[str, float]) -> None:
-            modes.add(torch.tensor([1e-40]).mul(1.0).item() == 0.0)
+            modes.add(denormals_are_flushed())
             super().log(curve, step, metrics)
 
     first = tmp_path / "first"
@@ -178,13 +179,31 @@ def test_flushing_denormals_is_repeatable_and_part_of_the_fingerprint(tmp_path: 
         progress=False,
     )
     assert modes == {True}  # flushed all through training
-    assert torch.tensor([1e-40]).mul(1.0).item() != 0.0  # and not after it
+    assert not denormals_are_flushed()  # and not after it
     assert_same_outputs(first, run(tmp_path / "second", resume=False, config=flushed))
     assert behavior_fingerprint("Hopper-v5", flushed, 3) != behavior_fingerprint(
         "Hopper-v5", CONFIG, 3
     )
     # computed by the code before the switch existed: a resume state saved then still matches
     assert behavior_fingerprint("Hopper-v5", CONFIG, 3) == "9f496c7557fefa7e"
+
+
+def test_critic_thread_run_is_a_one_thread_run_bit_for_bit(tmp_path: Path) -> None:
+    """`critic_thread` changes the stage's speed, not its outputs: a run with it equals a run
+    without it at one intra-op thread, replay, policies and returns."""
+    threaded = CONFIG.model_copy(update={"critic_thread": True})
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = run(tmp_path / "threaded", resume=False, config=threaded)
+        assert torch.get_num_threads() == 2  # the stage's one thread ends with it
+        torch.set_num_threads(1)
+        assert_same_outputs(run(tmp_path / "sequential", resume=False), out)
+    finally:
+        torch.set_num_threads(previous)
+    assert behavior_fingerprint("Hopper-v5", threaded, 3) != behavior_fingerprint(
+        "Hopper-v5", CONFIG, 3
+    )
 
 
 def test_unreadable_state_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

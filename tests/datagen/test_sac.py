@@ -1,6 +1,7 @@
-"""The behaviour SAC: one backward pass gives each network its own loss's gradient, and the
-growing buffer is sampled over the rows filled so far, also by updates replayed from a CUDA graph
-(that test is skipped without CUDA)."""
+"""The behaviour SAC: its update gives each network its own loss's gradient, the same bits with
+the critic's half on a side thread as in sequence, and the growing buffer is sampled over the
+rows filled so far, also by updates replayed from a CUDA graph (that test is skipped without
+CUDA)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from datagen.behavior.run import BehaviorRun
 from datagen.behavior.sac import SAC
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.cuda_graph import GraphedTrainStep
-from offline_rl.speed import Precision
+from offline_rl.side_thread import one_intra_op_thread
+from offline_rl.speed import Precision, accelerate
 from transitions.loader import Batch
 
 OBS, ACT = 5, 2
+CPU = torch.device("cpu")
 
 
 def batch(n: int = 64) -> Batch:
@@ -54,9 +57,10 @@ def separate_gradients(agent: SAC, data: Batch) -> dict[str, list[torch.Tensor]]
     }
 
 
-def test_one_backward_pass_gives_each_network_its_own_losss_gradient() -> None:
+@pytest.mark.parametrize("side_thread", [False, True])
+def test_update_gives_each_network_its_own_losss_gradient(side_thread: bool) -> None:
     torch.manual_seed(0)
-    agent = SAC(OBS, ACT, SACConfig(hidden=(32, 32)), torch.device("cpu"))
+    agent = SAC(OBS, ACT, SACConfig(hidden=(32, 32)), CPU, side_thread=side_thread)
     data = batch()
     noise = agent.noise.state_dict()
     expected = separate_gradients(agent, data)
@@ -74,6 +78,42 @@ def test_one_backward_pass_gives_each_network_its_own_losss_gradient() -> None:
         assert len(seen[name]) == len(grads)
         for got, want in zip(seen[name], grads, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_critic_thread_updates_are_bit_for_bit_the_sequential_ones(precision: Precision) -> None:
+    """The critic's half on a second thread (`behavior.critic_thread`) changes the speed only:
+    weights, optimiser state, random streams and metrics equal the sequential update's, bit for bit,
+    after many steps (one intra-op thread on both sides, as the stage sets it)."""
+    agents, metrics = [], []
+    with one_intra_op_thread():
+        for side_thread in (False, True):
+            torch.manual_seed(0)
+            agent = SAC(OBS, ACT, SACConfig(hidden=(64, 64)), CPU, side_thread=side_thread)
+            update = accelerate(agent, precision=precision)
+            metrics.append([update(batch(256 - step)) for step in range(30)])
+            agents.append(agent)
+    assert agents[1].side.active and not agents[0].side.active
+    sequential, threaded = (flat_state(agent.state_dict()) for agent in agents)
+    assert sequential.keys() == threaded.keys()
+    for key, value in sequential.items():
+        assert torch.equal(value, threaded[key]), key
+    for step, (want, got) in enumerate(zip(*metrics, strict=True)):
+        for key in want:
+            assert torch.equal(want[key], got[key]), (step, key)
+
+
+def flat_state(state: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor of a nested state dict, by its path."""
+    if isinstance(state, torch.Tensor):
+        return {prefix: state}
+    if isinstance(state, dict):
+        items = state.items()
+    elif isinstance(state, list | tuple):
+        items = enumerate(state)
+    else:
+        return {}
+    return {k: v for key, sub in items for k, v in flat_state(sub, f"{prefix}/{key}").items()}
 
 
 def test_update_changes_every_learned_tensor_and_moves_the_target_slowly() -> None:

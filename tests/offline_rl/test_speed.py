@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from offline_rl.algos.registry import ALGORITHMS
-from offline_rl.speed import accelerate, denormals_flushed, networks_of
+from offline_rl.speed import accelerate, denormals_are_flushed, denormals_flushed, networks_of
 from tests.offline_rl.algos.test_contract import (
     acting_input,
     buffer_for,
@@ -130,22 +130,18 @@ def test_bf16_update_sees_weights_it_changed() -> None:
     assert metrics["change"] > 1.0
 
 
-def reads_denormals_as_zero() -> bool:
-    return torch.tensor([1e-40]).mul(1.0).item() == 0.0
-
-
 @pytest.mark.parametrize("before", [False, True])
 def test_denormals_flushed_inside_the_block_and_the_mode_restored_after(before: bool) -> None:
     torch.set_flush_denormal(before)
     try:
-        assert reads_denormals_as_zero() is before
+        assert denormals_are_flushed() is before
         with denormals_flushed():
-            assert reads_denormals_as_zero()
-        assert reads_denormals_as_zero() is before
+            assert denormals_are_flushed()
+        assert denormals_are_flushed() is before
         with pytest.raises(RuntimeError), denormals_flushed():
             raise RuntimeError("a failing update")
-        assert reads_denormals_as_zero() is before  # restored on the way out of an error too
+        assert denormals_are_flushed() is before  # restored on the way out of an error too
         with denormals_flushed(False):
-            assert reads_denormals_as_zero() is before
+            assert denormals_are_flushed() is before
     finally:
         torch.set_flush_denormal(False)
