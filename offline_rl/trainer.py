@@ -23,7 +23,7 @@ from offline_rl.config import LoopConfig
 from offline_rl.cuda_graph import GraphedTrainStep
 from offline_rl.disk_buffer import DiskReplayBuffer
 from offline_rl.profiling import Profiler
-from offline_rl.speed import accelerate
+from offline_rl.speed import accelerate, denormals_flushed
 from offline_rl.tracking import SeedsLogger
 from offline_rl.windows import WindowBuffer
 from transitions.loader import Transitions
@@ -112,7 +112,7 @@ def train(
         disable=not progress,
         mininterval=2.0,
     )
-    with profiler:
+    with profiler, denormals_flushed(loop.flush_denormals):
         last_eval = _loop(
             algo,
             update,

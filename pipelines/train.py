@@ -125,8 +125,10 @@ def main() -> None:
 
 def run_fingerprint(run_config: dict[str, Any], config: TrainConfig, seed: int) -> str:
     """What a checkpoint must match to be resumed: the run's config but train.storage, since both
-    storages give the same batches (a run may resume in the other)."""
-    identity = {**run_config, "train_config": config.model_dump(exclude={"storage"})}
+    storages give the same batches (a run may resume in the other), and flush_denormals when off
+    (so that a run saved before the switch existed resumes)."""
+    left_out = {"storage"} | ({"flush_denormals"} if not config.flush_denormals else set())
+    identity = {**run_config, "train_config": config.model_dump(exclude=left_out)}
     return fingerprint({**identity, "seed": seed})
 
 

@@ -5,6 +5,7 @@ CUDA)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -107,6 +108,7 @@ def flat_state(state: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     """Every tensor of a nested state dict, by its path."""
     if isinstance(state, torch.Tensor):
         return {prefix: state}
+    items: Iterable[tuple[Any, Any]]
     if isinstance(state, dict):
         items = state.items()
     elif isinstance(state, list | tuple):

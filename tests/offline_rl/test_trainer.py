@@ -11,6 +11,7 @@ from core.checkpoint import load_checkpoint
 from offline_rl.algos.registry import ALGORITHMS
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.config import LoopConfig
+from offline_rl.speed import denormals_are_flushed
 from offline_rl.tracking import SeedsLogger
 from offline_rl.trainer import Sampler, TrainingDiverged, train
 from tests.offline_rl.algos.discrete_data import discrete_buffer
@@ -31,6 +32,7 @@ def run(
     device: torch.device | str = "cpu",
     seeds: tuple[int, ...] = (0,),
     validation: Path | None = None,
+    on_evaluate: Callable[[], None] | None = None,
     **loop_options: Any,
 ) -> dict[str, torch.Tensor]:
     """Train `name` on a transitions file (or a buffer made by `source`); returns its weights."""
@@ -53,6 +55,8 @@ def run(
     def evaluate(step: int) -> list[dict[str, float]]:
         if stop_after_eval is not None and step >= stop_after_eval:
             raise Interrupt  # a kill right after the evaluation, before that checkpoint
+        if on_evaluate is not None:
+            on_evaluate()
         return [{"eval/return_mean": float(step + seed)} for seed in seeds]
 
     logger, _ = train(
@@ -169,3 +173,34 @@ def test_cuda_graph_switch_on_a_cpu_device_trains_eagerly(
     eager = run("td3_bc", random_transitions, tmp_path / "a", steps=10)
     switched = run("td3_bc", random_transitions, tmp_path / "b", steps=10, cuda_graph=True)
     assert all(torch.equal(eager[k], switched[k]) for k in eager)
+
+
+def test_flushing_denormals_holds_through_training_and_repeats(
+    random_transitions: Path, tmp_path: Path
+) -> None:
+    modes: list[bool] = []
+    flushed = [
+        run(
+            "iql",
+            random_transitions,
+            tmp_path / name,
+            steps=20,
+            on_evaluate=lambda: modes.append(denormals_are_flushed()),
+            flush_denormals=True,
+        )
+        for name in ("a", "b")
+    ]
+    assert modes == [True] * 4  # at every evaluation of both runs
+    assert not denormals_are_flushed()  # and off again after them
+    assert all(torch.equal(flushed[0][k], flushed[1][k]) for k in flushed[0])
+
+
+def test_a_run_saved_before_flush_denormals_existed_still_resumes() -> None:
+    from pipelines.params import TrainConfig
+    from pipelines.train import run_fingerprint
+
+    off = TrainConfig()
+    # computed by the code before the switch existed: a checkpoint saved then still matches
+    assert run_fingerprint({"algo": "iql"}, off, 0) == "05d2f4e2bd2a9c3a"
+    on = TrainConfig(flush_denormals=True)
+    assert run_fingerprint({"algo": "iql"}, on, 0) != run_fingerprint({"algo": "iql"}, off, 0)
