@@ -4,7 +4,7 @@ that read each other's nothing (SAC: the critic's loss and gradients beside the 
 
     critic = self.side.run(self.critic_step, batch)   # on the side thread
     ...                                               # the actor's half, on this one
-    critic_loss, q = critic.result()                  # joined: its gradients are in place
+    critic_metrics = critic.result()                  # joined: its gradients are in place
 
 A branch runs under the modes of the thread that started it, which torch and the CPU keep per
 thread: autocast (device, dtype, cache), grad mode and denormal flushing. Each thread does one
@@ -45,7 +45,10 @@ class SideThread:
         its exception) comes from `.result()`."""
         if not self.active:
             done: Future[T] = Future()
-            done.set_result(branch(*args))
+            try:
+                done.set_result(branch(*args))
+            except Exception as error:  # from .result(), as from the thread
+                done.set_exception(error)
             return done
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="side-thread")

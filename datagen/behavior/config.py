@@ -65,9 +65,9 @@ class BehaviorConfig(StrictModel):
     # On CPU, treat values below 1.2e-38 (denormals) as zero while training: Adam's second
     # moments of near-zero gradients sink there and each costs a slow path (offline_rl/speed.py).
     flush_denormals: bool = False
-    # SAC on CPU: the critic's half of each update on a second thread beside the actor's, torch's
-    # intra-op threads set to one while training (offline_rl/side_thread.py). Same maths; the
-    # bits equal a one-thread run's (a run of more intra-op threads rounds otherwise).
+    # SAC on CPU (no effect on DQN or a GPU): the critic's half of each update on a second thread
+    # beside the actor's, torch's intra-op threads set to one while training
+    # (offline_rl/side_thread.py). The bits equal a one-thread run's (more threads round otherwise).
     critic_thread: bool = False
     sac: SACConfig = SACConfig()  # Box actions
     dqn: DQNConfig = DQNConfig()  # Discrete actions

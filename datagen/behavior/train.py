@@ -30,6 +30,7 @@ from datagen.behavior.run import (
     BehaviorRun,
     behavior_fingerprint,
 )
+from datagen.behavior.sac import SAC
 from datagen.behavior.spaces import env_layouts
 from offline_rl.buffer import ReplayBuffer
 from offline_rl.side_thread import one_intra_op_thread
@@ -87,10 +88,8 @@ def train_behavior(
         for step_done, payload in run.policies.items():
             save_checkpoint(tmp / f"step_{step_done}.pt", payload)
         if state is None or not state["finished"]:
-            with (
-                denormals_flushed(config.flush_denormals),
-                one_intra_op_thread(config.critic_thread),
-            ):
+            side_thread = isinstance(run.agent, SAC) and run.agent.side.active
+            with denormals_flushed(config.flush_denormals), one_intra_op_thread(side_thread):
                 _Learning(run, tmp, logger, save_state).learn(progress)
         run.env.close()
         run.result.steps = run.step

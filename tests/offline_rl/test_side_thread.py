@@ -51,11 +51,12 @@ def test_a_branch_computes_what_the_caller_would() -> None:
     assert there.dtype == torch.bfloat16 and torch.equal(here, there)
 
 
-def test_a_branchs_error_comes_back_from_its_result() -> None:
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_branchs_error_comes_back_from_its_result(enabled: bool) -> None:
     def fails() -> None:
         raise ValueError("inside the branch")
 
-    future = SideThread(CPU).run(fails)
+    future = SideThread(CPU, enabled).run(fails)  # in place too, it raises from .result() only
     with pytest.raises(ValueError, match="inside the branch"):
         future.result()
 
