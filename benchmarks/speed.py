@@ -243,6 +243,10 @@ def main() -> None:
     parser.add_argument("--sac-steps", type=int, default=3_000, help="timed SAC env steps")
     parser.add_argument("--sac-random-steps", type=int, default=1_000)
     parser.add_argument("--no-sac", action="store_true", help="skip the behaviour SAC rows")
+    parser.add_argument(
+        "--sac-variants", nargs="+", choices=SAC_VARIANTS, default=list(SAC_VARIANTS),
+        help="the SAC rows to time (the plain one always)",
+    )  # fmt: skip
     parser.add_argument("--no-collect", action="store_true", help="skip the collection rows")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=RESULTS / "work")
@@ -356,14 +360,14 @@ def main() -> None:
     # Behaviour SAC: the online loop, env steps/s, against a plain eager SAC (same maths).
     if not args.no_sac:
         sac_args = (args.sac_steps, args.sac_random_steps, args.threads)
-        timings: dict[str, list[dict[str, Any]]] = {variant: [] for variant in SAC_VARIANTS}
+        variants = ["plain", *(v for v in args.sac_variants if v != "plain")]
+        timings: dict[str, list[dict[str, Any]]] = {variant: [] for variant in variants}
         for _ in range(args.rounds):  # alternating, so that a change of load hits all alike
-            for variant in SAC_VARIANTS:
+            for variant in variants:
                 timings[variant].append(time_sac_fresh(variant, *sac_args))
         plain = median_run(timings["plain"])
-        for variant, (impl, *_) in SAC_VARIANTS.items():
-            if variant == "plain":
-                continue
+        for variant in variants[1:]:
+            impl = SAC_VARIANTS[variant][0]
             ours = median_run(timings[variant])
             sac_row: dict[str, Any] = {
                 "kind": "sac",
