@@ -124,6 +124,17 @@ def test_killed_run_resumes_to_identical_outputs(uninterrupted: Path, tmp_path: 
     assert_same_outputs(uninterrupted, tmp_path / "behavior")
 
 
+@pytest.mark.slow  # two short SAC runs, one of them killed and resumed
+def test_a_run_with_the_cpu_speed_switches_resumes_to_identical_outputs(tmp_path: Path) -> None:
+    fast = CONFIG.model_copy(
+        update={"precision": "bf16", "flush_denormals": True, "critic_thread": True}
+    )
+    straight = run(tmp_path / "straight", resume=False, config=fast)
+    with pytest.raises(Killed):
+        run(tmp_path / "killed", kill_at=210, config=fast)
+    assert_same_outputs(straight, run(tmp_path / "killed", config=fast))
+
+
 def test_target_return_stops_at_the_first_checkpoint_reaching_it(tmp_path: Path) -> None:
     reached_at_once = CONFIG.model_copy(update={"target_return": -1e9})
     out = run(tmp_path, config=reached_at_once)
