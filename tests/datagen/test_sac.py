@@ -5,13 +5,13 @@ CUDA)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmarks.same_outputs import flatten, same
 from datagen.behavior.config import BehaviorConfig, SACConfig
 from datagen.behavior.run import BehaviorRun
 from datagen.behavior.sac import SAC
@@ -95,27 +95,13 @@ def test_critic_thread_updates_are_bit_for_bit_the_sequential_ones(precision: Pr
             metrics.append([update(batch(256 - step)) for step in range(30)])
             agents.append(agent)
     assert agents[1].side.active and not agents[0].side.active
-    sequential, threaded = (flat_state(agent.state_dict()) for agent in agents)
+    sequential, threaded = (dict(flatten(agent.state_dict())) for agent in agents)
     assert sequential.keys() == threaded.keys()
     for key, value in sequential.items():
-        assert torch.equal(value, threaded[key]), key
+        assert same(value, threaded[key]), key
     for step, (want, got) in enumerate(zip(*metrics, strict=True)):
         for key in want:
             assert torch.equal(want[key], got[key]), (step, key)
-
-
-def flat_state(state: Any, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Every tensor of a nested state dict, by its path."""
-    if isinstance(state, torch.Tensor):
-        return {prefix: state}
-    items: Iterable[tuple[Any, Any]]
-    if isinstance(state, dict):
-        items = state.items()
-    elif isinstance(state, list | tuple):
-        items = enumerate(state)
-    else:
-        return {}
-    return {k: v for key, sub in items for k, v in flat_state(sub, f"{prefix}/{key}").items()}
 
 
 def test_update_changes_every_learned_tensor_and_moves_the_target_slowly() -> None:
