@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,13 @@ def fingerprint(payload: dict[str, Any]) -> str:
     """Stable hash of everything that defines a run, so a checkpoint of another run is not resumed."""
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def switches_off(config: object, names: Iterable[str]) -> set[str]:
+    """Those of the boolean switches `names` that are off in `config`: left out of what is
+    fingerprinted, they keep a run's fingerprint what it was before they existed, so that a state
+    saved then still resumes."""
+    return {name for name in names if not getattr(config, name)}
 
 
 def load_resume_state(

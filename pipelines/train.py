@@ -13,7 +13,7 @@ from typing import Any
 
 from core.atomic import write_json
 from core.devices import resolve_device
-from core.resume import fingerprint
+from core.resume import fingerprint, switches_off
 from offline_rl.agent import save_agents
 from offline_rl.algos.registry import check_action_space, make_algorithm
 from offline_rl.evaluation import AgentPolicy, evaluate_policy
@@ -127,7 +127,7 @@ def run_fingerprint(run_config: dict[str, Any], config: TrainConfig, seed: int) 
     """What a checkpoint must match to be resumed: the run's config but train.storage, since both
     storages give the same batches (a run may resume in the other), and flush_denormals when off
     (so that a run saved before the switch existed resumes)."""
-    left_out = {"storage"} | ({"flush_denormals"} if not config.flush_denormals else set())
+    left_out = {"storage"} | switches_off(config, ("flush_denormals",))
     identity = {**run_config, "train_config": config.model_dump(exclude=left_out)}
     return fingerprint({**identity, "seed": seed})
 

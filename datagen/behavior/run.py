@@ -21,7 +21,7 @@ import torch
 from core.checkpoint import rng_state, save_checkpoint, set_rng_state
 from core.devices import resolve_device
 from core.envs import make_env
-from core.resume import fingerprint
+from core.resume import fingerprint, switches_off
 from datagen.behavior.config import BehaviorConfig
 from datagen.behavior.dqn import DQN
 from datagen.behavior.policies import (
@@ -60,8 +60,7 @@ def behavior_fingerprint(
         unused = {"sac", "dqn"}
     else:  # `learner` and `waypoint` left out too: an auto run's fingerprint predates them
         unused = {"sac" if discrete else "dqn", "learner", "waypoint"}
-    # switches off: a run's fingerprint is what it was before they existed
-    unused |= {name for name in ("flush_denormals", "critic_thread") if not getattr(config, name)}
+    unused |= switches_off(config, ("flush_denormals", "critic_thread"))
     return fingerprint(
         {
             "env_id": env_id,
