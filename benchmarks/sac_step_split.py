@@ -60,11 +60,13 @@ def behavior_run(precision: Precision, steps: int, critic_thread: bool = False) 
 
 
 def our_update(precision: Precision, critic_thread: bool = False) -> Callable[[], Any]:
-    """The stage's update on a full buffer of random rows."""
+    """The stage's update on a full buffer of random rows, as it runs on the steps it does not
+    log (no diagnostics)."""
     run = behavior_run(precision, ROWS, critic_thread)
     rows = random_buffer(ROWS, CPU, terminal_fraction=0.01)
     run.buffer.add(*(getattr(rows, name) for name in BehaviorRun.BUFFER_FIELDS))
-    return run.update_fn()
+    update = run.update_fn()
+    return lambda: update(False)
 
 
 def plain_update() -> Callable[[], None]:

@@ -61,7 +61,10 @@ class GraphedTrainStep:
         self.warmed_up: set[Hashable] = set()
         self.side_stream = torch.cuda.Stream()
 
-    def __call__(self) -> Metrics:
+    def __call__(self, diagnostics: bool = True) -> Metrics:
+        """One update, replayed from its graph once captured. `diagnostics` is the behaviour
+        loop's wish to skip the update's gradient norms on the steps it does not log: a replay
+        runs whatever was captured, so they are always taken here (and cost the GPU little)."""
         key = graph_key(self.algo)
         if key not in self.graphs:
             if key not in self.warmed_up:

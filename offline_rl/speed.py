@@ -62,7 +62,7 @@ class AcceleratedUpdate:
         self.compiled = bool(self.modules)
         self._first_call_pending = self.compiled
 
-    def _run(self, batch: TrainBatch) -> dict[str, Tensor]:
+    def _run(self, batch: TrainBatch, **options: Any) -> dict[str, Tensor]:
         with torch.autocast(
             self.device_type,
             dtype=torch.bfloat16,
@@ -72,15 +72,17 @@ class AcceleratedUpdate:
             # and inside a CUDA graph the cache would point at memory the graph does not own.
             cache_enabled=False,
         ):
-            return self.algo.update(batch)
+            return self.algo.update(batch, **options)
 
-    def __call__(self, batch: TrainBatch) -> dict[str, Tensor]:
+    def __call__(self, batch: TrainBatch, **options: Any) -> dict[str, Tensor]:
+        """One update; `options` go to `algo.update` as they are (the behaviour learners'
+        `diagnostics`)."""
         if not self._first_call_pending:
-            return self._run(batch)
+            return self._run(batch, **options)
         self._first_call_pending = False
         snapshot, rng = copy.deepcopy(self.algo.state_dict()), rng_state()
         try:
-            return self._run(batch)
+            return self._run(batch, **options)
         except Exception as error:  # any compiler failure: same update, eager
             log.warning(
                 "torch.compile failed on the first update (%s: %s); training eagerly instead",
@@ -91,7 +93,7 @@ class AcceleratedUpdate:
             self.compiled = False
             self.algo.load_state_dict(snapshot)
             set_rng_state(rng)
-            return self._run(batch)
+            return self._run(batch, **options)
 
 
 def accelerate(

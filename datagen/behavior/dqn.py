@@ -53,25 +53,28 @@ class DQN:
         next_q = values_at(self.q_target(batch.next_observations), next_action)
         return batch.rewards + self.config.discount * (1.0 - batch.dones) * next_q
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One Double DQN step on a batch of (1, B, ...) rows; actions are float indices."""
+    def update(self, batch: Batch, diagnostics: bool = True) -> dict[str, Tensor]:
+        """One Double DQN step on a batch of (1, B, ...) rows; actions are float indices. The
+        gradient norm and Q statistics only with `diagnostics` (the loop logs them, and only on
+        its logging steps)."""
         target = self.td_target(batch)
         q_all = self.q(batch.observations)
         q = values_at(q_all, batch.actions)
         loss = F.smooth_l1_loss(q, target, reduction="none").mean(-1)
         self.optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
-        norm = grad_norm(self.q, 1)
+        norm = {"grad_norm/q": grad_norm(self.q, 1)} if diagnostics else {}
         self.optimizer.step()
         self.step += 1
         if self.step % self.config.target_update_interval == 0:
             self.q_target.load_state_dict(self.q.state_dict())
-        return {
-            "q_loss": loss.detach(),
-            "grad_norm/q": norm,
-            "q_mean": q.detach().mean(-1),
-            "q_max": q_all.detach().max(-1).values.mean(-1),
-        }
+        metrics = {"q_loss": loss.detach()}
+        if diagnostics:
+            metrics |= norm | {
+                "q_mean": q.detach().mean(-1),
+                "q_max": q_all.detach().max(-1).values.mean(-1),
+            }
+        return metrics
 
     @torch.no_grad()
     def validation_losses(self, batch: Batch) -> dict[str, Tensor]:

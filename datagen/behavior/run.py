@@ -216,11 +216,13 @@ class BehaviorRun:
         self.buffer.add(*(torch.as_tensor(v, device=self.device)[None] for v in values))
         self.step += 1
 
-    def update_fn(self) -> Callable[[], dict[str, torch.Tensor]]:
-        """One gradient step on a fresh batch; from a CUDA graph where asked and possible. The
-        waypoint controller learns nothing: its step is empty."""
+    def update_fn(self) -> Callable[[bool], dict[str, torch.Tensor]]:
+        """One gradient step on a fresh batch, called with whether to take the diagnostics too
+        (gradient norms, Q statistics: for the steps the loop logs); from a CUDA graph where
+        asked and possible, which takes them always. The waypoint controller learns nothing: its
+        step is empty."""
         if self.agent is None:
-            return lambda: {}
+            return lambda diagnostics: {}
         update = accelerate(self.agent, False, self.config.precision, self.device)
         batch_size = self.config.batch_size
         # DQN's target refresh is a host-side count of steps: it runs eagerly.
@@ -231,7 +233,9 @@ class BehaviorRun:
                 update,
                 [*self.buffer.generators, *self.agent.noise.generators],
             )
-        return lambda: update(self.buffer.sample_filled(batch_size))
+        return lambda diagnostics: update(
+            self.buffer.sample_filled(batch_size), diagnostics=diagnostics
+        )
 
     def evaluate_checkpoint(self, path: Path) -> list[float]:
         """Save the policy at `path`, evaluate it greedily, and save it again with its returns.

@@ -173,10 +173,10 @@ class _Learning:
 
     def gradient_step(self, step: int) -> None:
         """One update; every `log_interval` steps its losses and where the time went."""
-        updating = time.perf_counter()
-        metrics: dict[str, torch.Tensor] = self.update()
+        updating, logged = time.perf_counter(), step % self.config.log_interval == 0
+        metrics: dict[str, torch.Tensor] = self.update(logged)
         self.timer["update"] += time.perf_counter() - updating
-        if step % self.config.log_interval == 0:
+        if logged:
             timer, window = self.timer, sum(self.timer.values())
             rates = {
                 "env_steps_per_s": (step - self.start_step) / (time.perf_counter() - self.started),

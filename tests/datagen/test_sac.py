@@ -104,6 +104,27 @@ def test_critic_thread_updates_are_bit_for_bit_the_sequential_ones(precision: Pr
             assert torch.equal(want[key], got[key]), (step, key)
 
 
+@pytest.mark.parametrize("side_thread", [False, True])
+def test_updates_without_diagnostics_learn_the_same_bits(side_thread: bool) -> None:
+    """The loop asks for the gradient norms and Q statistics only on the steps it logs: leaving
+    them out must change nothing learned, and the losses it still returns must be the same."""
+    agents, metrics = [], []
+    with one_intra_op_thread():
+        for diagnostics in (True, False):
+            torch.manual_seed(0)
+            agent = SAC(OBS, ACT, SACConfig(hidden=(32, 32)), CPU, side_thread=side_thread)
+            metrics.append([agent.update(batch(), diagnostics) for _ in range(10)])
+            agents.append(agent)
+    with_all, without = (dict(flatten(agent.state_dict())) for agent in agents)
+    for key, value in with_all.items():
+        assert same(value, without[key]), key
+    assert {"grad_norm/critic", "grad_norm/actor", "q_mean"} <= metrics[0][0].keys()
+    assert set(metrics[1][0]) == {"critic_loss", "actor_loss", "alpha", "entropy"}
+    for full, lean in zip(*metrics, strict=True):
+        for key, value in lean.items():
+            assert torch.equal(value, full[key]), key
+
+
 def test_update_changes_every_learned_tensor_and_moves_the_target_slowly() -> None:
     torch.manual_seed(0)
     agent = SAC(OBS, ACT, SACConfig(hidden=(32, 32), tau=0.01), torch.device("cpu"))
@@ -184,7 +205,7 @@ def online_updates(graphed: bool, precision: Precision, steps: int = 40) -> tupl
                 )
             )
         )
-        metrics = step()
+        metrics = step(True)
     assert isinstance(run.agent, SAC)
     return run.agent, (step, metrics)
 
