@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim import optimizer as _optimizer_hooks
 
 from transitions.spaces import ObservationLayout
 
@@ -302,6 +303,49 @@ def make_adam(params: list[nn.Parameter] | nn.Module, lr: float | Tensor) -> tor
     if isinstance(params, nn.Module):
         params = list(params.parameters())
     return torch.optim.Adam(params, lr=lr, fused=True)
+
+
+def adam_step(optimizer: torch.optim.Adam) -> None:
+    """`optimizer.step()` for a fused CPU Adam from `make_adam`: the same kernel on the same state,
+    called without torch.optim's per-step bookkeeping around it (hooks, a profiler record, state
+    and capture checks: ~0.1 ms a step, 2% of a behaviour SAC step). The first step, which makes
+    the state, and every other set-up (CUDA, hooks, amsgrad, tensor betas, several parameter
+    groups or dtypes) take `optimizer.step()` itself."""
+    group = optimizer.param_groups[0]
+    params = [p for p in group["params"] if p.grad is not None]
+    states = [optimizer.state.get(p) for p in params]
+    plain = (
+        len(optimizer.param_groups) == 1
+        and group["fused"]
+        and not (group["amsgrad"] or group["maximize"] or group["differentiable"])
+        and not group["decoupled_weight_decay"]
+        and not any(isinstance(beta, Tensor) for beta in group["betas"])
+        and all(states)
+        and all(p.device.type == "cpu" and p.dtype == params[0].dtype for p in params)
+        and not (optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks)
+        and not _optimizer_hooks._global_optimizer_pre_hooks
+        and not _optimizer_hooks._global_optimizer_post_hooks
+    )
+    if not plain or not params:
+        optimizer.step()
+        return
+    steps = [state["step"] for state in states]  # type: ignore[index]
+    torch._foreach_add_(steps, 1)
+    torch._fused_adam_(
+        params,
+        [p.grad for p in params],  # type: ignore[misc]
+        [state["exp_avg"] for state in states],  # type: ignore[index]
+        [state["exp_avg_sq"] for state in states],  # type: ignore[index]
+        [],
+        steps,
+        amsgrad=False,
+        lr=group["lr"],
+        beta1=group["betas"][0],
+        beta2=group["betas"][1],
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=False,
+    )
 
 
 def keep_lr_tensor(optimizer: torch.optim.Optimizer, lr: Tensor) -> None:

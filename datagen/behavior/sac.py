@@ -25,7 +25,14 @@ from torch import Tensor
 from datagen.behavior.config import SACConfig
 from offline_rl.actors import TanhGaussianActor
 from offline_rl.algos.base import load_parts, parts_state
-from offline_rl.networks import EnsembleCritic, grad_norm, make_adam, q_stats, soft_update
+from offline_rl.networks import (
+    EnsembleCritic,
+    adam_step,
+    grad_norm,
+    make_adam,
+    q_stats,
+    soft_update,
+)
 from offline_rl.seeds import SeedNoise
 from offline_rl.side_thread import SideThread
 from offline_rl.speed import autocast_dtype
@@ -91,7 +98,7 @@ class SAC:
         finally:  # never leave the branch writing gradients behind an error
             critic_metrics = critic.result()
 
-        self.optimizer.step()
+        adam_step(self.optimizer)
         soft_update(self.critic_target, self.critic, self.config.tau)
         actor_metrics = {
             "actor_loss": actor_loss.detach(),

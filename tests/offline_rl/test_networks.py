@@ -11,7 +11,9 @@ from offline_rl.networks import (
     EnsembleCritic,
     EnsembleLayerNorm,
     EnsembleLinear,
+    adam_step,
     grad_norm,
+    make_adam,
     q_stats,
     soft_update,
 )
@@ -194,3 +196,45 @@ def test_actor_gradient_restricted_to_the_actor_is_unchanged() -> None:
     assert all(p.grad is None for p in critic.parameters())  # the restricted pass left them alone
     for full, restricted in zip(*grads, strict=True):
         torch.testing.assert_close(full, restricted)
+
+
+def test_adam_step_is_optimizer_step_bit_for_bit_also_after_a_reload() -> None:
+    """The lean step calls torch's fused kernel itself: the same parameters and moments as
+    `optimizer.step()` after many steps, and after `load_state_dict` brings new state tensors."""
+    torch.manual_seed(0)
+    nets = [EnsembleCritic(5, 2, (16, 16), ensemble_size=2) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    optimizers = [make_adam(net, 3e-4) for net in nets]
+    data = torch.Generator().manual_seed(1)
+    for step in range(40):
+        obs, action = torch.randn(1, 32, 5, generator=data), torch.randn(1, 32, 2, generator=data)
+        for net, optimizer, fast in zip(nets, optimizers, (False, True), strict=True):
+            optimizer.zero_grad(set_to_none=True)
+            net(obs, action).square().mean().backward()
+            adam_step(optimizer) if fast else optimizer.step()
+        if step == 20:  # a resume: every state tensor replaced by a loaded copy
+            saved = optimizers[1].state_dict()
+            optimizers[1] = make_adam(nets[1], 3e-4)
+            optimizers[1].load_state_dict(saved)
+        optimizers[1].step = _not_taken  # type: ignore[method-assign]  # the lean path from now on
+    for slow, fast in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(slow, fast)
+    for slow, fast in zip(*(o.state_dict()["state"].values() for o in optimizers), strict=True):
+        assert all(torch.equal(slow[key], fast[key]) for key in ("step", "exp_avg", "exp_avg_sq"))
+
+
+def _not_taken(*_: object) -> None:
+    raise AssertionError("optimizer.step() called where the lean step should have run")
+
+
+def test_adam_step_takes_the_optimizers_own_step_where_it_must() -> None:
+    """The first step (no state yet) and a step hook go through `optimizer.step()`."""
+    net = nn.Linear(3, 1)
+    optimizer = make_adam(net, 1e-3)
+    calls: list[int] = []
+    optimizer.register_step_post_hook(lambda *_: calls.append(1))
+    for _ in range(3):
+        optimizer.zero_grad()
+        net(torch.ones(2, 3)).sum().backward()
+        adam_step(optimizer)
+    assert len(calls) == 3 and int(optimizer.state[net.weight]["step"]) == 3
