@@ -5,7 +5,9 @@ Times, on one thread, each part of a learning-phase step apart: the update alone
 bf16, the behaviour stage's own `BehaviorRun.update_fn` on a full buffer; the plain one of
 `benchmarks/plain_sac.py`, fed from NumPy as it is in training), the update's own matrix products
 each timed alone (`benchmarks/matmul_bound.py`), and the rest of a step as the stage takes it
-(`BehaviorRun.act`, one Hopper-v5 step, `BehaviorRun.record`).
+(`BehaviorRun.act`, one Hopper-v5 step, `BehaviorRun.record`). The update is timed as the stage
+runs it on the steps it does not log; "logged ms" is the update with the gradient norms and Q
+statistics the logging steps take.
 The bound: if everything in our update but its matrix products cost nothing, a step would take
 matmuls + rest, against the plain step's update + rest. The one-thread bound of a sequential
 update: with `behavior.critic_thread` (rows "critic thread") the update takes the second core.
@@ -59,14 +61,16 @@ def behavior_run(precision: Precision, steps: int, critic_thread: bool = False) 
     return BehaviorRun(ENV_ID, config, seed=0)
 
 
-def our_update(precision: Precision, critic_thread: bool = False) -> Callable[[], Any]:
+def our_update(
+    precision: Precision, critic_thread: bool = False, diagnostics: bool = False
+) -> Callable[[], Any]:
     """The stage's update on a full buffer of random rows, as it runs on the steps it does not
-    log (no diagnostics)."""
+    log (no gradient norms or Q statistics) or, with `diagnostics`, on those it does."""
     run = behavior_run(precision, ROWS, critic_thread)
     rows = random_buffer(ROWS, CPU, terminal_fraction=0.01)
     run.buffer.add(*(getattr(rows, name) for name in BehaviorRun.BUFFER_FIELDS))
     update = run.update_fn()
-    return lambda: update(False)
+    return lambda: update(diagnostics)
 
 
 def plain_update() -> Callable[[], None]:
@@ -124,16 +128,20 @@ def main() -> None:
             "matmul_ms": 1e3 * matmul_s,
             "x_plain_now": (plain_s + rest_s) / (threaded_s + rest_s),
         }
+        # What the logging steps' gradient norms and Q statistics add (one step in log_interval).
+        for name, threaded in ((precision, False), (f"{precision}, critic thread", True)):
+            logged = our_update(precision, critic_thread=threaded, diagnostics=True)
+            rows[name]["logged_update_ms"] = 1e3 * seconds_per_call(logged, args.steps)
     print(f"plain update {1e3 * plain_s:.2f} ms, rest of a step {1e3 * rest_s:.2f} ms (one thread)")
     print(
-        f"{'ours':21} {'update ms':>10} {'matmuls ms':>11} {'x plain now':>12}"
+        f"{'ours':21} {'update ms':>10} {'logged ms':>10} {'matmuls ms':>11} {'x plain now':>12}"
         f" {'x plain bound':>14}"
     )
     for name, row in rows.items():
         bound = f"{row['x_plain_bound']:14.2f}" if "x_plain_bound" in row else f"{'-':>14}"
         print(
-            f"{name:21} {row['update_ms']:10.2f} {row['matmul_ms']:11.2f}"
-            f" {row['x_plain_now']:12.2f} {bound}"
+            f"{name:21} {row['update_ms']:10.2f} {row['logged_update_ms']:10.2f}"
+            f" {row['matmul_ms']:11.2f} {row['x_plain_now']:12.2f} {bound}"
         )
     result = {"machine": machine(), "plain_update_ms": 1e3 * plain_s, "rest_ms": 1e3 * rest_s}
     write_json(args.out, result | {"ours": rows})
