@@ -208,19 +208,20 @@ def test_adam_step_is_optimizer_step_bit_for_bit_also_after_a_reload() -> None:
     data = torch.Generator().manual_seed(1)
     for step in range(40):
         obs, action = torch.randn(1, 32, 5, generator=data), torch.randn(1, 32, 2, generator=data)
-        for net, optimizer, fast in zip(nets, optimizers, (False, True), strict=True):
+        for net, optimizer, lean in zip(nets, optimizers, (False, True), strict=True):
             optimizer.zero_grad(set_to_none=True)
             net(obs, action).square().mean().backward()
-            adam_step(optimizer) if fast else optimizer.step()
+            adam_step(optimizer) if lean else optimizer.step()
         if step == 20:  # a resume: every state tensor replaced by a loaded copy
             saved = optimizers[1].state_dict()
             optimizers[1] = make_adam(nets[1], 3e-4)
             optimizers[1].load_state_dict(saved)
-        optimizers[1].step = _not_taken  # type: ignore[method-assign]  # the lean path from now on
-    for slow, fast in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
-        assert torch.equal(slow, fast)
-    for slow, fast in zip(*(o.state_dict()["state"].values() for o in optimizers), strict=True):
-        assert all(torch.equal(slow[key], fast[key]) for key in ("step", "exp_avg", "exp_avg_sq"))
+        optimizers[1].step = _not_taken  # type: ignore[method-assign,assignment]  # lean from now on
+    for stepped, lean_stepped in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(stepped, lean_stepped)
+    states = (o.state_dict()["state"].values() for o in optimizers)
+    for state, lean_state in zip(*states, strict=True):
+        assert all(torch.equal(state[k], lean_state[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
 
 
 def _not_taken(*_: object) -> None:
