@@ -330,22 +330,23 @@ def adam_step(optimizer: torch.optim.Adam) -> None:
         optimizer.step()
         return
     steps = [state["step"] for state in states]  # type: ignore[index]
-    torch._foreach_add_(steps, 1)
-    torch._fused_adam_(
-        params,
-        [p.grad for p in params],  # type: ignore[misc]
-        [state["exp_avg"] for state in states],  # type: ignore[index]
-        [state["exp_avg_sq"] for state in states],  # type: ignore[index]
-        [],
-        steps,
-        amsgrad=False,
-        lr=group["lr"],
-        beta1=group["betas"][0],
-        beta2=group["betas"][1],
-        weight_decay=group["weight_decay"],
-        eps=group["eps"],
-        maximize=False,
-    )
+    with torch.no_grad():  # as Optimizer.step: in place on leaves that require grad
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            params,
+            [p.grad for p in params],  # type: ignore[misc]
+            [state["exp_avg"] for state in states],  # type: ignore[index]
+            [state["exp_avg_sq"] for state in states],  # type: ignore[index]
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=group["betas"][0],
+            beta2=group["betas"][1],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+        )
 
 
 def keep_lr_tensor(optimizer: torch.optim.Optimizer, lr: Tensor) -> None:
