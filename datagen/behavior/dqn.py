@@ -63,18 +63,20 @@ class DQN:
         loss = F.smooth_l1_loss(q, target, reduction="none").mean(-1)
         self.optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
-        norm = {"grad_norm/q": grad_norm(self.q, 1)} if diagnostics else {}
+        diagnostic_metrics = (
+            {
+                "grad_norm/q": grad_norm(self.q, 1),
+                "q_mean": q.detach().mean(-1),
+                "q_max": q_all.detach().max(-1).values.mean(-1),
+            }
+            if diagnostics
+            else {}
+        )
         self.optimizer.step()
         self.step += 1
         if self.step % self.config.target_update_interval == 0:
             self.q_target.load_state_dict(self.q.state_dict())
-        metrics = {"q_loss": loss.detach()}
-        if diagnostics:
-            metrics |= norm | {
-                "q_mean": q.detach().mean(-1),
-                "q_max": q_all.detach().max(-1).values.mean(-1),
-            }
-        return metrics
+        return {"q_loss": loss.detach()} | diagnostic_metrics
 
     @torch.no_grad()
     def validation_losses(self, batch: Batch) -> dict[str, Tensor]:
